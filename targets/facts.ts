@@ -1,0 +1,75 @@
+/**
+ * What a host is, read in one command: the manifest's per-host record and the basis of the
+ * host-facts suite. Pure parsing, so it is tested on recorded outputs.
+ */
+import type { CommandResult } from '../drivers/local.js';
+
+export interface HostFacts {
+  arch: string;
+  kernel: string;
+  bootId: string;
+  distro: string;
+  cpuModel: string;
+  cpus: number;
+  memTotalKiB: number;
+  kvmDevice: boolean;
+  qemu: string | null;
+  libvirt: string | null;
+  xen: string | null;
+  edk2: string | null;
+}
+
+const SECTIONS: Record<string, string> = {
+  arch: 'uname -m',
+  kernel: 'uname -r',
+  bootId: 'cat /proc/sys/kernel/random/boot_id',
+  distro: '. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"',
+  cpuinfo: 'cat /proc/cpuinfo',
+  meminfo: 'grep MemTotal /proc/meminfo',
+  kvm: 'test -c /dev/kvm && echo yes || echo no',
+  qemu: 'for q in qemu-system-aarch64 qemu-system-x86_64 qemu-system-arm /usr/libexec/qemu-kvm; do command -v $q >/dev/null 2>&1 && { $q --version | head -1; break; }; done',
+  libvirt: 'command -v libvirtd >/dev/null 2>&1 && libvirtd --version',
+  xen: 'command -v xl >/dev/null 2>&1 && xl info 2>/dev/null | grep -E "^xen_(major|minor|extra)"',
+  edk2: 'dpkg-query -W -f "\\${Version}" qemu-efi-aarch64 2>/dev/null || rpm -q --qf "%{VERSION}-%{RELEASE}" edk2-aarch64 2>/dev/null',
+};
+
+export function factsScript(): string {
+  return Object.entries(SECTIONS)
+    .map(([key, cmd]) => `echo '@@${key}'; { ${cmd}; } 2>/dev/null`)
+    .join('; ');
+}
+
+export function parseFacts(text: string): HostFacts {
+  const parts = new Map<string, string>();
+  for (const chunk of text.split(/^@@/m).slice(1)) {
+    const nl = chunk.indexOf('\n');
+    parts.set(chunk.slice(0, nl < 0 ? undefined : nl).trim(), nl < 0 ? '' : chunk.slice(nl + 1).trim());
+  }
+  const get = (k: string) => parts.get(k) ?? '';
+  const cpuinfo = get('cpuinfo');
+  const model =
+    /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ??
+    /^CPU part\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.replace(/^/, 'CPU part ') ??
+    'unknown';
+  const xenInfo = get('xen');
+  const xenField = (f: string) => new RegExp(`^xen_${f}\\s*:\\s*(\\S*)`, 'm').exec(xenInfo)?.[1] ?? '';
+  const orNull = (s: string) => (s === '' ? null : s);
+  return {
+    arch: get('arch'),
+    kernel: get('kernel'),
+    bootId: get('bootId'),
+    distro: get('distro'),
+    cpuModel: model.trim(),
+    cpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length,
+    memTotalKiB: Number(/(\d+)/.exec(get('meminfo'))?.[1] ?? 0),
+    kvmDevice: get('kvm') === 'yes',
+    qemu: orNull(/version\s+(\S+)/.exec(get('qemu'))?.[1] ?? ''),
+    libvirt: orNull(/(\d+\.\d+\.\d+)/.exec(get('libvirt'))?.[1] ?? ''),
+    xen: xenInfo ? `${xenField('major')}.${xenField('minor')}${xenField('extra')}` : null,
+    edk2: orNull(get('edk2')),
+  };
+}
+
+export async function collectFacts(run: (command: string) => Promise<CommandResult>): Promise<HostFacts> {
+  return parseFacts((await run(factsScript())).stdout);
+}

@@ -1,0 +1,194 @@
+/**
+ * A lab host: SSH + console + power, described once in the lab config. Ordinary commands go
+ * through a persistent shell over SSH; `exec` isolates one command on its own channel; the
+ * console shell is what is left when SSH is down.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Console } from '../drivers/console.js';
+import { LabError, ProductError } from '../drivers/errors.js';
+import type { CommandResult } from '../drivers/local.js';
+import { createPower, type PowerController } from '../drivers/power.js';
+import { silentRecorder, type Recorder } from '../drivers/recorder.js';
+import { Shell, type ShellRunOptions } from '../drivers/shell.js';
+import { openSshShell } from '../drivers/ssh-shell.js';
+import { SshSession, shellQuote, type ExecOptions } from '../drivers/ssh.js';
+import { collectFacts, type HostFacts } from './facts.js';
+import type { HostConfig } from './schema.js';
+
+export interface HostOptions {
+  logDir: string;
+  recorder?: Recorder;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Host {
+  readonly name: string;
+  readonly ssh: SshSession;
+  readonly power: PowerController | undefined;
+  private shell: Shell | undefined;
+  private consoleStream: Console | undefined;
+  private consoleShellInstance: Shell | undefined;
+  private recorder: Recorder;
+  /** Set after a failed transition (did not return): later tests skip with this reason. */
+  broken: string | undefined;
+
+  constructor(
+    readonly config: HostConfig,
+    readonly opts: HostOptions,
+  ) {
+    this.name = config.name;
+    this.recorder = opts.recorder ?? silentRecorder;
+    const forwarding: Recorder = { step: (t, p, b) => this.recorder.step(t, p, b), attach: (n, c, t) => this.recorder.attach(n, c, t), log: (l) => this.recorder.log(l) };
+    this.ssh = new SshSession(config.name, config.ssh, forwarding);
+    this.power = config.power ? createPower(config.power, forwarding) : undefined;
+  }
+
+  /** Fixtures swap the recorder per test so steps land in the right test. */
+  useRecorder(recorder: Recorder): void {
+    this.recorder = recorder;
+  }
+
+  get consoleLogPath(): string {
+    return join(this.opts.logDir, `${this.name}-console.log`);
+  }
+
+  /** An ordinary command, through the persistent shell over SSH (stdin is /dev/null). */
+  async run(command: string, opts: ShellRunOptions = {}): Promise<CommandResult> {
+    this.assertUsable();
+    try {
+      this.shell ??= await openSshShell(this.ssh, this.opts.logDir, this.recorder);
+    } catch (e) {
+      this.shell = undefined;
+      throw e;
+    }
+    try {
+      return await this.shell.run(command, opts);
+    } catch (e) {
+      if (e instanceof LabError) {
+        await this.shell?.close().catch(() => undefined);
+        this.shell = undefined;
+      }
+      throw e;
+    }
+  }
+
+  /** A command on its own SSH channel: when it needs stdin, a pty, or must not share a shell. */
+  async exec(command: string, opts: ExecOptions & { check?: boolean } = {}): Promise<CommandResult> {
+    this.assertUsable();
+    const r = await this.ssh.exec(command, opts);
+    if (opts.check && r.code !== 0)
+      throw new ProductError('command-failed', `exit ${r.code ?? r.signal}: ${command}\n${(r.stderr || r.stdout).trim().slice(-2000)}`, { host: this.name });
+    return r;
+  }
+
+  /** Reads one text file; the shortcut used by facts and suites alike. */
+  async read(path: string): Promise<string> {
+    return (await this.run(`cat ${shellQuote(path)}`, { check: true })).stdout;
+  }
+
+  async console(): Promise<Console> {
+    if (this.consoleStream && !this.consoleStream.closed) return this.consoleStream;
+    if (!this.config.console) throw new LabError('config', 'this host has no console in the lab config', { host: this.name });
+    await mkdir(this.opts.logDir, { recursive: true });
+    this.consoleStream = await Console.open(
+      this.config.console,
+      { name: this.name, logPath: this.consoleLogPath, recorder: this.recorder },
+      { openCommand: async (argv) => this.ssh.openCommand(argv.map(shellQuote).join(' '), { pty: true }) },
+    );
+    return this.consoleStream;
+  }
+
+  /** A shell on the console: for when SSH is down, or for what only the console sees. */
+  async consoleShell(timeoutMs = 60_000): Promise<Shell> {
+    const console = await this.console();
+    if (this.consoleShellInstance) return this.consoleShellInstance;
+    const login = this.config.console?.login ?? { user: 'root', prompt: '[#$] ?$' };
+    const password = login.passwordEnv ? process.env[login.passwordEnv] : undefined;
+    this.consoleShellInstance = await Shell.overConsole(
+      console,
+      { user: login.user, password, prompt: new RegExp(login.prompt, 'm'), timeoutMs },
+      { host: this.name, recorder: this.recorder },
+    );
+    return this.consoleShellInstance;
+  }
+
+  async bootId(): Promise<string> {
+    return (await this.read('/proc/sys/kernel/random/boot_id')).trim();
+  }
+
+  async facts(): Promise<HostFacts> {
+    return collectFacts((cmd) => this.run(cmd));
+  }
+
+  /**
+   * Waits until the host answers SSH with a boot_id other than `previousBootId`, watching
+   * the console (if open) for death strings meanwhile. Polls every 100 ms.
+   */
+  async waitForReturn(previousBootId: string, timeoutMs = this.config.returnTimeoutMs): Promise<{ bootId: string; ms: number }> {
+    const t0 = performance.now();
+    return this.recorder.step(`wait for ${this.name} to return`, { timeoutMs }, async () => {
+      await this.dropSessions();
+      const deadline = Date.now() + timeoutMs;
+      const console = this.consoleStream && !this.consoleStream.closed ? this.consoleStream : undefined;
+      const ac = new AbortController();
+      const watch = console?.expect(/(?!)/, { timeoutMs, what: 'death strings while the host returns', signal: ac.signal }).catch((e: unknown) => e);
+      try {
+        while (Date.now() < deadline) {
+          const died = await Promise.race([watch, sleep(0).then(() => undefined)]);
+          if (died instanceof ProductError && died.kind === 'panic') throw died;
+          try {
+            await this.ssh.connect();
+            const r = await this.ssh.exec('cat /proc/sys/kernel/random/boot_id', { timeoutMs: 10_000 });
+            const bootId = r.stdout.trim();
+            if (r.code === 0 && bootId && bootId !== previousBootId) return { bootId, ms: Math.round(performance.now() - t0) };
+            this.ssh.close();
+          } catch {
+            // not back yet
+          }
+          await sleep(100);
+        }
+      } finally {
+        ac.abort();
+      }
+      this.broken = `did not return within ${timeoutMs} ms`;
+      throw new LabError('did-not-return', `no SSH with a new boot_id within ${timeoutMs} ms`, {
+        host: this.name,
+        evidence: console?.logPath,
+        tail: console?.tail(30),
+      });
+    });
+  }
+
+  /** Reboot through the OS (or the power controller with how='power'), proven by a new boot_id. */
+  async reboot(how: 'os' | 'power' = 'os', timeoutMs?: number): Promise<{ bootId: string; ms: number }> {
+    const before = await this.bootId();
+    await this.recorder.step(`reboot ${this.name}`, { how }, async () => {
+      if (how === 'power') {
+        if (!this.power) throw new LabError('config', 'reboot via power requested but the host has no power controller', { host: this.name });
+        await this.power.cycle();
+      } else {
+        await this.ssh.exec('sync; (sleep 1; reboot -f || reboot) >/dev/null 2>&1 &', { timeoutMs: 10_000 }).catch(() => undefined);
+      }
+    });
+    return this.waitForReturn(before, timeoutMs);
+  }
+
+  private async dropSessions(): Promise<void> {
+    await this.shell?.close().catch(() => undefined);
+    this.shell = undefined;
+    this.ssh.close();
+    this.consoleShellInstance = undefined;
+  }
+
+  private assertUsable(): void {
+    if (this.broken) throw new LabError('did-not-return', `host is marked broken: ${this.broken}`, { host: this.name });
+  }
+
+  async close(): Promise<void> {
+    await this.dropSessions();
+    await this.consoleStream?.close();
+    this.consoleStream = undefined;
+  }
+}

@@ -1,0 +1,34 @@
+/** A throwaway real sshd for one test file, and the SshConfig that reaches it. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSshd, type SshdHandle } from '../../targets/emulated/sshd.js';
+import { sshSchema, type SshConfig } from '../../targets/schema.js';
+
+export async function testSshd(extraConfig: string[] = []): Promise<{ sshd: SshdHandle; config: SshConfig; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'labrig-sshd-'));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const sshd = await startSshd({ dir, port, extraConfig });
+  const config = sshSchema.parse({ address: sshd.address, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, hostKey: sshd.hostKey });
+  return {
+    sshd,
+    config,
+    async cleanup() {
+      await sshd.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** PIDs whose parent is `pid` (from /proc: processes we started, found without name patterns). */
+export async function childrenOf(pid: number): Promise<number[]> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const out: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) out.push(Number(entry));
+  }
+  return out;
+}
