@@ -1,0 +1,87 @@
+/**
+ * Allure 3 configuration for labrig's report:
+ *   node_modules/.bin/allure generate --config reports/allurerc.mjs --output <dir> <results-dir>
+ * (reports/finalize.ts runs exactly that). Categories live here and not in allure-playwright's
+ * options: Allure 3 ignores a categories.json written by the reporter (FIELD-NOTES).
+ *
+ * Plain .mjs on purpose: the Allure CLI imports it with node, it cannot import drivers/errors.ts.
+ * test/report.test.ts checks that every kind declared in drivers/errors.ts has a category here.
+ */
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Why each lab kind stopped the run, in the words a lab engineer acts on. */
+export const labCategoryNames = {
+  config: 'Lab: configuration invalid',
+  unreachable: 'Lab: host unreachable',
+  'host-key': 'Lab: host key mismatch',
+  'console-busy': 'Lab: console busy',
+  'lease-held': 'Lab: host leased by another run',
+  'did-not-return': 'Lab: host did not return',
+  'lab-timeout': 'Lab: lab operation timed out',
+  'lab-setup': 'Lab: lab setup failed',
+  quarantined: 'Lab: host quarantined',
+};
+
+export const productCategoryNames = {
+  panic: 'Product: kernel panic',
+  'did-not-boot': 'Product: did not boot',
+  'command-failed': 'Product: command failed',
+  timeout: 'Product: timed out',
+  mismatch: 'Product: result mismatch',
+};
+
+/**
+ * The kind prefix sits at the start of the message; Playwright puts the error class name in
+ * front of it ("LabError: [lab:unreachable] …", "Error: [product:panic] …").
+ */
+function prefixed(family, kind) {
+  const escaped = kind.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^(?:[A-Za-z_$][\\w$]*: )?\\[${family}:${escaped}\\]`);
+}
+
+// A quarantined host skips its tests with a [lab:quarantined] reason: show those too.
+const labStatuses = ['failed', 'broken', 'skipped'];
+const productStatuses = ['failed', 'broken'];
+
+const categories = [
+  ...Object.entries(labCategoryNames).map(([kind, name]) => ({
+    id: `lab-${kind}`,
+    name,
+    matchers: { statuses: labStatuses, message: prefixed('lab', kind) },
+    expand: true,
+  })),
+  {
+    id: 'lab-other',
+    name: 'Lab failures (infrastructure, other kind)',
+    matchers: { statuses: labStatuses, message: prefixed('lab', '[a-z-]+') },
+  },
+  ...Object.entries(productCategoryNames).map(([kind, name]) => ({
+    id: `product-${kind}`,
+    name,
+    matchers: { statuses: productStatuses, message: prefixed('product', kind) },
+    expand: true,
+  })),
+  {
+    id: 'product-other',
+    name: 'Product failures (other kind)',
+    matchers: { statuses: productStatuses, message: prefixed('product', '[a-z-]+') },
+  },
+  // Anything else falls through to Allure's defaults ("Product errors" / "Test errors").
+];
+
+export default {
+  name: 'labrig',
+  output: resolve(repoRoot, 'reports/out/allure-report'),
+  // One line per report appended to a JSON-lines file; keep it across nights for trends.
+  historyPath: resolve(repoRoot, process.env.LABRIG_HISTORY || 'reports/history/history.jsonl'),
+  historyLimit: 60,
+  categories: { rules: categories },
+  plugins: {
+    awesome: { options: { reportName: 'labrig', reportLanguage: 'en', singleFile: false } },
+    // Allure adds its agent plugin unless told otherwise; it writes nothing we want.
+    agent: { enabled: false },
+  },
+};
