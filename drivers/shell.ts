@@ -142,21 +142,21 @@ export class Shell {
     );
     const deadline = Date.now() + timeoutMs;
     try {
-      await transport.stdout.expect(start, { timeoutMs, what: `start marker of: ${command}` });
-      await transport.stderr.expect(start, { timeoutMs, what: `start marker of: ${command}` });
-      const p = await transport.stderr.expect(pid, { timeoutMs, what: `pid of: ${command}` });
+      await transport.stdout.expect(start, { defaultFailOn: false, timeoutMs, what: `start marker of: ${command}` });
+      await transport.stderr.expect(start, { defaultFailOn: false, timeoutMs, what: `start marker of: ${command}` });
+      const p = await transport.stderr.expect(pid, { defaultFailOn: false, timeoutMs, what: `pid of: ${command}` });
       const errStart = transport.stderr.cursor;
       let out;
       try {
-        out = await transport.stdout.expect(end, { timeoutMs: Math.max(1, deadline - Date.now()), what: `end of: ${command}` });
+        out = await transport.stdout.expect(end, { defaultFailOn: false, timeoutMs: Math.max(1, deadline - Date.now()), what: `end of: ${command}` });
       } catch (e) {
         if (!(e instanceof ProductError && e.kind === 'timeout')) throw e;
         await transport.killGroup(Number(p.match[1]));
-        await transport.stdout.expect(end, { timeoutMs: 10_000, what: `end of killed: ${command}` });
-        await transport.stderr.expect(end, { timeoutMs: 10_000, what: `stderr end of killed: ${command}` });
+        await transport.stdout.expect(end, { defaultFailOn: false, timeoutMs: 10_000, what: `end of killed: ${command}` });
+        await transport.stderr.expect(end, { defaultFailOn: false, timeoutMs: 10_000, what: `stderr end of killed: ${command}` });
         throw new ProductError('timeout', `command did not finish in ${timeoutMs} ms; its process group was killed: ${command}`, { host: this.opts.host });
       }
-      const err = await transport.stderr.expect(end, { timeoutMs: 10_000, what: `stderr end of: ${command}`, from: errStart });
+      const err = await transport.stderr.expect(end, { defaultFailOn: false, timeoutMs: 10_000, what: `stderr end of: ${command}`, from: errStart });
       return { stdout: out.before, stderr: err.before, code: Number(out.match[1]), signal: null, ms: Math.round(performance.now() - t0) };
     } catch (e) {
       if (e instanceof LabError || e instanceof ProductError) throw e;

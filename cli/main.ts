@@ -1,0 +1,69 @@
+/** `npx labrig <command>`: doctor, console, report, lab up/down/status, run. */
+import { Command } from 'commander';
+import { resolve } from 'node:path';
+import { isLabError } from '../drivers/errors.js';
+import { reportCommand } from '../reports/cli.js';
+import { loadLab } from '../targets/config.js';
+import { doctor } from '../targets/doctor.js';
+import { labCommand } from '../targets/emulated/cli.js';
+import { attachConsole } from './console.js';
+import { runCommand } from './run.js';
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = new Command('labrig').description('hardware-in-the-loop harness for virtualization labs').showHelpAfterError();
+
+  program
+    .command('doctor')
+    .description('check every host: SSH with the pinned key, console, power, lease, facts')
+    .argument('[hosts...]', 'only these hosts')
+    .action(async (hosts: string[]) => {
+      const checks = await doctor(await loadLab(), hosts);
+      for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
+      code = checks.every((c) => c.ok) ? 0 : 1;
+    });
+
+  program
+    .command('console')
+    .description('attach to a host console interactively (detach: Ctrl-])')
+    .argument('<host>')
+    .action(async (host: string) => {
+      code = await attachConsole(await loadLab(), host);
+    });
+
+  program
+    .command('report')
+    .description('regenerate the HTML report, findings.json and manifest.json from Allure results')
+    .argument('[resultsDirs...]', 'Allure results directories to merge (shards)')
+    .action(async (dirs: string[]) => {
+      code = await reportCommand(dirs);
+    });
+
+  const lab = program.command('lab').description('the emulated lab on this machine');
+  for (const action of ['up', 'down', 'status'] as const)
+    lab
+      .command(action)
+      .argument('[hosts...]')
+      .action(async (hosts: string[]) => {
+        code = await labCommand(action, hosts.length ? hosts : undefined);
+      });
+
+  program
+    .command('run')
+    .description('the main job: bring the default lab up, run every suite, write the report, bring the lab down')
+    .argument('[playwrightArgs...]', 'passed to playwright test (e.g. --project=emu-mini --grep @facts)')
+    .allowUnknownOption()
+    .action(async (args: string[]) => {
+      code = await runCommand(args);
+    });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    process.stderr.write(`labrig: ${(e as Error).message}\n`);
+    return isLabError(e) ? 3 : 1;
+  }
+  return code;
+}
+
+export const repoRoot = resolve(import.meta.dirname, '..');

@@ -1,0 +1,57 @@
+/**
+ * The lab of the seeds, as a lab engineer would describe it: copy, edit addresses and
+ * fingerprints, and run with LABRIG_CONFIG=labs/<yours>.config.ts.
+ * Secrets are named, never written: set the env vars on the runner (CI secrets).
+ */
+import { defineLab } from '../targets/config.js';
+
+export const lab = defineLab({
+  name: 'seed-lab',
+  hosts: [
+    {
+      name: 'mp30-ar1',
+      role: 'arm64-armhf',
+      description: 'Gigabyte MP30-AR1 (X-Gene 1), Debian, armhf guests under KVM (seeds/000)',
+      ssh: { address: '10.20.0.11', user: 'root', identityEnv: 'LAB_SSH_KEY', hostKey: 'SHA256:9Xa0m0mP0w4XUuGQ3J1Rm9P3e7m0r2b1S5o6k8cQp2E' },
+      // USB-serial adapter on the runner.
+      console: { kind: 'serial', path: '/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0', baud: 115200, login: { user: 'root', passwordEnv: 'LAB_CONSOLE_PASSWORD' } },
+      // A switched PDU outlet driven by the lab's own script.
+      power: { kind: 'command', on: ['/usr/local/bin/pdu', 'on', '3'], off: ['/usr/local/bin/pdu', 'off', '3'], status: ['/usr/local/bin/pdu', 'status', '3'], minOffMs: 10_000 },
+      // Example fingerprints: replace each with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host.
+      expect: { arch: 'aarch64', features: ['libvirt', 'kvm', 'qemu'] },
+      suites: { hostFacts: { domcapsArch: 'armv7l' } },
+    },
+    {
+      name: 'kunpeng920',
+      role: 'arm64-kunpeng',
+      description: 'Huawei TaiShan 2280 / Kunpeng 920, CentOS 7.6, libvirt 4.5, qemu 2.12 (seeds/001)',
+      ssh: { address: '10.20.0.12', user: 'root', identityEnv: 'LAB_SSH_KEY', hostKey: 'SHA256:Qm1cT8yVx3yT1r6aB0nLwE5p4s7dK2jH9gF0uZ3xW6c' },
+      // IPMI SOL through the BMC: ipmitool -E reads the password from IPMI_PASSWORD.
+      console: { kind: 'command', on: 'runner', argv: ['ipmitool', '-I', 'lanplus', '-H', '10.20.1.12', '-U', 'labrig', '-E', 'sol', 'activate'] },
+      power: { kind: 'ipmi', address: '10.20.1.12', user: 'labrig', passwordEnv: 'IPMI_PASSWORD' },
+      expect: { arch: 'aarch64', features: ['libvirt', 'kvm', 'uefi', 'qemu'], cpuMhz: 2600 },
+      returnTimeoutMs: 600_000,
+    },
+    {
+      name: 'x86-pmem',
+      role: 'x86-pmem',
+      description: 'x86 server booted with memmap=2G!4G, kexec-tools and ndctl (seeds/003)',
+      ssh: { address: '10.20.0.13', user: 'root', identityEnv: 'LAB_SSH_KEY', hostKey: 'SHA256:zsfPC33hDzpbAHFiXsFUbdRbRQ3eko5VIkI76awyZoA' },
+      // ser2net raw TCP port on the console server.
+      console: { kind: 'tcp', address: '10.20.2.1', port: 3013 },
+      power: { kind: 'redfish', url: 'https://10.20.1.13', systemId: '1', user: 'labrig', passwordEnv: 'REDFISH_PASSWORD', caFile: '/etc/labrig/bmc-ca.pem' },
+      expect: { arch: 'x86_64', features: ['kvm', 'pmem', 'kexec', 'qemu'] },
+    },
+    {
+      name: 'x86-xen',
+      role: 'x86-xen',
+      description: 'x86 server booting Xen, dom0 on com1=115200,8n1 (seeds/002, seeds/004)',
+      ssh: { address: '10.20.0.14', user: 'root', identityEnv: 'LAB_SSH_KEY', hostKey: 'SHA256:RaSdT01PAZEhOxVhVp5KAcktRlS6yne+vhx1NQJZ1DU' },
+      // ser2net in telnet mode on com1.
+      console: { kind: 'tcp', address: '10.20.2.1', port: 3014, telnet: true },
+      power: { kind: 'command', on: ['/usr/local/bin/pdu', 'on', '4'], off: ['/usr/local/bin/pdu', 'off', '4'], status: ['/usr/local/bin/pdu', 'status', '4'] },
+      expect: { arch: 'x86_64', features: ['xen'] },
+      returnTimeoutMs: 600_000,
+    },
+  ],
+});

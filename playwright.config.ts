@@ -1,0 +1,31 @@
+/**
+ * The lab run: one Playwright project per host of the lab (lab.config.ts, or LABRIG_CONFIG),
+ * each running the suites of its role. `npx playwright test --project=emu-mini --grep @facts`.
+ */
+import { defineConfig } from '@playwright/test';
+import { loadLab } from './targets/config.js';
+import { runId } from './targets/fixtures.js';
+import { suitesByRole } from './suites/roles.js';
+
+const lab = await loadLab();
+const out = lab.outDir;
+
+export default defineConfig({
+  testDir: 'suites',
+  timeout: 15 * 60_000,
+  workers: Number(process.env.LABRIG_WORKERS ?? 1),
+  fullyParallel: false,
+  retries: 0,
+  outputDir: `${out}/test-results`,
+  metadata: { lab: lab.name, runId },
+  reporter: [
+    ['list'],
+    ['junit', { outputFile: `${out}/junit.xml` }],
+    ['allure-playwright', { resultsDir: `${out}/allure-results`, detail: true, suiteTitle: true }],
+  ],
+  projects: lab.hosts.map((h) => ({
+    name: h.name,
+    testMatch: suitesByRole[h.role],
+    metadata: { host: h.name, role: h.role },
+  })),
+});

@@ -1,0 +1,78 @@
+/**
+ * Host facts (seeds/001): what the host is, checked against what the lab says it should be.
+ * A fact that contradicts the host's declared expectation fails with both values.
+ */
+import { expect, test } from '../targets/fixtures.js';
+import { currentSpeedMhz, kvmOnArm64, kvmOnX86, parseDomCapabilities } from './host-facts/parse.js';
+
+const UEFI_AARCH64 = [
+  '/usr/share/AAVMF/AAVMF_CODE.fd',
+  '/usr/share/qemu-efi-aarch64/QEMU_EFI.fd',
+  '/usr/share/edk2/aarch64/QEMU_EFI-pflash.raw',
+  '/usr/share/edk2/aarch64/QEMU_EFI.fd',
+];
+
+test.describe('host facts @facts', () => {
+  test('architecture is the declared one', async ({ host, findings }) => {
+    const arch = (await host.run('uname -m', { check: true })).stdout.trim();
+    findings.record('arch', arch);
+    expect(arch, `${host.name}: declared arch ${host.config.expect.arch}, host says ${arch}`).toBe(host.config.expect.arch);
+  });
+
+  test('KVM availability, read the right way for the architecture', async ({ host, findings }) => {
+    const arch = (await host.run('uname -m', { check: true })).stdout.trim();
+    const evidence = await test.step(`KVM on ${arch}`, async () => {
+      if (arch === 'aarch64') return kvmOnArm64((await host.run('dmesg 2>/dev/null || true')).stdout);
+      const modules = (await host.run('lsmod 2>/dev/null | tail -n +2 || true; ls /sys/module 2>/dev/null || true')).stdout;
+      const dev = (await host.run('test -c /dev/kvm')).code === 0;
+      return kvmOnX86(modules, dev);
+    });
+    findings.record('kvm', evidence.kvm);
+    findings.record('kvm_evidence', evidence.how);
+    const { features, absent } = host.config.expect;
+    if (features.includes('kvm')) expect(evidence.kvm, `${host.name}: declared kvm, host says no (${evidence.how})`).toBe(true);
+    if (absent.includes('kvm')) expect(evidence.kvm, `${host.name}: declared no kvm, host says yes (${evidence.how})`).toBe(false);
+  });
+
+  test('nominal CPU frequency is dmidecode Current Speed', async ({ host, findings }) => {
+    const r = await host.run('dmidecode -t 4 2>&1');
+    const mhz = r.code === 0 ? currentSpeedMhz(r.stdout) : undefined;
+    const declared = host.config.expect.cpuMhz;
+    if (mhz === undefined) {
+      const why = r.stdout.trim().split('\n').pop() || `exit ${r.code}`;
+      findings.record('cpu_mhz', `unavailable: ${why}`);
+      expect(declared, `${host.name}: declared cpuMhz ${declared}, but dmidecode gave none (${why})`).toBeUndefined();
+      return;
+    }
+    findings.record('cpu_mhz', mhz, 'MHz');
+    if (declared !== undefined) expect(mhz, `${host.name}: declared ${declared} MHz, dmidecode Current Speed ${mhz} MHz`).toBe(declared);
+  });
+
+  test('libvirt domcapabilities CPU models', async ({ host, findings }) => {
+    const declared = host.config.expect.features.includes('libvirt');
+    const has = (await host.run('command -v virsh')).code === 0;
+    test.skip(!declared && !has, 'host declares no libvirt and has no virsh');
+    expect(has, `${host.name}: declared libvirt, but virsh is not installed`).toBe(true);
+    const arch = host.config.suites.hostFacts?.domcapsArch ?? host.config.expect.arch;
+    const virttype = host.config.expect.features.includes('kvm') ? 'kvm' : 'qemu';
+    const machine = arch === 'x86_64' ? '' : ' --machine virt';
+    const r = await host.run(`virsh -c qemu:///system domcapabilities --arch ${arch} --virttype ${virttype}${machine}`, { check: true, timeoutMs: 120_000 });
+    await test.info().attach('domcapabilities.xml', { body: r.stdout, contentType: 'application/xml' });
+    const caps = parseDomCapabilities(r.stdout);
+    findings.record('domcaps_cpu_modes', caps.cpuModes.join(','));
+    findings.record('domcaps_cpu_models', caps.models.length);
+    findings.record('domcaps_cpu_models_usable', caps.models.filter((m) => m.usable === 'yes').length);
+    findings.record('domcaps_cpu_models_unknown', caps.models.filter((m) => m.usable === 'unknown').length);
+    expect(caps.arch, 'domcapabilities answers for the arch asked').toBe(arch);
+    expect(caps.cpuModes.length, `${host.name}: libvirt offers no CPU mode for ${arch}/${virttype}`).toBeGreaterThan(0);
+  });
+
+  test('UEFI firmware for aarch64 guests', async ({ host, findings }) => {
+    const declared = host.config.expect.features.includes('uefi');
+    test.skip(!declared, 'host declares no uefi feature');
+    const r = await host.run(`for f in ${UEFI_AARCH64.join(' ')}; do test -r "$f" && echo "$f"; done; true`);
+    const found = r.stdout.trim().split('\n').filter(Boolean);
+    findings.record('uefi_firmware', found[0] ?? 'none');
+    expect(found, `${host.name}: declared uefi, none of ${UEFI_AARCH64.join(', ')} exists`).not.toHaveLength(0);
+  });
+});

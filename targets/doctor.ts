@@ -1,0 +1,76 @@
+/**
+ * The lab's health check (LAVA's idea): for every host, can we reach it the way the suites
+ * will? One line per check; a host with a failed check is not fit for a run.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { shellQuote } from '../drivers/ssh.js';
+import { Host } from './host.js';
+import type { HostConfig, Lab } from './schema.js';
+
+export interface Check {
+  host: string;
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+async function attempt(host: string, check: string, body: () => Promise<string>): Promise<Check> {
+  try {
+    return { host, check, ok: true, detail: await body() };
+  } catch (e) {
+    return { host, check, ok: false, detail: (e as Error).message.split('\n')[0] ?? String(e) };
+  }
+}
+
+export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): Promise<Check[]> {
+  const host = new Host(config, { logDir });
+  const checks: Check[] = [];
+  const name = config.name;
+  try {
+    const ssh = await attempt(name, 'ssh', async () => {
+      await host.exec('true', { timeoutMs: 20_000, check: true });
+      return `${config.ssh.user}@${config.ssh.address}:${config.ssh.port}, host key ${config.ssh.hostKey} matches`;
+    });
+    checks.push(ssh);
+    if (config.console)
+      checks.push(
+        await attempt(name, 'console', async () => {
+          const console = await host.console();
+          await console.write('\n');
+          await console.expect(/[^\s]/, { timeoutMs: 15_000, what: 'any output after a newline', from: console.received });
+          return `${console.where} answers (log ${console.logPath})`;
+        }),
+      );
+    if (host.power) checks.push(await attempt(name, 'power', async () => `status ${await host.power!.status()}`));
+    if (ssh.ok) {
+      checks.push(
+        await attempt(name, 'lease', async () => {
+          const p = lab.lease.path;
+          if ((await host.run(`flock -n ${shellQuote(`${p}.lock`)} true`)).code === 0) return 'free';
+          const r = await host.run(`cat ${shellQuote(p)}; echo; echo $(( $(date +%s) - $(cat ${shellQuote(`${p}.heartbeat`)}) ))`);
+          const [holder, age] = r.stdout.trim().split('\n');
+          return `held by ${holder || 'an unknown holder'}, heartbeat ${age ?? '?'} s ago`;
+        }),
+      );
+      checks.push(
+        await attempt(name, 'facts', async () => {
+          const facts = await host.facts();
+          if (facts.arch !== config.expect.arch) throw new Error(`declared arch ${config.expect.arch}, host says ${facts.arch}`);
+          return `${facts.arch}, ${facts.kernel}, ${facts.distro}`;
+        }),
+      );
+    }
+  } finally {
+    await host.close().catch(() => undefined);
+  }
+  return checks;
+}
+
+export async function doctor(lab: Lab, only?: string[]): Promise<Check[]> {
+  const logDir = await mkdtemp(join(tmpdir(), 'labrig-doctor-'));
+  const results: Check[] = [];
+  for (const config of lab.hosts.filter((h) => !only?.length || only.includes(h.name))) results.push(...(await doctorHost(config, lab, logDir)));
+  return results;
+}

@@ -1,0 +1,103 @@
+/**
+ * Playwright fixtures: the lab, one leased host per worker (= per project), findings, and the
+ * console slice of every test attached to it. The only place besides suites/ that knows the runner.
+ */
+import { test as base } from '@playwright/test';
+import { randomUUID } from 'node:crypto';
+import { basename, join, resolve } from 'node:path';
+import { isLabError } from '../drivers/errors.js';
+import { consoleRecorder } from '../drivers/recorder.js';
+import { loadLab } from './config.js';
+import { Host } from './host.js';
+import { acquireLease, type Lease } from './lease.js';
+import { allureRecorder, redactor, secretValues } from './recorders.js';
+import type { Lab } from './schema.js';
+
+export interface Finding {
+  suite: string;
+  host: string;
+  key: string;
+  value: string | number | boolean;
+  unit?: string;
+}
+
+export interface Findings {
+  record(key: string, value: string | number | boolean, unit?: string): void;
+  readonly all: readonly Finding[];
+}
+
+export const runId = process.env.LABRIG_RUN_ID ?? (process.env.LABRIG_RUN_ID = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`);
+
+interface WorkerFixtures {
+  lab: Lab;
+  leasedHost: { host: Host; lease: Lease | undefined; factsAttached: boolean };
+}
+
+interface TestFixtures {
+  host: Host;
+  findings: Findings;
+}
+
+export const test = base.extend<TestFixtures, WorkerFixtures>({
+  lab: [async ({}, use) => use(await loadLab()), { scope: 'worker' }],
+
+  leasedHost: [
+    async ({ lab }, use, workerInfo) => {
+      const name = (workerInfo.project.metadata as { host?: string }).host;
+      const config = lab.hosts.find((h) => h.name === name);
+      if (!config) throw new Error(`project ${workerInfo.project.name} names host "${name}", which is not in the lab`);
+      const logDir = resolve(lab.outDir, 'logs', runId);
+      const host = new Host(config, { logDir, recorder: consoleRecorder(`[${name}] `) });
+      const lease = await acquireLease(host.ssh, { ...lab.lease, runId, recorder: consoleRecorder(`[${name}] `) });
+      const state = { host, lease, factsAttached: false };
+      try {
+        if (config.console) await host.console();
+        await use(state);
+      } finally {
+        await host.close();
+        await lease.release();
+        host.ssh.close();
+      }
+    },
+    { scope: 'worker' },
+  ],
+
+  host: async ({ leasedHost, lab }, use, testInfo) => {
+    const { host } = leasedHost;
+    if (host.broken) testInfo.skip(true, `[lab:did-not-return] host ${host.name} is broken: ${host.broken}`);
+    const redact = redactor(secretValues(lab));
+    host.useRecorder(allureRecorder(redact));
+    const console = host.config.console ? await host.console() : undefined;
+    const from = console?.received ?? 0;
+    if (!leasedHost.factsAttached) {
+      const facts = await host.facts();
+      await testInfo.attach('labrig-facts.json', { body: JSON.stringify({ host: host.name, facts }, null, 2), contentType: 'application/json' });
+      leasedHost.factsAttached = true;
+    }
+    try {
+      await use(host);
+    } finally {
+      if (console) await testInfo.attach(`console-${host.name}.log`, { body: redact(console.text(from)), contentType: 'text/plain' });
+      host.useRecorder(consoleRecorder(`[${host.name}] `));
+    }
+  },
+
+  findings: async ({ leasedHost }, use, testInfo) => {
+    const all: Finding[] = [];
+    const suite = basename(testInfo.file).replace(/\.spec\.ts$/, '');
+    const findings: Findings = {
+      record(key, value, unit) {
+        all.push({ suite, host: leasedHost.host.name, key, value, ...(unit ? { unit } : {}) });
+        testInfo.annotations.push({ type: `finding:${key}`, description: `${value}${unit ? ` ${unit}` : ''}` });
+      },
+      all,
+    };
+    await use(findings);
+    if (all.length) await testInfo.attach('labrig-findings.json', { body: JSON.stringify(all, null, 2), contentType: 'application/json' });
+  },
+});
+
+/** For a suite's catch blocks: lab failures stay lab failures. */
+export { isLabError };
+export { expect } from '@playwright/test';
+export const logsDir = (lab: Lab) => join(lab.outDir, 'logs', runId);

@@ -1,0 +1,33 @@
+/** The Recorder that turns driver steps into Allure steps and attachments (with secrets redacted). */
+import * as allure from 'allure-js-commons';
+import type { Recorder } from '../drivers/recorder.js';
+import type { Lab } from './schema.js';
+
+/** Values of every env var the lab names as a secret; they are masked in everything attached. */
+export function secretValues(lab: Lab): string[] {
+  const names = new Set<string>();
+  for (const h of lab.hosts) {
+    for (const n of [h.ssh.identityEnv, h.ssh.passwordEnv, h.console?.login?.passwordEnv, h.power && 'passwordEnv' in h.power ? h.power.passwordEnv : undefined])
+      if (n) names.add(n);
+  }
+  return [...names].map((n) => process.env[n]).filter((v): v is string => !!v && v.length >= 4);
+}
+
+export function redactor(secrets: string[]): (text: string) => string {
+  return (text) => secrets.reduce((t, s) => t.split(s).join('***'), text);
+}
+
+export function allureRecorder(redact: (text: string) => string): Recorder {
+  return {
+    step: (title, params, body) =>
+      allure.step(redact(title), async (ctx) => {
+        for (const [k, v] of Object.entries(params)) if (v !== undefined) await ctx.parameter(k, redact(String(v)));
+        return body();
+      }) as Promise<never>,
+    attach: async (name, content, contentType = 'text/plain') => {
+      const body = typeof content === 'string' ? redact(content) : content;
+      await allure.attachment(name, body, contentType);
+    },
+    log: (line) => void allure.logStep(redact(line)),
+  };
+}
