@@ -11,7 +11,6 @@ import { Console } from './console.js';
 import { LabError, ProductError } from './errors.js';
 import type { CommandResult } from './local.js';
 import { silentRecorder, type Recorder } from './recorder.js';
-import { shellQuote } from './ssh.js';
 
 export interface ShellRunOptions {
   timeoutMs?: number;
@@ -29,8 +28,8 @@ export interface PipeTransport {
   stdout: Console;
   stderr: Console;
   write(data: string): Promise<void>;
-  /** Kills a process group on the far side without using this shell (e.g. a second SSH channel). */
-  killGroup(pid: number): Promise<void>;
+  /** Kills a process and its descendants on the far side without using this shell (a second SSH channel). */
+  killTree(pid: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -132,32 +131,29 @@ export class Shell {
       }
     }
     const { transport } = this.mode;
-    const pid = new RegExp(`${n}:P:(\\d+)\\n`);
-    // setsid gives the command its own process group, so a timeout kills it and nothing else;
-    // started in the background it is not a group leader, so setsid does not fork and $! is it.
+    const pidLine = new RegExp(`${n}:P:(\\d+)\\n`);
+    // No echo and no prompt on a pipe: the previous end marker is where this output starts.
+    // A subshell costs one fork and no exec (≈0.5 ms): the command cannot exit or change
+    // the persistent shell, and its pid is the root of the tree a timeout kills.
     await transport.write(
-      `printf '%s:S\\n' ${n}; printf '%s:S\\n' ${n} >&2; setsid sh -c ${shellQuote(command)} </dev/null & ` +
-        `__lr=$!; printf '%s:P:%d\\n' ${n} "$__lr" >&2; wait "$__lr"; __rc=$?; ` +
+      `( ${command}\n) </dev/null & __lr=$!; printf '%s:P:%d\\n' ${n} "$__lr" >&2; wait "$__lr"; __rc=$?; ` +
         `printf '\\n%s:E:%d\\n' ${n} "$__rc"; printf '\\n%s:E:0\\n' ${n} >&2\n`,
     );
-    const deadline = Date.now() + timeoutMs;
+    const quiet = { defaultFailOn: false } as const;
     try {
-      await transport.stdout.expect(start, { defaultFailOn: false, timeoutMs, what: `start marker of: ${command}` });
-      await transport.stderr.expect(start, { defaultFailOn: false, timeoutMs, what: `start marker of: ${command}` });
-      const p = await transport.stderr.expect(pid, { defaultFailOn: false, timeoutMs, what: `pid of: ${command}` });
-      const errStart = transport.stderr.cursor;
       let out;
       try {
-        out = await transport.stdout.expect(end, { defaultFailOn: false, timeoutMs: Math.max(1, deadline - Date.now()), what: `end of: ${command}` });
+        out = await transport.stdout.expect(end, { ...quiet, timeoutMs, what: `end of: ${command}` });
       } catch (e) {
         if (!(e instanceof ProductError && e.kind === 'timeout')) throw e;
-        await transport.killGroup(Number(p.match[1]));
-        await transport.stdout.expect(end, { defaultFailOn: false, timeoutMs: 10_000, what: `end of killed: ${command}` });
-        await transport.stderr.expect(end, { defaultFailOn: false, timeoutMs: 10_000, what: `stderr end of killed: ${command}` });
-        throw new ProductError('timeout', `command did not finish in ${timeoutMs} ms; its process group was killed: ${command}`, { host: this.opts.host });
+        const p = await transport.stderr.expect(pidLine, { ...quiet, timeoutMs: 10_000, what: `pid of: ${command}`, from: transport.stderr.cursor });
+        await transport.killTree(Number(p.match[1]));
+        await transport.stdout.expect(end, { ...quiet, timeoutMs: 10_000, what: `end of killed: ${command}` });
+        await transport.stderr.expect(end, { ...quiet, timeoutMs: 10_000, what: `stderr end of killed: ${command}` });
+        throw new ProductError('timeout', `command did not finish in ${timeoutMs} ms; it and its children were killed: ${command}`, { host: this.opts.host });
       }
-      const err = await transport.stderr.expect(end, { defaultFailOn: false, timeoutMs: 10_000, what: `stderr end of: ${command}`, from: errStart });
-      return { stdout: out.before, stderr: err.before, code: Number(out.match[1]), signal: null, ms: Math.round(performance.now() - t0) };
+      const err = await transport.stderr.expect(end, { ...quiet, timeoutMs: 10_000, what: `stderr end of: ${command}` });
+      return { stdout: out.before, stderr: err.before.replace(pidLine, ''), code: Number(out.match[1]), signal: null, ms: Math.round(performance.now() - t0) };
     } catch (e) {
       if (e instanceof LabError || e instanceof ProductError) throw e;
       throw new LabError('unreachable', `shell broke while running: ${command}: ${(e as Error).message}`, { host: this.opts.host });

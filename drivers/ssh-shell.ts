@@ -15,7 +15,7 @@ export async function openSshShell(ssh: SshSession, logDir: string, recorder?: R
       stdout,
       stderr,
       write: (data) => stdout.write(data),
-      killGroup: (pid) => ssh.killGroup(pid),
+      killTree: (pid) => ssh.killTree(pid),
       async close() {
         await stream.close();
         await Promise.all([stdout.close(), stderr.close()]);

@@ -243,9 +243,17 @@ export class SshSession {
 
   /** Kills a remote process group from a second channel. */
   async killGroup(pid: number | undefined): Promise<void> {
-    if (!pid || pid < 2) return;
+    if (pid && pid > 1) await this.killQuietly(`kill -KILL -- -${pid} 2>/dev/null || kill -KILL ${pid}`);
+  }
+
+  /** Kills a remote process and its descendants, each stopped before its children are walked so none escapes by forking. */
+  async killTree(pid: number): Promise<void> {
+    if (pid > 1) await this.killQuietly(`kt() { kill -STOP "$1" 2>/dev/null; for c in $(pgrep -P "$1"); do kt "$c"; done; kill -KILL "$1" 2>/dev/null; }; kt ${pid}`);
+  }
+
+  private async killQuietly(command: string): Promise<void> {
     try {
-      const { value: ch, release } = await this.channel((c) => this.rawExec(c, `kill -KILL -- -${pid} 2>/dev/null || kill -KILL ${pid}`, false));
+      const { value: ch, release } = await this.channel((c) => this.rawExec(c, command, false));
       await new Promise<void>((r) => {
         ch.on('close', () => r());
         ch.resume();
@@ -253,7 +261,7 @@ export class SshSession {
       });
       release();
     } catch {
-      // The connection is gone: the remote process dies with it.
+      // The connection is gone: the remote processes die with it.
     }
   }
 
