@@ -73,7 +73,13 @@ export const powerSchema = z.discriminatedUnion('kind', [
     status: argv,
     minOffMs: z.number().int().min(0).default(5000),
   }),
-  z.strictObject({ kind: z.literal('qmp'), socket: z.string().min(1), minOffMs: z.number().int().min(0).default(0) }),
+  z.strictObject({
+    kind: z.literal('qmp'),
+    socket: z.string().min(1),
+    /** Powers the VM on again after `quit` (must return once QEMU runs); without it, on() can only `cont`. */
+    start: argv.optional(),
+    minOffMs: z.number().int().min(0).default(0),
+  }),
 ]);
 
 export const expectSchema = z.strictObject({

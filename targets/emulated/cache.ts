@@ -1,0 +1,131 @@
+/**
+ * The image cache outside the repo: `${LABRIG_CACHE:-~/.cache/labrig}`. An image lives in
+ * `images/<name>-<hash>/`, the hash taken over the package versions and the recipe
+ * version, so a new kernel upload or a recipe change builds a new image and an unchanged
+ * one is reused. Builds happen in a temporary directory renamed into place when complete,
+ * so a half-built image is never mistaken for a cached one.
+ */
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ensureKeyPair, fingerprintOf } from './sshd.js';
+import { acquireLock } from './proc.js';
+import type { DebPackage, Progress } from './debs.js';
+
+export function cacheRoot(): string {
+  return process.env.LABRIG_CACHE ?? join(homedir(), '.cache', 'labrig');
+}
+
+export const debCacheDir = (arch: string) => join(cacheRoot(), 'debs', arch);
+
+/** The lab's client key pair: generated once, its public half baked into every image. */
+export async function clientKey(): Promise<{ privateKey: string; publicKey: string; publicKeyText: string }> {
+  const dir = join(cacheRoot(), 'client');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const privateKey = join(dir, 'id_ed25519');
+  await ensureKeyPair(privateKey, 'labrig-emulated-lab');
+  const publicKey = `${privateKey}.pub`;
+  return { privateKey, publicKey, publicKeyText: (await readFile(publicKey, 'utf8')).trim() };
+}
+
+/** OpenSSH's fingerprint of a public key line: SHA256 over the key blob, base64 without padding. */
+export function sshFingerprint(publicKeyLine: string): string {
+  const blob = publicKeyLine.trim().split(/\s+/)[1];
+  if (!blob) throw new Error(`not an OpenSSH public key line: ${publicKeyLine}`);
+  const digest = createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64');
+  return `SHA256:${digest.replace(/=+$/, '')}`;
+}
+
+export { fingerprintOf };
+
+/** What a built image records about itself (manifest.json in its directory). */
+export interface ImageManifest {
+  name: string;
+  recipeVersion: number;
+  packages: DebPackage[];
+  kernelVersion: string;
+  /** Files of the image, relative to its directory. */
+  files: Record<string, string>;
+  /** OpenSSH public key line of the guest's host key, and its pinned fingerprint. */
+  hostKey: { publicKey: string; fingerprint: string };
+  builtAt: string;
+  buildMs: number;
+}
+
+export interface BuiltImage {
+  dir: string;
+  manifest: ImageManifest;
+  /** Absolute path of a file named in manifest.files. */
+  file(key: string): string;
+}
+
+export function imageKey(name: string, recipeVersion: number, packages: readonly DebPackage[], extra: readonly string[]): string {
+  const h = createHash('sha256');
+  h.update(`${name}\n${recipeVersion}\n`);
+  for (const p of packages) h.update(`${p.name}=${p.version}\n`);
+  for (const e of extra) h.update(`${e}\n`);
+  return h.digest('hex').slice(0, 16);
+}
+
+function loaded(dir: string, manifest: ImageManifest): BuiltImage {
+  return {
+    dir,
+    manifest,
+    file(key) {
+      const rel = manifest.files[key];
+      if (!rel) throw new Error(`image ${manifest.name} has no file "${key}"`);
+      return join(dir, rel);
+    },
+  };
+}
+
+/**
+ * Returns the cached image `<name>-<key>`, or builds it with `build(tmpDir, workDir)` (which
+ * writes its files to tmpDir, scratch to workDir, and returns the manifest) and moves it
+ * into place. The scratch (unpacked packages: hundreds of MB for a kernel) is removed.
+ */
+export async function cachedImage(
+  name: string,
+  key: string,
+  progress: Progress,
+  build: (tmpDir: string, workDir: string) => Promise<Omit<ImageManifest, 'builtAt' | 'buildMs'>>,
+): Promise<BuiltImage> {
+  const images = join(cacheRoot(), 'images');
+  const dir = join(images, `${name}-${key}`);
+  await mkdir(images, { recursive: true });
+  const manifestPath = join(dir, 'manifest.json');
+  const read = async () => loaded(dir, JSON.parse(await readFile(manifestPath, 'utf8')) as ImageManifest);
+  if (await access(manifestPath).then(() => true, () => false)) {
+    progress(`using cached image ${dir}`);
+    return read();
+  }
+  // Two runs building the same image at once would each do the whole job; let one wait.
+  const release = await acquireLock(`${dir}.lock`, { timeoutMs: 30 * 60_000, what: `building image ${name}` });
+  try {
+    if (await access(manifestPath).then(() => true, () => false)) return read();
+    const tmp = `${dir}.tmp-${process.pid}`;
+    const work = `${dir}.work-${process.pid}`;
+    for (const d of [tmp, work]) {
+      await rm(d, { recursive: true, force: true });
+      await mkdir(d, { recursive: true });
+    }
+    const t0 = Date.now();
+    progress(`building image ${name}-${key} in ${tmp}`);
+    try {
+      const manifest = await build(tmp, work);
+      const full: ImageManifest = { ...manifest, builtAt: new Date().toISOString(), buildMs: Date.now() - t0 };
+      await writeFile(join(tmp, 'manifest.json'), JSON.stringify(full, null, 2));
+      await rename(tmp, dir);
+      progress(`image ${name} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${dir}`);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    return read();
+  } finally {
+    await release();
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * The emulated lab's VM hosts. Each is a recipe (an image built from Debian packages), a
+ * QEMU spec, what its console shows when it is ready, and how it appears in the lab
+ * config. emu-x86-pmem, emu-xen and emu-arm64 join this list the same way emu-mini did.
+ */
+import type { LabInput } from '../schema.js';
+import type { BuiltImage } from './cache.js';
+import type { Progress } from './debs.js';
+import type { VmSpec } from './qemu-vm.js';
+import { emuMini } from './emu-mini.js';
+
+export type HostInput = LabInput['hosts'][number];
+
+/** What state.json records of a running VM host; enough to rebuild its lab entry. */
+export interface VmHostRecord {
+  kind: 'qemu';
+  name: string;
+  pid: number;
+  argv: string[];
+  qmpSocket: string;
+  labQmpSocket: string;
+  pidFile: string;
+  consoleLog: string;
+  qemuLog: string;
+  pty: string;
+  ttyLink: string;
+  sshPort: number;
+  identityFile: string;
+  knownHosts: string;
+  hostKey: string;
+  imageDir: string;
+  /** Powers the VM on again after a QMP `quit`. */
+  startArgv: string[];
+  startedAt: string;
+}
+
+export interface EmulatedVmHost {
+  name: string;
+  defaultSshPort: number;
+  /** The cached image, built first if needed. */
+  image(progress: Progress): Promise<BuiltImage>;
+  vm(image: BuiltImage, opts: { sshPort: number }): VmSpec;
+  /** Console text that means the guest finished booting. */
+  readyPattern: RegExp;
+  readyTimeoutMs: number;
+  labHost(record: VmHostRecord): HostInput;
+}
+
+export const vmHosts: readonly EmulatedVmHost[] = [emuMini];
+
+export function vmHost(name: string): EmulatedVmHost | undefined {
+  return vmHosts.find((h) => h.name === name);
+}

@@ -1,0 +1,228 @@
+/**
+ * The emulated lab's lifecycle: `labUp` brings up `local` (a real OpenSSH sshd) and the VM
+ * hosts, `labDown` stops by PID whatever the state lists, `labStatus` checks each host for
+ * real (process ours, QEMU running, SSH answering with the pinned key). A host that fails
+ * any check is stopped and started again by labUp, never reused as it is.
+ */
+import { readFile, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LabError } from '../../drivers/errors.js';
+import { Qmp } from '../../drivers/qmp.js';
+import { silentRecorder, type Recorder } from '../../drivers/recorder.js';
+import type { LabInput } from '../schema.js';
+import { clientKey } from './cache.js';
+import { stderrProgress, type Progress } from './debs.js';
+import { vmHost, vmHosts, type EmulatedVmHost, type HostInput, type VmHostRecord } from './hosts.js';
+import { acquireLock, isOurProcess, stopProcess } from './proc.js';
+import { assertPortFree, sshBootId, waitForSsh, writeKnownHosts } from './probe.js';
+import { launchVm, logTail, waitForConsole } from './qemu-vm.js';
+import { startSshd } from './sshd.js';
+import { markerOf, readState, removeState, runDirOf, writeState, type HostRecord, type LabState, type LocalHostRecord } from './state.js';
+
+export const LOCAL_SSH_PORT = 2222;
+export const labHostNames: readonly string[] = ['local', ...vmHosts.map((h) => h.name)];
+
+export interface LabUpOptions {
+  hosts?: readonly string[];
+  recorder?: Recorder;
+  progress?: Progress;
+  runDir?: string;
+  /** SSH port per host (default: the port it had last time, else 2222 / the host's default). */
+  ports?: Readonly<Record<string, number>>;
+}
+
+export interface HostStatus {
+  name: string;
+  state: 'up' | 'down' | 'broken';
+  detail: string;
+}
+
+function checkNames(names: readonly string[]): void {
+  const unknown = names.filter((n) => !labHostNames.includes(n));
+  if (unknown.length) throw new LabError('config', `unknown emulated host(s) ${unknown.join(', ')}; known: ${labHostNames.join(', ')}`);
+}
+
+const lockOf = (runDir: string) => acquireLock(join(runDir, 'lab.lock'), { timeoutMs: 30 * 60_000, what: 'the emulated lab' });
+
+/** How the QMP power controller starts a VM again after `quit`: `lab up <host>`. */
+function startArgv(runDir: string, host: string): string[] {
+  const cli = fileURLToPath(new URL('./cli.ts', import.meta.url));
+  const env = [`LABRIG_RUN_DIR=${runDir}`, ...(process.env.LABRIG_CACHE ? [`LABRIG_CACHE=${process.env.LABRIG_CACHE}`] : [])];
+  return ['/usr/bin/env', ...env, process.execPath, '--import', import.meta.resolve('tsx'), cli, 'up', host];
+}
+
+async function startLocal(runDir: string, port: number): Promise<LocalHostRecord> {
+  await assertPortFree('local', port);
+  const dir = join(runDir, 'local');
+  const sshd = await startSshd({ dir, port });
+  const configFile = join(dir, 'sshd_config');
+  const knownHosts = join(runDir, 'local.known_hosts');
+  try {
+    const publicKey = await readFile(join(dir, 'ssh_host_ed25519_key.pub'), 'utf8');
+    await writeKnownHosts(knownHosts, [{ address: sshd.address, port, publicKey }]);
+    const target = { address: sshd.address, port, user: sshd.user, identityFile: sshd.identityFile, knownHosts };
+    await waitForSsh('local', target, 15_000, () => isOurProcess(sshd.pid, configFile));
+  } catch (e) {
+    await stopProcess(sshd.pid, configFile);
+    throw e;
+  }
+  return { kind: 'sshd', name: 'local', pid: sshd.pid, address: sshd.address, port, user: sshd.user, identityFile: sshd.identityFile, hostKey: sshd.hostKey, knownHosts, dir, configFile, startedAt: new Date().toISOString() };
+}
+
+async function startVm(def: EmulatedVmHost, runDir: string, port: number, recorder: Recorder, progress: Progress): Promise<VmHostRecord> {
+  const image = await def.image(progress);
+  await assertPortFree(def.name, port);
+  const vm = await launchVm(def.vm(image, { sshPort: port }), runDir, { recorder });
+  const knownHosts = join(runDir, `${def.name}.known_hosts`);
+  const identityFile = (await clientKey()).privateKey;
+  try {
+    await recorder.step(`${def.name}: wait for the login prompt`, { log: vm.paths.consoleLog }, () =>
+      waitForConsole(vm, def.readyPattern, 'login prompt', def.readyTimeoutMs),
+    );
+    await writeKnownHosts(knownHosts, [{ address: '127.0.0.1', port, publicKey: image.manifest.hostKey.publicKey }]);
+    const target = { address: '127.0.0.1', port, user: 'root', identityFile, knownHosts };
+    await recorder.step(`${def.name}: wait for SSH`, { port }, async () => {
+      try {
+        await waitForSsh(def.name, target, 60_000, () => isOurProcess(vm.pid, vm.paths.qmpSocket));
+      } catch (e) {
+        throw new LabError('unreachable', (e as Error).message.replace(/^\[lab:\S+\] (host \S+: )?/, ''), { host: def.name, evidence: vm.paths.consoleLog, tail: await logTail(vm.paths.consoleLog) });
+      }
+    });
+  } catch (e) {
+    await stopProcess(vm.pid, vm.paths.qmpSocket);
+    throw e;
+  }
+  return {
+    kind: 'qemu',
+    name: def.name,
+    pid: vm.pid,
+    argv: vm.argv,
+    ...vm.paths,
+    pty: vm.pty,
+    sshPort: port,
+    identityFile,
+    knownHosts,
+    hostKey: image.manifest.hostKey.fingerprint,
+    imageDir: image.dir,
+    startArgv: startArgv(runDir, def.name),
+    startedAt: new Date().toISOString(),
+  };
+}
+
+/** Checks a host for real; `detail` says what failed. */
+async function checkHost(r: HostRecord): Promise<HostStatus> {
+  const broken = (detail: string): HostStatus => ({ name: r.name, state: 'broken', detail });
+  if (!isOurProcess(r.pid, markerOf(r))) return broken(`process ${r.pid} is gone`);
+  if (r.kind === 'qemu') {
+    const qmp = await Qmp.connect(r.labQmpSocket, { timeoutMs: 3000, name: r.name }).catch((e: Error) => e);
+    if (qmp instanceof Error) return broken(`the lab's QMP does not answer: ${qmp.message}`);
+    const { status } = await qmp.execute<{ status: string }>('query-status').finally(() => qmp.close());
+    if (status !== 'running') return broken(`QEMU is ${status}`);
+  }
+  const port = r.kind === 'qemu' ? r.sshPort : r.port;
+  const ssh = await sshBootId({ address: '127.0.0.1', port, user: 'root', identityFile: r.identityFile, knownHosts: r.knownHosts }, 15_000);
+  if (!ssh.ok) return broken(`ssh 127.0.0.1:${port}: ${ssh.reason}`);
+  const where = r.kind === 'qemu' ? `ssh 127.0.0.1:${port}, console ${r.ttyLink} → ${r.pty}, qmp ${r.qmpSocket}` : `ssh 127.0.0.1:${port}`;
+  return { name: r.name, state: 'up', detail: `${where}, pid ${r.pid}, boot_id ${ssh.bootId}` };
+}
+
+async function stopHost(r: HostRecord): Promise<void> {
+  await stopProcess(r.pid, markerOf(r));
+  if (r.kind === 'qemu') for (const p of [r.qmpSocket, r.labQmpSocket, r.ttyLink, r.pidFile]) await rm(p, { force: true });
+}
+
+export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
+  const runDir = runDirOf(opts.runDir);
+  const recorder = opts.recorder ?? silentRecorder;
+  const progress = opts.progress ?? stderrProgress;
+  const wanted = opts.hosts?.length ? opts.hosts : labHostNames;
+  checkNames(wanted);
+  await mkdir(runDir, { recursive: true });
+  const release = await lockOf(runDir);
+  try {
+    const state: LabState = readState(runDir) ?? { version: 1, runDir, hosts: {} };
+    for (const name of wanted) {
+      const previous = state.hosts[name];
+      if (previous) {
+        const check = await checkHost(previous);
+        if (check.state === 'up') {
+          recorder.log(`${name}: already up (${check.detail})`);
+          continue;
+        }
+        recorder.log(`${name}: not healthy (${check.detail}): stopping what is left and starting it again`);
+        await stopHost(previous);
+        delete state.hosts[name];
+        await writeState(state);
+      }
+      const prevPort = previous && (previous.kind === 'qemu' ? previous.sshPort : previous.port);
+      const def = vmHost(name);
+      const port = opts.ports?.[name] ?? prevPort ?? def?.defaultSshPort ?? LOCAL_SSH_PORT;
+      state.hosts[name] = await recorder.step<HostRecord>(`lab up: ${name}`, { port }, () =>
+        def ? startVm(def, runDir, port, recorder, progress) : startLocal(runDir, port),
+      );
+      await writeState(state);
+    }
+    return state;
+  } finally {
+    await release();
+  }
+}
+
+export async function labDown(opts: { runDir?: string; hosts?: readonly string[]; recorder?: Recorder } = {}): Promise<HostStatus[]> {
+  const runDir = runDirOf(opts.runDir);
+  const recorder = opts.recorder ?? silentRecorder;
+  if (!readState(runDir)) return labHostNames.map((name) => ({ name, state: 'down', detail: 'not running' }));
+  const release = await lockOf(runDir);
+  try {
+    const state = readState(runDir) ?? { version: 1, runDir, hosts: {} };
+    const names = (opts.hosts?.length ? opts.hosts : Object.keys(state.hosts)).slice().reverse();
+    const out: HostStatus[] = [];
+    for (const name of names) {
+      const r = state.hosts[name];
+      if (!r) continue;
+      await recorder.step(`lab down: ${name}`, { pid: r.pid }, () => stopHost(r));
+      delete state.hosts[name];
+      out.push({ name, state: 'down', detail: `stopped pid ${r.pid}` });
+    }
+    if (Object.keys(state.hosts).length) await writeState(state);
+    else await removeState(runDir);
+    return out.reverse();
+  } finally {
+    await release();
+  }
+}
+
+export async function labStatus(opts: { runDir?: string } = {}): Promise<HostStatus[]> {
+  const state = readState(runDirOf(opts.runDir));
+  const names = [...new Set([...labHostNames, ...Object.keys(state?.hosts ?? {})])];
+  return Promise.all(names.map((name) => {
+    const r = state?.hosts[name];
+    return r ? checkHost(r) : Promise.resolve<HostStatus>({ name, state: 'down', detail: 'not running' });
+  }));
+}
+
+/**
+ * The lab definition of the running emulated lab. A VM that is merely powered off stays
+ * listed (its QMP power controller can start it); no state, or no live host, is an error.
+ */
+export function emulatedLab(opts: { runDir?: string } = {}): LabInput {
+  const state = readState(runDirOf(opts.runDir));
+  const records = Object.values(state?.hosts ?? {});
+  if (!records.some((r) => isOurProcess(r.pid, markerOf(r))))
+    throw new LabError('lab-setup', 'the emulated lab is not up: run `npx labrig lab up`');
+  const hosts = records.map((r): HostInput => {
+    if (r.kind === 'sshd')
+      return {
+        name: 'local',
+        role: 'local',
+        description: 'this machine, over a real OpenSSH sshd started by the lab',
+        ssh: { address: r.address, port: r.port, user: r.user, identityFile: r.identityFile, hostKey: r.hostKey },
+        expect: { arch: 'x86_64' },
+      };
+    const def = vmHost(r.name);
+    if (!def) throw new LabError('lab-setup', `state.json lists ${r.name}, which this version does not know: run \`npx labrig lab down\``);
+    return def.labHost(r);
+  });
+  return { name: 'emulated', hosts };
+}

@@ -1,0 +1,79 @@
+/**
+ * Processes the lab started, found again by PID. A PID alone can be reused by an unrelated
+ * process after a crash, so each check also requires a marker (a path only our process has
+ * on its command line) before the process counts as ours — we never signal a stranger.
+ */
+import { readFileSync } from 'node:fs';
+import { open, readFile, unlink } from 'node:fs/promises';
+import { LabError } from '../../drivers/errors.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True when `pid` is alive (not a zombie) and, if given, its command line contains `marker`. */
+export function isOurProcess(pid: number | undefined, marker?: string): boolean {
+  if (!pid || pid <= 0) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state letter follows the parenthesised command name, which may itself hold spaces.
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state === 'Z' || state === 'X') return false;
+    if (!marker) return true;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((arg) => arg.includes(marker));
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+export async function stopProcess(pid: number | undefined, marker: string, graceMs = 5000): Promise<'stopped' | 'not-running'> {
+  if (!pid || !isOurProcess(pid, marker)) return 'not-running';
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* gone meanwhile */
+    }
+  };
+  signal('SIGTERM');
+  for (const [deadline, next] of [
+    [Date.now() + graceMs, 'SIGKILL'],
+    [Date.now() + graceMs + 5000, undefined],
+  ] as const) {
+    while (Date.now() < deadline) {
+      if (!isOurProcess(pid, marker)) return 'stopped';
+      await sleep(50);
+    }
+    if (next) signal(next);
+  }
+  if (isOurProcess(pid, marker)) throw new LabError('lab-setup', `process ${pid} (${marker}) survived SIGKILL`);
+  return 'stopped';
+}
+
+/**
+ * An exclusive lock file holding the owner's PID; a lock whose owner died is taken over.
+ * Used to serialise lab bring-up and to keep our tests to one QEMU at a time.
+ */
+export async function acquireLock(path: string, opts: { timeoutMs: number; what: string }): Promise<() => Promise<void>> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    try {
+      const fh = await open(path, 'wx');
+      await fh.writeFile(`${process.pid}\n`);
+      await fh.close();
+      return async () => {
+        const owner = await readFile(path, 'utf8').catch(() => '');
+        if (owner.trim() === String(process.pid)) await unlink(path).catch(() => {});
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+    if (owner && !isOurProcess(owner)) {
+      await unlink(path).catch(() => {});
+      continue;
+    }
+    if (Date.now() > deadline)
+      throw new LabError('lab-timeout', `${opts.what}: lock ${path} still held by PID ${owner || '?'} after ${opts.timeoutMs} ms`);
+    await sleep(200);
+  }
+}
