@@ -25,7 +25,7 @@ export default defineConfig({
   ],
   projects: lab.hosts.map((h) => ({
     name: h.name,
-    testMatch: suitesByRole[h.role],
-    metadata: { host: h.name, role: h.role },
+    testMatch: [...new Set(h.role.flatMap((r) => suitesByRole[r]))],
+    metadata: { host: h.name, roles: h.role },
   })),
 });

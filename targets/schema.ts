@@ -102,7 +102,8 @@ export const suiteParamsSchema = z.strictObject({
 
 export const hostSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a host name: lower case, digits and dashes'),
-  role: z.enum(roles),
+  /** One role, or several when one machine stands in for more (emu-arm64 is both arm64 hosts). */
+  role: z.union([z.enum(roles), z.array(z.enum(roles)).min(1)]).transform((r) => (Array.isArray(r) ? r : [r])),
   description: z.string().optional(),
   ssh: sshSchema,
   console: consoleWithLogin.optional(),

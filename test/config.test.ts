@@ -14,7 +14,7 @@ const lab = (hosts: unknown[], over: Record<string, unknown> = {}) => ({ name: '
 
 const malformed: Array<[string, unknown, string]> = [
   ['no hosts', lab([]), 'hosts:'],
-  ['unknown role', lab([host({ role: 'arm32' })]), 'hosts[0].role:'],
+  ['unknown role', lab([host({ role: 'arm32' })]), 'hosts[0].role'],
   ['host key not a fingerprint', lab([host({ ssh: { address: 'a', identityFile: '/k', hostKey: 'ssh-ed25519 AAAA' } })]), 'hosts[0].ssh.hostKey: a pinned host-key fingerprint'],
   ['no credentials', lab([host({ ssh: { address: 'a', hostKey: key } })]), 'hosts[0].ssh: one of identityFile, identityEnv or passwordEnv'],
   ['a secret where an env-var name belongs', lab([host({ ssh: { address: 'a', hostKey: key, passwordEnv: 'hunter2!' } })]), 'hosts[0].ssh.passwordEnv: an environment variable NAME'],
@@ -49,11 +49,13 @@ test('a valid config gets its defaults', () => {
   const parsed = parseLab(lab([host()]));
   expect(parsed.hosts[0]!.ssh).toMatchObject({ port: 22, user: 'root', maxChannels: 10 });
   expect(parsed.lease.path).toBe('/var/lock/labrig.lease');
+  expect(parsed.hosts[0]!.role).toEqual(['local']);
+  expect(parseLab(lab([host({ role: ['arm64-armhf', 'arm64-kunpeng'] })])).hosts[0]!.role).toEqual(['arm64-armhf', 'arm64-kunpeng']);
 });
 
 test('the seed lab example is valid and describes every role', async () => {
   const seed = await loadLab('labs/seed-lab.config.ts');
-  expect(seed.hosts.map((h) => h.role).sort()).toEqual(['arm64-armhf', 'arm64-kunpeng', 'x86-pmem', 'x86-xen']);
+  expect(seed.hosts.flatMap((h) => h.role).sort()).toEqual(['arm64-armhf', 'arm64-kunpeng', 'x86-pmem', 'x86-xen']);
   expect(seed.hosts.map((h) => h.console?.kind).sort()).toEqual(['command', 'serial', 'tcp', 'tcp']);
   expect(seed.hosts.map((h) => h.power?.kind).sort()).toEqual(['command', 'command', 'ipmi', 'redfish']);
 });

@@ -8,7 +8,7 @@ import { Shell } from '../drivers/shell.js';
 import { openSshShell } from '../drivers/ssh-shell.js';
 import { SshSession } from '../drivers/ssh.js';
 import { startPtyProgram } from './helpers/pty.js';
-import { testSshd } from './helpers/sshd.js';
+import { aliveCheck, testSshd } from './helpers/sshd.js';
 
 const login = { user: 'root', prompt: /[#$] ?$/m, timeoutMs: 20_000 };
 
@@ -81,7 +81,7 @@ test.describe('shell over an SSH channel (persistent sh, real sshd)', () => {
     const err = await shell.run(`sh -c 'echo $$ > ${pidFile}; exec sleep 60'`, { timeoutMs: 1000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProductError);
     expect((err as ProductError).kind).toBe('timeout');
-    expect((await shell.run(`kill -0 $(cat ${pidFile}) 2>/dev/null && echo alive || echo gone; rm -f ${pidFile}`)).stdout).toBe('gone\n');
+    expect((await shell.run(aliveCheck(pidFile))).stdout).toBe('gone\n');
     expect((await shell.run('echo still here')).stdout).toBe('still here\n');
   });
 

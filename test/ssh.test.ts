@@ -1,7 +1,7 @@
 import { expect, test } from '@playwright/test';
 import { LabError, ProductError } from '../drivers/errors.js';
 import { SshSession } from '../drivers/ssh.js';
-import { childrenOf, testSshd } from './helpers/sshd.js';
+import { aliveCheck, childrenOf, testSshd } from './helpers/sshd.js';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -36,7 +36,7 @@ test('a timeout kills the remote process group', async () => {
   expect(err).toBeInstanceOf(ProductError);
   expect((err as ProductError).kind).toBe('timeout');
   expect(Date.now() - t0).toBeLessThan(10_000);
-  const alive = await ssh.exec(`kill -0 $(cat ${pidFile}) 2>/dev/null && echo alive || echo gone; rm -f ${pidFile}`);
+  const alive = await ssh.exec(aliveCheck(pidFile));
   expect(alive.stdout).toBe('gone\n');
 });
 

@@ -32,3 +32,11 @@ export async function childrenOf(pid: number): Promise<number[]> {
   }
   return out;
 }
+
+/**
+ * Shell text that prints "alive" or "gone" for the pid in `pidFile`, then removes the file.
+ * A killed process may stay a zombie until init reaps it (seconds, on these machines): gone.
+ */
+export function aliveCheck(pidFile: string): string {
+  return `st=$(sed 's/.*) //' /proc/$(cat ${pidFile})/stat 2>/dev/null | cut -c1); rm -f ${pidFile}; [ -n "$st" ] && [ "$st" != Z ] && echo alive || echo gone`;
+}
