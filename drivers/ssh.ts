@@ -123,6 +123,9 @@ export class SshSession {
         this.client = client;
         resolve(client);
       });
+      // ssh2 may emit more than one error for one failed attempt (a timeout, then "Connection
+      // lost before handshake"); the first settles the promise, the rest must not go unhandled.
+      client.on('error', () => undefined);
       client.once('error', fail);
       client.connect({
         sock,

@@ -14,7 +14,7 @@ import { Shell, type ShellRunOptions } from '../drivers/shell.js';
 import { openSshShell } from '../drivers/ssh-shell.js';
 import { SshSession, shellQuote, type ExecOptions } from '../drivers/ssh.js';
 import { collectFacts, type HostFacts } from './facts.js';
-import type { HostConfig } from './schema.js';
+import { DEFAULT_PROMPT, type HostConfig } from './schema.js';
 
 export interface HostOptions {
   logDir: string;
@@ -104,7 +104,7 @@ export class Host {
   async consoleShell(timeoutMs = 60_000): Promise<Shell> {
     const console = await this.console();
     if (this.consoleShellInstance) return this.consoleShellInstance;
-    const login = this.config.console?.login ?? { user: 'root', prompt: '[#$] ?$' };
+    const login = this.config.console?.login ?? { user: 'root', prompt: DEFAULT_PROMPT };
     const password = login.passwordEnv ? process.env[login.passwordEnv] : undefined;
     this.consoleShellInstance = await Shell.overConsole(
       console,

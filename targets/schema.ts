@@ -29,11 +29,14 @@ export const sshSchema = z.strictObject({
   connectTimeoutMs: z.number().int().min(100).default(15_000),
 });
 
+/** A root or user prompt, possibly followed by terminal queries (busybox's line editor asks ESC[6n). */
+export const DEFAULT_PROMPT = '[#$] ?(?:\\x1b\\[[0-9;?]*[A-Za-z])*$';
+
 const loginSchema = z.strictObject({
   user: z.string().min(1).default('root'),
   passwordEnv: envVarName.optional(),
   /** Regex source of the shell prompt seen before normalisation. */
-  prompt: z.string().default('[#$] ?$'),
+  prompt: z.string().default(DEFAULT_PROMPT),
 });
 
 export const consoleSchema = z.discriminatedUnion('kind', [
@@ -96,7 +99,50 @@ export const suiteParamsSchema = z.strictObject({
   hostFacts: z.strictObject({ domcapsArch: z.enum(['x86_64', 'aarch64', 'armv7l']).optional() }).optional(),
   pcieRootPorts: z.looseObject({}).optional(),
   armhfKernelUpgrade: z.looseObject({}).optional(),
-  xen: z.looseObject({}).optional(),
+  /** The Xen host's boot settings (checked on its serial console and in `xl info`) and its test guests. */
+  xen: z
+    .strictObject({
+      /** As on the Xen command line: `512M,max:512M`. */
+      dom0Mem: z.string().regex(/^(?:(?:min|max):)?\d+[kKmMgGtT]?(?:,(?:(?:min|max):)?\d+[kKmMgGtT]?)*$/, 'a dom0_mem value: 512M,max:512M'),
+      dom0MaxVcpus: z.number().int().positive(),
+      /** Xen's `console=` (com1, vga, …). */
+      console: z.string().min(1),
+      /** `com1=` serial settings, e.g. 115200,8n1. */
+      com1: z.string().optional(),
+      loglvl: z.string().optional(),
+      guestLoglvl: z.string().optional(),
+      /** A PV guest on the host: its kernel prints `labrig-domu ready: <labrig.marker>` on hvc0 and gives a shell there. */
+      pvGuest: z
+        .strictObject({
+          kernel: z.string().startsWith('/'),
+          ramdisk: z.string().startsWith('/').optional(),
+          /** Guest kernel command line; the suite adds its own `labrig.marker=`. */
+          extra: z.string().default('console=hvc0'),
+          memoryMiB: z.number().int().min(16).default(128),
+          vcpus: z.number().int().positive().default(1),
+          /** Bridge for the guest's vif (00:16:3e MAC); none: no vif. */
+          bridge: z.string().optional(),
+        })
+        .optional(),
+      /** An HVM guest (needs vmx/svm): a disk image whose serial console prints `readyPattern`. */
+      hvmGuest: z
+        .strictObject({
+          disk: z.string().startsWith('/'),
+          readyPattern: z.string().min(1),
+          memoryMiB: z.number().int().min(16).default(512),
+          vcpus: z.number().int().positive().default(1),
+          bridge: z.string().optional(),
+        })
+        .optional(),
+      timeoutsMs: z
+        .strictObject({
+          create: z.number().int().positive().default(120_000),
+          marker: z.number().int().positive().default(180_000),
+          shutdown: z.number().int().positive().default(60_000),
+        })
+        .default({ create: 120_000, marker: 180_000, shutdown: 60_000 }),
+    })
+    .optional(),
   snapshotKexec: z.looseObject({}).optional(),
 });
 

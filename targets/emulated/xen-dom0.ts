@@ -1,0 +1,164 @@
+/**
+ * The image of emu-xen: Debian's Xen 4.17 hypervisor (gunzipped: QEMU's multiboot loader
+ * takes the 32-bit ELF, not the .gz), Debian's amd64 kernel as PV dom0, and a dom0
+ * initramfs with the xl toolstack started by hand the way xencommons would: modules,
+ * xenfs on /proc/xen, xenstored, xen-init-dom0, xenconsoled. It also carries the PV domU
+ * (same kernel, a busybox initramfs) the Xen suite creates.
+ */
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { LabError } from '../../drivers/errors.js';
+import { runLocal } from '../../drivers/local.js';
+import { debCacheDir, sshFingerprint, type ImageManifest } from './cache.js';
+import { writeInitramfs } from './cpio.js';
+import { fetchDebs, hostApt, unpackDeb, type DebPackage, type Progress } from './debs.js';
+import { RootfsBuilder } from './rootfs.js';
+import { buildDomuInitramfs } from './xen-domu.js';
+
+export const XEN_LIBEXEC = '/usr/lib/xen-4.17/bin';
+/** Where the PV domU's kernel and initramfs live in dom0. */
+export const DOMU_DIR = '/var/lib/labrig/domu';
+
+const HOST_KEY = '/etc/dropbear/dropbear_ed25519_host_key';
+
+const APPLETS = ['sh', 'setsid', 'stty', 'kill', 'sleep', 'cat', 'uname', 'dmesg', 'mount', 'ip', 'getty', 'login', 'init', 'insmod', 'hostname', 'ps', 'pidof', 'grep', 'sed', 'timeout', 'ln'];
+
+/** xl's helpers are exec'd from XEN_LIBEXEC (xenconsole for `xl console`), so the tree stays there. */
+const XEN_TOOLS = ['xl', 'xenstored', 'xenconsoled', 'xenconsole', 'xen-init-dom0', 'libxl-save-helper'];
+const XENSTORE_NAMES = ['xenstore-read', 'xenstore-write', 'xenstore-ls', 'xenstore-list', 'xenstore-rm', 'xenstore-exists', 'xenstore-chmod', 'xenstore-watch'];
+
+/** Loaded in this order; xen-privcmd first because xenfs depends on it. */
+export const DOM0_MODULES = ['e1000', 'xen-privcmd', 'xenfs', 'xen-evtchn', 'xen-gntdev', 'xen-gntalloc'];
+
+const inittab = `::sysinit:/etc/init.d/rcS
+hvc0::respawn:/sbin/getty -L 115200 hvc0 vt100
+::respawn:/usr/sbin/dropbear -F -E -s -B -p 22 -r ${HOST_KEY} 2>>/var/log/dropbear.log
+::ctrlaltdel:/sbin/reboot
+::shutdown:/bin/umount -a -r
+`;
+
+// What xencommons does on a Debian dom0, by hand (no systemd, no sysvinit scripts here).
+// xenstored writes its pid file once its socket is up: that is what the wait below waits for.
+const rcS = (hostname: string) => `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mkdir -p /run/xen /run/xenstored /run/lock /var/lib/xen /var/lib/xenstored /var/log/xen/console
+hostname -F /etc/hostname
+while read -r m; do insmod "$m" || echo "rcS: insmod $m failed"; done < /etc/modules.order
+mount -t xenfs xenfs /proc/xen || echo "rcS: mount xenfs failed"
+${XEN_LIBEXEC}/xenstored --pid-file /run/xen/xenstored.pid
+i=0; while [ ! -s /run/xen/xenstored.pid ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+[ -s /run/xen/xenstored.pid ] || echo "rcS: xenstored did not start"
+${XEN_LIBEXEC}/xen-init-dom0 >/var/log/xen/xen-init-dom0.log 2>&1 || echo "rcS: xen-init-dom0 failed"
+${XEN_LIBEXEC}/xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console
+ip link set lo up
+i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+ip link set eth0 up
+i=0; while [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+echo "rcS: ${hostname} up, boot_id $(cat /proc/sys/kernel/random/boot_id)"
+`;
+
+export interface XenImageInput {
+  name: string;
+  recipeVersion: number;
+  kernelVersion: string;
+  packages: DebPackage[];
+  clientPublicKey: string;
+}
+
+/** The dropbear host key, made once per image so its fingerprint can be pinned. */
+async function dropbearHostKey(pkgRoot: string, work: string): Promise<{ key: Buffer; publicKey: string }> {
+  const keyFile = join(work, 'dropbear_ed25519_host_key');
+  const env = { LD_LIBRARY_PATH: ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'].map((d) => join(pkgRoot, d)).join(':') };
+  const dropbearkey = join(pkgRoot, 'usr/bin/dropbearkey');
+  await runLocal([dropbearkey, '-t', 'ed25519', '-f', keyFile], { env });
+  const { stdout } = await runLocal([dropbearkey, '-y', '-f', keyFile], { env });
+  const publicKey = stdout.split('\n').find((l) => l.startsWith('ssh-ed25519 '))?.trim();
+  if (!publicKey) throw new LabError('lab-setup', `dropbearkey -y printed no public key:\n${stdout}`);
+  return { key: await readFile(keyFile), publicKey };
+}
+
+export async function buildXenImage(tmp: string, work: string, progress: Progress, input: XenImageInput): Promise<Omit<ImageManifest, 'builtAt' | 'buildMs'>> {
+  const { packages: pkgs, kernelVersion } = input;
+  const debs = await fetchDebs(pkgs, debCacheDir(hostApt.arch), hostApt, progress);
+  const pkgRoot = join(work, 'pkgs');
+  for (const [i, deb] of debs.entries()) {
+    progress(`[${i + 1}/${debs.length}] unpacking ${pkgs[i]!.name}`);
+    await unpackDeb(deb, pkgRoot);
+  }
+
+  progress('Xen: gunzipping the hypervisor for the multiboot loader');
+  const xenGz = await readFile(join(pkgRoot, 'boot/xen-4.17-amd64.gz'));
+  await writeFile(join(tmp, 'xen'), gunzipSync(xenGz));
+
+  progress('building the PV domU initramfs');
+  const domuRamdisk = join(work, 'domu-initrd.img');
+  const domuSize = await buildDomuInitramfs(pkgRoot, work, domuRamdisk);
+
+  const root = new RootfsBuilder(join(work, 'root'), pkgRoot);
+  await root.mkdirs(['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/dropbear', 'etc/xen', 'proc', 'sys', 'dev', 'run', 'lib/modules', 'var/log', 'var/lib']);
+  await root.mkdirs(['tmp'], 0o1777);
+  await root.mkdirs(['root', 'root/.ssh'], 0o700);
+  progress('assembling the dom0 initramfs: busybox, dropbear, flock, xl toolstack, modules');
+  await root.busyboxApplets('/bin/busybox', APPLETS);
+  await root.binaryWithLibs('/usr/sbin/dropbear');
+  await root.binaryWithLibs('/usr/bin/flock');
+  for (const tool of XEN_TOOLS) await root.binaryWithLibs(`${XEN_LIBEXEC}/${tool}`);
+  await root.binaryWithLibs('/usr/bin/xenstore');
+  // glibc dlopens libgcc_s for pthread_cancel/unwinding: ldd does not list it, xl aborts without it.
+  await root.copyFromPackages('/usr/lib/x86_64-linux-gnu/libgcc_s.so.1');
+  const links = [
+    ...['xl', 'xenstored', 'xenconsoled'].map((t) => [`/usr/sbin/${t}`, `${XEN_LIBEXEC}/${t}`] as const),
+    ...XENSTORE_NAMES.map((n) => [`/usr/bin/${n}`, 'xenstore'] as const),
+    ['/var/run', '/run'] as const,
+    ['/var/lock', '/run/lock'] as const,
+  ];
+  for (const [link, target] of links) await runLocal(['ln', '-s', target, join(root.dir, link)]);
+  const modules = await root.kernelModules(kernelVersion, DOM0_MODULES);
+
+  const hostKey = await dropbearHostKey(pkgRoot, work);
+  await root.write(HOST_KEY, hostKey.key, 0o600);
+  await root.write('/etc/inittab', inittab);
+  await root.write('/etc/init.d/rcS', rcS(input.name), 0o755);
+  await root.write('/etc/modules.order', `${modules.join('\n')}\n`);
+  await root.write('/etc/hostname', `${input.name}\n`);
+  await root.write('/etc/issue', `labrig emulated host ${input.name} (Xen dom0)\n`);
+  await root.write('/etc/passwd', 'root::0:0:root:/root:/bin/sh\n');
+  await root.write('/etc/group', 'root:x:0:\n');
+  await root.write('/etc/shells', '/bin/sh\n');
+  await root.write('/etc/profile', 'export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n');
+  await root.write('/etc/xen/xl.conf', '# labrig emu-xen: xl defaults (dom0_mem is fixed on the Xen command line, so no autoballoon)\nautoballoon="off"\n');
+  await root.write('/root/.ssh/authorized_keys', `${input.clientPublicKey}\n`, 0o600);
+  await root.write('/init', '#!/bin/sh\nexec /sbin/init\n', 0o755);
+  await root.write(`${DOMU_DIR}/vmlinuz`, await readFile(join(pkgRoot, 'boot', `vmlinuz-${kernelVersion}`)));
+  await root.write(`${DOMU_DIR}/initrd.img`, await readFile(domuRamdisk));
+
+  progress('writing Xen, dom0 kernel and initramfs');
+  await copyFile(join(pkgRoot, 'boot', `vmlinuz-${kernelVersion}`), join(tmp, 'vmlinuz'));
+  const size = await writeInitramfs(
+    root.dir,
+    [
+      { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+      { type: 'char', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
+    ],
+    join(tmp, 'initrd.img'),
+  );
+  progress(`dom0 initramfs: ${(size / 1e6).toFixed(1)} MB (domU initramfs ${(domuSize / 1e6).toFixed(1)} MB), modules: ${modules.length}`);
+  await writeFile(join(tmp, 'hostkey.pub'), `${hostKey.publicKey}\n`);
+  return {
+    name: input.name,
+    recipeVersion: input.recipeVersion,
+    packages: pkgs,
+    kernelVersion,
+    files: { xen: 'xen', kernel: 'vmlinuz', initrd: 'initrd.img', hostKeyPub: 'hostkey.pub' },
+    hostKey: { publicKey: hostKey.publicKey, fingerprint: sshFingerprint(hostKey.publicKey) },
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * The PV domU that emu-xen carries for the Xen suite: Debian's amd64 kernel (it boots as a
+ * PV guest as well as dom0) and a busybox initramfs. The guest's contract with the suite:
+ * it prints `labrig-domu ready: <value of labrig.marker= on its command line>` on hvc0 and
+ * then offers a root shell there. The marker is printed by the guest's own init, not echoed
+ * by the kernel (the kernel's "Command line:" shows `labrig.marker=…`, never "ready:"), so
+ * seeing it proves this very guest reached userspace.
+ */
+import { join } from 'node:path';
+import { writeInitramfs } from './cpio.js';
+import { RootfsBuilder } from './rootfs.js';
+
+/** What the domU's init prints once it is up; the suite matches `${DOMU_READY_PREFIX}${marker}`. */
+export const DOMU_READY_PREFIX = 'labrig-domu ready: ';
+
+const APPLETS = ['sh', 'init', 'mount', 'sed', 'cat', 'uname', 'echo', 'poweroff', 'setsid', 'cttyhack', 'sleep', 'ls', 'dmesg', 'grep'];
+
+// busybox init, so `xl shutdown` works: the kernel's Xen shutdown watch runs /sbin/poweroff,
+// which signals init, which runs the shutdown actions and powers the domain off.
+const inittab = `::sysinit:/etc/rcS
+hvc0::respawn:-/bin/sh
+::shutdown:/bin/echo labrig-domu: shutting down
+`;
+
+const rcS = `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+marker=$(sed -n 's/.*labrig\\.marker=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+echo "${DOMU_READY_PREFIX}\${marker:-none} ($(uname -r), hypervisor $(cat /sys/hypervisor/type 2>/dev/null || echo none))"
+`;
+
+/** Writes the domU's initramfs to `outFile` from busybox unpacked in `pkgRoot`; returns its size. */
+export async function buildDomuInitramfs(pkgRoot: string, workDir: string, outFile: string): Promise<number> {
+  const root = new RootfsBuilder(join(workDir, 'domu-root'), pkgRoot);
+  await root.mkdirs(['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'root']);
+  await root.mkdirs(['tmp'], 0o1777);
+  await root.busyboxApplets('/bin/busybox', APPLETS);
+  await root.write('/etc/inittab', inittab);
+  await root.write('/etc/rcS', rcS, 0o755);
+  await root.write('/etc/passwd', 'root::0:0:root:/root:/bin/sh\n');
+  await root.write('/etc/profile', 'export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n');
+  await root.write('/init', '#!/bin/sh\nexec /sbin/init\n', 0o755);
+  return writeInitramfs(
+    root.dir,
+    [
+      { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+      { type: 'char', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
+    ],
+    outFile,
+  );
+}
