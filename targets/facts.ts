@@ -23,7 +23,7 @@ const SECTIONS: Record<string, string> = {
   arch: 'uname -m',
   kernel: 'uname -r',
   bootId: 'cat /proc/sys/kernel/random/boot_id',
-  distro: '. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"',
+  distro: 'test -r /etc/os-release && . /etc/os-release && echo "$PRETTY_NAME"',
   cpuinfo: 'cat /proc/cpuinfo',
   meminfo: 'grep MemTotal /proc/meminfo',
   kvm: 'test -c /dev/kvm && echo yes || echo no',
@@ -33,9 +33,10 @@ const SECTIONS: Record<string, string> = {
   edk2: 'dpkg-query -W -f "\\${Version}" qemu-efi-aarch64 2>/dev/null || rpm -q --qf "%{VERSION}-%{RELEASE}" edk2-aarch64 2>/dev/null',
 };
 
+/** Each section in its own subshell: one that fails (a missing file, a special builtin's error) cannot end the rest. */
 export function factsScript(): string {
   return Object.entries(SECTIONS)
-    .map(([key, cmd]) => `echo '@@${key}'; { ${cmd}; } 2>/dev/null`)
+    .map(([key, cmd]) => `echo '@@${key}'; ( ${cmd} ) 2>/dev/null`)
     .join('; ');
 }
 

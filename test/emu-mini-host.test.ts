@@ -73,6 +73,9 @@ test('SSH shell and exec on dropbear: output, exit codes, a timeout kills only i
   const facts = await host.facts();
   expect(facts).toMatchObject({ arch: 'x86_64', kvmDevice: false });
   expect(facts.bootId).toMatch(/^[0-9a-f-]{36}$/);
+  expect(facts.cpus).toBeGreaterThan(0);
+  expect(facts.memTotalKiB).toBeGreaterThan(0);
+  expect(facts.kernel).toMatch(/^6\.1\.0-\d+-amd64$/);
 });
 
 test('the lease works on a busybox host', async () => {

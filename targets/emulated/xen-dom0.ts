@@ -114,7 +114,7 @@ export async function buildXenImage(tmp: string, work: string, progress: Progres
   for (const tool of XEN_TOOLS) await root.binaryWithLibs(`${XEN_LIBEXEC}/${tool}`);
   await root.binaryWithLibs('/usr/bin/xenstore');
   // glibc dlopens libgcc_s for pthread_cancel/unwinding: ldd does not list it, xl aborts without it.
-  await root.copyFromPackages('/usr/lib/x86_64-linux-gnu/libgcc_s.so.1');
+  await root.copyFromPackages('/lib/x86_64-linux-gnu/libgcc_s.so.1');
   const links = [
     ...['xl', 'xenstored', 'xenconsoled'].map((t) => [`/usr/sbin/${t}`, `${XEN_LIBEXEC}/${t}`] as const),
     ...XENSTORE_NAMES.map((n) => [`/usr/bin/${n}`, 'xenstore'] as const),
