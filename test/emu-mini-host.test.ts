@@ -31,7 +31,7 @@ test.beforeAll(async () => {
   release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 30 * 60_000, what: 'emu-mini-host.test waiting for the QEMU slot' });
   runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
   const port = 30000 + Math.floor(Math.random() * 10000);
-  await labUp({ runDir, ports: { local: port, 'emu-mini': port + 1 } });
+  await labUp({ runDir, ports: { 'emu-arm64': port, 'emu-mini': port + 1 } });
   lab = parseLab(emulatedLab({ runDir }));
   host = new Host(lab.hosts.find((h) => h.name === 'emu-mini')!, { logDir: join(runDir, 'logs') });
 });
@@ -92,7 +92,7 @@ test('doctor passes on every host of the lab', async () => {
   await host.close(); // doctor opens the console itself
   const checks = await doctor(lab);
   expect(checks.filter((c) => !c.ok)).toEqual([]);
-  expect(checks.map((c) => `${c.host}:${c.check}`)).toEqual(expect.arrayContaining(['local:ssh', 'local:facts', 'emu-mini:ssh', 'emu-mini:console', 'emu-mini:power', 'emu-mini:lease', 'emu-mini:facts']));
+  expect(checks.map((c) => `${c.host}:${c.check}`)).toEqual(expect.arrayContaining(['emu-arm64:ssh', 'emu-arm64:facts', 'emu-mini:ssh', 'emu-mini:console', 'emu-mini:power', 'emu-mini:lease', 'emu-mini:facts']));
 });
 
 test('a power cycle is proven by a new boot_id, seen by waitForReturn', async () => {

@@ -1,5 +1,5 @@
 /**
- * The emulated lab's first hosts, for real: `local` (OpenSSH) and `emu-mini` (QEMU/TCG,
+ * The emulated lab's first hosts, for real: `emu-arm64` (OpenSSH + libvirt) and `emu-mini` (QEMU/TCG,
  * Debian kernel, busybox, dropbear) brought up in a private run directory, reached over SSH
  * with pinned keys, reset through QMP power, a crash detected and repaired, and torn down
  * with nothing of ours left running. The first run builds the image (minutes).
@@ -82,13 +82,13 @@ test.describe('a private emulated lab', () => {
 
   test('bring-up: SSH with pinned keys, login prompt on the console, QMP power on', async () => {
     test.setTimeout(15 * 60_000);
-    const ports = { local: await freePort(), 'emu-mini': await freePort() };
+    const ports = { 'emu-arm64': await freePort(), 'emu-mini': await freePort() };
     const state = await labUp({ runDir, ports });
-    expect(Object.keys(state.hosts)).toEqual(['local', 'emu-mini']);
+    expect(Object.keys(state.hosts)).toEqual(['emu-arm64', 'emu-mini']);
     for (const r of Object.values(state.hosts)) pids.push(r.pid);
 
     const status = await labStatus({ runDir });
-    expect(status.map((s) => `${s.name}:${s.state}`)).toEqual(['local:up', 'emu-mini:up']);
+    expect(status.map((s) => `${s.name}:${s.state}`)).toEqual(['emu-arm64:up', 'emu-mini:up']);
 
     const lab = parseLab(emulatedLab({ runDir }), 'emulatedLab()');
     const mini = lab.hosts.find((h) => h.name === 'emu-mini')!;
@@ -112,7 +112,7 @@ test.describe('a private emulated lab', () => {
     // a second lab up finds everything healthy and reuses it
     const again = await labUp({ runDir });
     expect(again.hosts['emu-mini']!.pid).toBe(r.pid);
-    expect(again.hosts.local!.pid).toBe(state.hosts.local!.pid);
+    expect(again.hosts['emu-arm64']!.pid).toBe(state.hosts['emu-arm64']!.pid);
   });
 
   test('power cycle (system_reset) boots the kernel again with a new boot_id', async () => {
@@ -178,7 +178,7 @@ test.describe('a private emulated lab', () => {
 
   test('teardown leaves no process of ours', async () => {
     const stopped = await labDown({ runDir });
-    expect(stopped.map((s) => s.name).sort()).toEqual(['emu-mini', 'local']);
+    expect(stopped.map((s) => s.name).sort()).toEqual(['emu-arm64', 'emu-mini']);
     for (const pid of pids) expect(isOurProcess(pid), `pid ${pid}`).toBe(false);
     expect(readState(runDir)).toBeUndefined();
     expect(() => emulatedLab({ runDir })).toThrow(/\[lab:lab-setup\] the emulated lab is not up/);

@@ -1,5 +1,5 @@
 /**
- * The emulated lab's lifecycle: `labUp` brings up `local` (a real OpenSSH sshd) and the VM
+ * The emulated lab's lifecycle: `labUp` brings up `emu-arm64` (a real OpenSSH sshd + libvirt) and the VM
  * hosts, `labDown` stops by PID whatever the state lists, `labStatus` checks each host for
  * real (process ours, QEMU running, SSH answering with the pinned key). A host that fails
  * any check is stopped and started again by labUp, never reused as it is.
@@ -17,11 +17,11 @@ import { vmHost, vmHosts, type EmulatedVmHost, type HostInput, type VmHostRecord
 import { acquireLock, isOurProcess, stopProcess } from './proc.js';
 import { assertPortFree, sshBootId, waitForSsh, writeKnownHosts } from './probe.js';
 import { launchVm, logTail, waitForConsole } from './qemu-vm.js';
-import { startSshd } from './sshd.js';
-import { markerOf, readState, removeState, runDirOf, writeState, type HostRecord, type LabState, type LocalHostRecord } from './state.js';
+import { markerOf, readState, removeState, runDirOf, writeState, type HostRecord, type LabState } from './state.js';
+import { daemonsHealthy, EMU_ARM64, emuArm64LabHost, startEmuArm64, stopDaemons } from './emu-arm64.js';
 
-export const LOCAL_SSH_PORT = 2222;
-export const labHostNames: readonly string[] = ['local', ...vmHosts.map((h) => h.name)];
+export const EMU_ARM64_SSH_PORT = 2222;
+export const labHostNames: readonly string[] = [EMU_ARM64, ...vmHosts.map((h) => h.name)];
 
 export interface LabUpOptions {
   hosts?: readonly string[];
@@ -50,24 +50,6 @@ function startArgv(runDir: string, host: string): string[] {
   const cli = fileURLToPath(new URL('./cli.ts', import.meta.url));
   const env = [`LABRIG_RUN_DIR=${runDir}`, ...(process.env.LABRIG_CACHE ? [`LABRIG_CACHE=${process.env.LABRIG_CACHE}`] : [])];
   return ['/usr/bin/env', ...env, process.execPath, '--import', import.meta.resolve('tsx'), cli, 'up', host];
-}
-
-async function startLocal(runDir: string, port: number): Promise<LocalHostRecord> {
-  await assertPortFree('local', port);
-  const dir = join(runDir, 'local');
-  const sshd = await startSshd({ dir, port });
-  const configFile = join(dir, 'sshd_config');
-  const knownHosts = join(runDir, 'local.known_hosts');
-  try {
-    const publicKey = await readFile(join(dir, 'ssh_host_ed25519_key.pub'), 'utf8');
-    await writeKnownHosts(knownHosts, [{ address: sshd.address, port, publicKey }]);
-    const target = { address: sshd.address, port, user: sshd.user, identityFile: sshd.identityFile, knownHosts };
-    await waitForSsh('local', target, 15_000, () => isOurProcess(sshd.pid, configFile));
-  } catch (e) {
-    await stopProcess(sshd.pid, configFile);
-    throw e;
-  }
-  return { kind: 'sshd', name: 'local', pid: sshd.pid, address: sshd.address, port, user: sshd.user, identityFile: sshd.identityFile, hostKey: sshd.hostKey, knownHosts, dir, configFile, startedAt: new Date().toISOString() };
 }
 
 async function startVm(def: EmulatedVmHost, runDir: string, port: number, recorder: Recorder, progress: Progress): Promise<VmHostRecord> {
@@ -114,6 +96,8 @@ async function startVm(def: EmulatedVmHost, runDir: string, port: number, record
 async function checkHost(r: HostRecord): Promise<HostStatus> {
   const broken = (detail: string): HostStatus => ({ name: r.name, state: 'broken', detail });
   if (!isOurProcess(r.pid, markerOf(r))) return broken(`process ${r.pid} is gone`);
+  const daemons = r.kind === 'sshd' ? daemonsHealthy(r) : undefined;
+  if (daemons) return broken(daemons);
   if (r.kind === 'qemu') {
     const qmp = await Qmp.connect(r.labQmpSocket, { timeoutMs: 3000, name: r.name }).catch((e: Error) => e);
     if (qmp instanceof Error) return broken(`the lab's QMP does not answer: ${qmp.message}`);
@@ -128,6 +112,7 @@ async function checkHost(r: HostRecord): Promise<HostStatus> {
 }
 
 async function stopHost(r: HostRecord): Promise<void> {
+  if (r.kind === 'sshd') await stopDaemons(r.daemons ?? []);
   await stopProcess(r.pid, markerOf(r));
   if (r.kind === 'qemu') for (const p of [r.qmpSocket, r.labQmpSocket, r.ttyLink, r.pidFile]) await rm(p, { force: true });
 }
@@ -157,9 +142,9 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       }
       const prevPort = previous && (previous.kind === 'qemu' ? previous.sshPort : previous.port);
       const def = vmHost(name);
-      const port = opts.ports?.[name] ?? prevPort ?? def?.defaultSshPort ?? LOCAL_SSH_PORT;
+      const port = opts.ports?.[name] ?? prevPort ?? def?.defaultSshPort ?? EMU_ARM64_SSH_PORT;
       state.hosts[name] = await recorder.step<HostRecord>(`lab up: ${name}`, { port }, () =>
-        def ? startVm(def, runDir, port, recorder, progress) : startLocal(runDir, port),
+        def ? startVm(def, runDir, port, recorder, progress) : startEmuArm64(runDir, port),
       );
       await writeState(state);
     }
@@ -212,14 +197,7 @@ export function emulatedLab(opts: { runDir?: string } = {}): LabInput {
   if (!records.some((r) => isOurProcess(r.pid, markerOf(r))))
     throw new LabError('lab-setup', 'the emulated lab is not up: run `npx labrig lab up`');
   const hosts = records.map((r): HostInput => {
-    if (r.kind === 'sshd')
-      return {
-        name: 'local',
-        role: 'local',
-        description: 'this machine, over a real OpenSSH sshd started by the lab',
-        ssh: { address: r.address, port: r.port, user: r.user, identityFile: r.identityFile, hostKey: r.hostKey },
-        expect: { arch: 'x86_64' },
-      };
+    if (r.kind === 'sshd') return emuArm64LabHost(r);
     const def = vmHost(r.name);
     if (!def) throw new LabError('lab-setup', `state.json lists ${r.name}, which this version does not know: run \`npx labrig lab down\``);
     return def.labHost(r);

@@ -8,9 +8,18 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VmHostRecord } from './hosts.js';
 
-export interface LocalHostRecord {
+/** A daemon the lab needs on a host; stopped by the lab only when it started it. */
+export interface DaemonRecord {
+  name: string;
+  bin: string;
+  pidFile: string;
+  ours: boolean;
+}
+
+/** emu-arm64: this machine over the lab's sshd, with libvirt. */
+export interface Arm64HostRecord {
   kind: 'sshd';
-  name: 'local';
+  name: 'emu-arm64';
   pid: number;
   address: string;
   port: number;
@@ -21,10 +30,11 @@ export interface LocalHostRecord {
   dir: string;
   /** sshd's config path: on its command line, so it identifies our sshd. */
   configFile: string;
+  daemons: DaemonRecord[];
   startedAt: string;
 }
 
-export type HostRecord = LocalHostRecord | VmHostRecord;
+export type HostRecord = Arm64HostRecord | VmHostRecord;
 
 export interface LabState {
   version: 1;

@@ -1,0 +1,175 @@
+/**
+ * libvirt domain XML from a typed spec (one builder, a well-kept XML library), and the few
+ * facts read back from `virsh dumpxml` to prove libvirt made what was asked.
+ */
+import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+
+export interface DiskSpec {
+  source: string;
+  format: 'qcow2' | 'raw';
+  /** Guest device name: vda, vdb… */
+  target: string;
+  serial?: string;
+  readonly?: boolean;
+  /** Put the disk behind the last pcie-root-port (the probe of the root-port ceiling). */
+  behindLastRootPort?: boolean;
+}
+
+export interface FilesystemSpec {
+  source: string;
+  /** The 9p mount tag the guest uses. */
+  tag: string;
+  accessMode: 'mapped' | 'passthrough' | 'squash';
+}
+
+export interface DomainSpec {
+  name: string;
+  /** 'qemu' is TCG. On the emulated lab always 'qemu': libvirt would pick kvm where /dev/kvm exists. */
+  type: 'qemu' | 'kvm';
+  arch: 'aarch64' | 'armv7l' | 'x86_64';
+  machine: string;
+  memoryMiB: number;
+  vcpus: number;
+  cpu?: { mode: 'host-passthrough' | 'maximum' | 'custom'; model?: string };
+  /** UEFI: a read-only pflash loader and a per-domain copy of the vars template. */
+  uefi?: { loader: string; varsTemplate: string; nvram: string };
+  /** Direct kernel boot. */
+  kernel?: { path: string; initrd?: string; cmdline?: string };
+  onReboot?: 'destroy' | 'restart';
+  /** Number of pcie-root-port controllers (aarch64/q35: allocated at define time, no hot-plug on pcie-root). */
+  rootPorts?: number;
+  /** Pack root ports 8 to a slot as multifunction devices, instead of one slot each. */
+  packRootPorts?: boolean;
+  /** QEMU pcie-root-port io-reserve (bytes): 0 stops each port asking for 4 KiB of the 64 KiB I/O window. */
+  rootPortIoReserve?: number;
+  /** -machine highmem=off: non-LPAE armmp kernels cannot reach the high ECAM/MMIO (FIELD-NOTES). */
+  highmem?: boolean;
+  disks?: DiskSpec[];
+  filesystems?: FilesystemSpec[];
+  /** The serial console: a pty, recorded in full to this file by virtlogd. */
+  serialLog: string;
+}
+
+const QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
+const hex = (n: number, width = 2) => `0x${n.toString(16).padStart(width, '0')}`;
+
+function rootPortControllers(spec: DomainSpec): object[] {
+  const n = spec.rootPorts ?? 0;
+  const ports: object[] = [];
+  for (let i = 1; i <= n; i++) {
+    const slot = spec.packRootPorts ? 1 + Math.floor((i - 1) / 8) : i;
+    const fn = spec.packRootPorts ? (i - 1) % 8 : 0;
+    ports.push({
+      '@_type': 'pci',
+      '@_index': i,
+      '@_model': 'pcie-root-port',
+      model: { '@_name': 'pcie-root-port' },
+      target: { '@_chassis': i, '@_port': hex(0x8 + i - 1) },
+      address: {
+        '@_type': 'pci', '@_domain': '0x0000', '@_bus': '0x00', '@_slot': hex(slot), '@_function': hex(fn, 1),
+        ...(spec.packRootPorts && fn === 0 ? { '@_multifunction': 'on' } : {}),
+      },
+    });
+  }
+  return [{ '@_type': 'pci', '@_index': 0, '@_model': 'pcie-root' }, ...ports];
+}
+
+function disk(spec: DomainSpec, d: DiskSpec): object {
+  const last = spec.rootPorts ?? 0;
+  if (d.behindLastRootPort && last < 1) throw new Error(`disk ${d.target}: behindLastRootPort needs rootPorts ≥ 1`);
+  return {
+    '@_type': 'file',
+    '@_device': 'disk',
+    driver: { '@_name': 'qemu', '@_type': d.format },
+    source: { '@_file': d.source },
+    target: { '@_dev': d.target, '@_bus': 'virtio' },
+    ...(d.serial ? { serial: d.serial } : {}),
+    ...(d.readonly ? { readonly: '' } : {}),
+    ...(d.behindLastRootPort ? { address: { '@_type': 'pci', '@_domain': '0x0000', '@_bus': hex(last), '@_slot': '0x00', '@_function': '0x0' } } : {}),
+  };
+}
+
+export function domainXml(spec: DomainSpec): string {
+  const qemuArgs: string[] = [];
+  if (spec.highmem === false) qemuArgs.push('-machine', 'highmem=off');
+  if (spec.rootPortIoReserve !== undefined) qemuArgs.push('-global', `pcie-root-port.io-reserve=${spec.rootPortIoReserve}`);
+  const os: Record<string, unknown> = { type: { '@_arch': spec.arch, '@_machine': spec.machine, '#text': 'hvm' } };
+  if (spec.uefi) {
+    os.loader = { '@_readonly': 'yes', '@_type': 'pflash', '#text': spec.uefi.loader };
+    os.nvram = { '@_template': spec.uefi.varsTemplate, '#text': spec.uefi.nvram };
+  }
+  if (spec.kernel) {
+    os.kernel = spec.kernel.path;
+    if (spec.kernel.initrd) os.initrd = spec.kernel.initrd;
+    if (spec.kernel.cmdline) os.cmdline = spec.kernel.cmdline;
+  }
+  const doc = {
+    domain: {
+      '@_type': spec.type,
+      ...(qemuArgs.length ? { '@_xmlns:qemu': QEMU_NS } : {}),
+      name: spec.name,
+      memory: { '@_unit': 'MiB', '#text': spec.memoryMiB },
+      vcpu: spec.vcpus,
+      os,
+      ...(spec.cpu ? { cpu: { '@_mode': spec.cpu.mode, ...(spec.cpu.model ? { model: spec.cpu.model } : {}) } } : {}),
+      on_poweroff: 'destroy',
+      on_reboot: spec.onReboot ?? 'restart',
+      on_crash: 'destroy',
+      devices: {
+        controller: spec.rootPorts !== undefined ? rootPortControllers(spec) : [],
+        disk: (spec.disks ?? []).map((d) => disk(spec, d)),
+        filesystem: (spec.filesystems ?? []).map((f) => ({
+          '@_type': 'mount',
+          '@_accessmode': f.accessMode,
+          source: { '@_dir': f.source },
+          target: { '@_dir': f.tag },
+        })),
+        serial: { '@_type': 'pty', log: { '@_file': spec.serialLog, '@_append': 'off' }, target: { '@_port': 0 } },
+        console: { '@_type': 'pty', target: { '@_type': 'serial', '@_port': 0 } },
+        memballoon: { '@_model': 'none' },
+      },
+      ...(qemuArgs.length ? { 'qemu:commandline': { 'qemu:arg': qemuArgs.map((a) => ({ '@_value': a })) } } : {}),
+    },
+  };
+  return new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_', format: true, suppressEmptyNode: true }).build(doc) as string;
+}
+
+export interface DomainSummary {
+  name: string;
+  type: string;
+  machine: string;
+  rootPorts: number[];
+  onReboot: string;
+  disks: Array<{ target: string; bus: string; pciBus: number | undefined }>;
+  filesystems: Array<{ tag: string; accessMode: string; source: string }>;
+  kernel: string | undefined;
+  qemuArgs: string[];
+}
+
+const list = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+type Node = Record<string, unknown>;
+const attr = (n: unknown, a: string) => (n as Node | undefined)?.[`@_${a}`] as string | undefined;
+
+/** What libvirt made of a domain, from `virsh dumpxml`. */
+export function summariseDomain(xml: string): DomainSummary {
+  const parsed = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', parseAttributeValue: false, parseTagValue: false }).parse(xml) as { domain?: Node };
+  const d = parsed.domain;
+  if (!d) throw new Error('not a <domain> document');
+  const devices = (d.devices ?? {}) as Node;
+  const os = (d.os ?? {}) as Node;
+  return {
+    name: String(d.name),
+    type: attr(d, 'type') ?? '',
+    machine: attr(os.type, 'machine') ?? '',
+    rootPorts: list(devices.controller as Node[]).filter((c) => attr(c, 'model') === 'pcie-root-port').map((c) => Number(attr(c, 'index'))),
+    onReboot: String(d.on_reboot ?? ''),
+    disks: list(devices.disk as Node[]).map((k) => ({
+      target: attr(k.target, 'dev') ?? '',
+      bus: attr(k.target, 'bus') ?? '',
+      pciBus: attr(k.address, 'type') === 'pci' ? Number(attr(k.address, 'bus')) : undefined,
+    })),
+    filesystems: list(devices.filesystem as Node[]).map((f) => ({ tag: attr(f.target, 'dir') ?? '', accessMode: attr(f, 'accessmode') ?? 'passthrough', source: attr(f.source, 'dir') ?? '' })),
+    kernel: os.kernel === undefined ? undefined : String(os.kernel),
+    qemuArgs: list((d['qemu:commandline'] as Node | undefined)?.['qemu:arg'] as Node[]).map((a) => attr(a, 'value') ?? ''),
+  };
+}
