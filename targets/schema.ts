@@ -94,11 +94,84 @@ export const expectSchema = z.strictObject({
   cpuMhz: z.number().int().positive().optional(),
 });
 
+export const pcieRootPortsSchema = z.strictObject({
+  /** Machine types to bisect, each its own test; 'newest' is what the host's libvirt resolves `virt` to. */
+  machineTypes: z.array(z.string().min(1)).min(1).default(['newest']),
+  lower: z.number().int().min(1).default(1),
+  /** nova caps num_pcie_ports at 28 on aarch64/virt. */
+  upper: z.number().int().min(1).max(255).default(28),
+  domainType: z.enum(['kvm', 'qemu']).default('kvm'),
+  cpu: z.strictObject({ mode: z.enum(['host-passthrough', 'maximum', 'custom']), model: z.string().optional() }).default({ mode: 'host-passthrough' }),
+  memoryMiB: z.number().int().positive().default(1024),
+  /** pcie-root-port io-reserve in bytes (0: ports stop claiming the 64 KiB I/O window). */
+  ioReserve: z.number().int().min(0).optional(),
+  packRootPorts: z.boolean().default(false),
+  /** Extra N probed after the bisection, to catch a gap it would not see. */
+  spotChecks: z.array(z.number().int().min(1)).default([]),
+  probeTimeoutMs: z.number().int().positive().default(300_000),
+  firmware: z
+    .strictObject({ loader: z.string(), varsTemplate: z.string() })
+    .default({ loader: '/usr/share/AAVMF/AAVMF_CODE.fd', varsTemplate: '/usr/share/AAVMF/AAVMF_VARS.fd' }),
+  /** Guest kernel + initrd on the runner, uploaded to the host; it must print the probe marker. Default: the emulated lab's probe guest. */
+  guest: z.strictObject({ kernel: z.string(), initrd: z.string(), cmdline: z.string().default('console=ttyAMA0') }).optional(),
+  /** Where guest files, nvram and serial logs go on the host (readable by the QEMU user). */
+  workDir: z.string().default('/var/lib/libvirt/images/labrig-pcie'),
+  /** Known ceilings per machine type (as listed in machineTypes): a different result fails the test. */
+  expectCeiling: z.record(z.string(), z.union([z.number().int(), z.string()])).default({}),
+});
+export type PcieRootPortsParams = z.output<typeof pcieRootPortsSchema>;
+
 /** Per-suite parameters. Each suite owns its block; unknown keys are an error. */
 export const suiteParamsSchema = z.strictObject({
   hostFacts: z.strictObject({ domcapsArch: z.enum(['x86_64', 'aarch64', 'armv7l']).optional() }).optional(),
-  pcieRootPorts: z.looseObject({}).optional(),
-  armhfKernelUpgrade: z.looseObject({}).optional(),
+  pcieRootPorts: pcieRootPortsSchema.optional(),
+  /** Seed 000: an armhf libvirt guest whose /boot is a 9p share, upgraded and rebooted (suites/armhf-kernel-upgrade.spec.ts). */
+  armhfKernelUpgrade: z
+    .strictObject({
+      /** Domain name; the suite owns it (destroys and undefines it, before and after). */
+      vm: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/, 'a libvirt domain name without spaces or slashes'),
+      /** The share is `<shareRoot>/<vm>-boot`, the disk `<shareRoot>/<vm>.img` (the seed: /srv). */
+      shareRoot: z.string().startsWith('/').default('/srv'),
+      /** The user QEMU runs as: owns the share (mapped mode writes as this user). */
+      qemuUser: z.string().min(1).default('libvirt-qemu'),
+      hookPath: z.string().startsWith('/').default('/etc/libvirt/hooks/qemu'),
+      /** Where the hook writes one line per domain start it handles. */
+      hookLog: z.string().startsWith('/').default('/var/log/libvirt/labrig-boot-hook.log'),
+      /** Shell command on the host that restarts libvirtd and returns once it answers (`systemctl restart libvirtd`). */
+      restartLibvirtd: z.string().min(1),
+      memoryMiB: z.number().int().min(64).default(256),
+      guest: z.discriminatedUnion('kind', [
+        /** Emulated lab: a guest built from Debian's armhf packages, upgraded from kernels[0] to kernels[1]. */
+        z.strictObject({
+          kind: z.literal('debian-packages'),
+          kernels: z.tuple([z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/), z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/)]),
+        }),
+        /** Real lab: an installed Debian armhf disk on the host; the first boot moves its /boot onto the share. */
+        z.strictObject({
+          kind: z.literal('prepared'),
+          /** Copied to the suite's disk path: the prepared image itself is never written. */
+          disk: z.string().startsWith('/'),
+          diskFormat: z.enum(['raw', 'qcow2']).default('qcow2'),
+          /** Kernel and initrd of the first boot (the seed's installer step: /boot is still empty). */
+          installKernel: z.string().startsWith('/'),
+          installInitrd: z.string().startsWith('/'),
+          cmdline: z.string().default('console=ttyAMA0 root=/dev/vda1 rw'),
+          /** Run in the guest on the first boot: fills the share's /boot, vmlinuz/initrd.img links included. */
+          installCommand: z.string().min(1),
+          /** Run in the guest to install the newer kernel: the apt command. */
+          upgradeCommand: z.string().min(1),
+          login: z.strictObject({ user: z.string().min(1).default('root'), passwordEnv: envVarName.optional() }).default({ user: 'root' }),
+        }),
+      ]),
+      timeoutsMs: z
+        .strictObject({
+          boot: z.number().int().positive().default(240_000),
+          shutdown: z.number().int().positive().default(120_000),
+          upgrade: z.number().int().positive().default(600_000),
+        })
+        .default({ boot: 240_000, shutdown: 120_000, upgrade: 600_000 }),
+    })
+    .optional(),
   /** The Xen host's boot settings (checked on its serial console and in `xl info`) and its test guests. */
   xen: z
     .strictObject({
@@ -143,7 +216,44 @@ export const suiteParamsSchema = z.strictObject({
         .default({ create: 120_000, marker: 180_000, shutdown: 60_000 }),
     })
     .optional(),
-  snapshotKexec: z.looseObject({}).optional(),
+  /** Seed 003: a QEMU guest with its RAM on pmem saved, the host kexec'd into another kernel, the guest restored (suites/snapshot-kexec.spec.ts). */
+  snapshotKexec: z
+    .strictObject({
+      /** Host directory for the guest's kernel, initramfs, qcow2 disk and serial log: it must survive a kexec (a disk, not tmpfs). */
+      workDir: z.string().startsWith('/').default('/var/lib/labrig-snapshot-kexec'),
+      /** pmem modes, each its own test (seed 003: method 1 devdax, method 2 fsdax); one the host cannot do is skipped with the reason. */
+      modes: z.array(z.enum(['devdax', 'fsdax'])).min(1).default(['devdax', 'fsdax']),
+      /** The ndctl namespace the suite reconfigures (the seed: namespace0.0). */
+      namespace: z.string().regex(/^namespace\d+\.\d+$/).default('namespace0.0'),
+      /** Mount point of the fsdax filesystem (mounted with -o dax). */
+      fsdaxMount: z.string().startsWith('/').default('/mnt/labrig-pmem'),
+      /** The installed kernel to kexec into (`uname -r` form); default: an installed one other than the running kernel. */
+      targetKernel: z.string().min(1).optional(),
+      qemu: z.string().min(1).default('qemu-system-x86_64'),
+      /** auto: kvm where /dev/kvm exists, else tcg (the emulated lab has no KVM). */
+      accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+      guest: z
+        .strictObject({
+          /** Guest RAM, all of it on pmem. */
+          memoryMiB: z.number().int().min(64).default(256),
+          /** Size of the guest's memory pattern, whose checksum the suite knows in advance. */
+          patternKiB: z.number().int().min(4).default(1024),
+          /** Guest kernel on the host; default: /boot/vmlinuz-<running kernel>, copied once into workDir. */
+          kernel: z.string().startsWith('/').optional(),
+        })
+        .default({ memoryMiB: 256, patternKiB: 1024 }),
+      timeoutsMs: z
+        .strictObject({
+          /** QEMU start to the guest's first marker line (a cold boot). */
+          guestBoot: z.number().int().positive().default(300_000),
+          /** cont after loadvm to the first marker line after it. */
+          restore: z.number().int().positive().default(120_000),
+          /** kexec -e to SSH with a new boot_id; default: the host's returnTimeoutMs. */
+          kexec: z.number().int().positive().optional(),
+        })
+        .default({ guestBoot: 300_000, restore: 120_000 }),
+    })
+    .optional(),
 });
 
 export const hostSchema = z.strictObject({

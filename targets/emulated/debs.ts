@@ -17,6 +17,17 @@ export interface AptContext {
 
 export const hostApt: AptContext = { arch: 'amd64', options: [] };
 
+/**
+ * Another architecture's packages, without adding it to the runner's dpkg: apt reads and keeps
+ * its own lists in the cache (FIELD-NOTES: -oAPT::Architecture=…, a private Dir::State::Lists).
+ */
+export function foreignApt(arch: string, listsDir: string): AptContext {
+  return {
+    arch,
+    options: ['-o', `APT::Architecture=${arch}`, '-o', `APT::Architectures=${arch}`, '-o', `Dir::State::Lists=${listsDir}`, '-o', `Dir::Cache=${listsDir}/cache`],
+  };
+}
+
 export interface DebPackage {
   name: string;
   version: string;
@@ -40,7 +51,7 @@ export function parseAptShow(text: string, names: readonly string[]): Map<string
   return found;
 }
 
-let updatedOnce = false;
+const updated = new Set<string>();
 
 /** Candidate versions; runs `apt-get update` once if the lists do not know a package yet. */
 export async function resolvePackages(names: readonly string[], apt: AptContext = hostApt, progress: Progress = stderrProgress): Promise<DebPackage[]> {
@@ -49,13 +60,15 @@ export async function resolvePackages(names: readonly string[], apt: AptContext 
     const found = parseAptShow(r.stdout, names);
     const missing = names.filter((n) => !found.has(n));
     if (missing.length === 0) return names.map((n) => found.get(n)!);
-    if (updatedOnce)
+    const key = apt.options.join(' ');
+    if (updated.has(key))
       throw new LabError('lab-setup', `apt knows no candidate for ${missing.join(', ')} (${apt.arch}); check the apt sources`, {
         tail: r.stderr.trim().split('\n').slice(-5).join('\n'),
       });
     progress(`apt lists do not know ${missing.join(', ')}: running apt-get update`);
+    for (const opt of apt.options) if (opt.startsWith('Dir::State::Lists=')) await mkdir(join(opt.slice(18), 'partial'), { recursive: true });
     await runLocal(['apt-get', ...apt.options, 'update', '-q'], { timeoutMs: 600_000 });
-    updatedOnce = true;
+    updated.add(key);
   }
 }
 

@@ -94,6 +94,32 @@ export function emuArm64LabHost(r: Arm64HostRecord): HostInput {
     description: 'this machine over a real sshd, with libvirt and QEMU/TCG running arm guests (stands in for MP30-AR1 and Kunpeng 920)',
     ssh: { address: r.address, port: r.port, user: r.user, identityFile: r.identityFile, hostKey: r.hostKey },
     expect: { arch: 'x86_64', features: ['libvirt', 'qemu', 'uefi'] },
-    suites: { hostFacts: { domcapsArch: 'aarch64' } },
+    suites: {
+      hostFacts: { domcapsArch: 'aarch64' },
+      // TCG: no host-passthrough (domcapabilities offers maximum/custom only). virt-2.12 is the
+      // machine type of the seed's qemu 2.12 era (16 MiB ECAM: bus 0 + 15 ports); newest has 256 buses.
+      pcieRootPorts: {
+        machineTypes: ['virt-2.12', 'newest'],
+        domainType: 'qemu',
+        cpu: { mode: 'custom', model: 'cortex-a57' },
+        memoryMiB: 512,
+        probeTimeoutMs: 120_000,
+        expectCeiling: { 'virt-2.12': 15, newest: 'none-below-28' },
+      },
+      armhfKernelUpgrade: {
+        vm: 'labrig-armhf-guest',
+        guest: { kind: 'debian-packages', kernels: ['6.1.0-47-armmp', '6.1.0-50-armmp'] },
+        // No systemd here: stop libvirtd by its pid file, start it again daemonised, and return
+        // once it answers, so the lab (which re-reads the pid file) still finds it. PID 1 here
+        // may leave it a zombie for a while: gone means gone or Z, not `kill -0` failing.
+        restartLibvirtd: [
+          'pid=$(cat /run/libvirtd.pid 2>/dev/null)',
+          'alive() { [ -r "/proc/$1/status" ] && ! grep -q "^State:[[:space:]]*[ZX]" "/proc/$1/status"; }',
+          'if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then i=0; while alive "$pid"; do [ $i -lt 300 ] || { echo "libvirtd $pid still running after 30 s" >&2; exit 1; }; sleep 0.1; i=$((i+1)); done; fi',
+          '/usr/sbin/libvirtd -d </dev/null >/dev/null 2>&1 || exit 1',
+          'i=0; until [ -S /run/libvirt/libvirt-sock ] && virsh -q -c qemu:///system version >/dev/null 2>&1; do [ $i -lt 600 ] || { echo "libvirtd did not answer within 60 s" >&2; exit 1; }; sleep 0.1; i=$((i+1)); done',
+        ].join('\n'),
+      },
+    },
   };
 }
