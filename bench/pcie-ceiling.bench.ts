@@ -1,0 +1,51 @@
+/**
+ * Probes and wall time to the root-port ceiling on emu-arm64 (bounds 1..28), per machine type,
+ * and the share of each probe that is the harness (define/start/destroy/undefine) rather than
+ * the guest's boot. Needs the lab: `npx labrig lab up emu-arm64` first.
+ * Run: npx tsx bench/pcie-ceiling.bench.ts
+ */
+import { join } from 'node:path';
+import { consoleRecorder } from '../drivers/recorder.js';
+import { Virsh } from '../drivers/libvirt.js';
+import { loadLab } from '../targets/config.js';
+import { aarch64ProbeGuest, PROBE_SERIAL } from '../targets/emulated/aarch64-probe-guest.js';
+import { Host } from '../targets/host.js';
+import { pcieRootPortsSchema } from '../targets/schema.js';
+import { bisectCeiling, ceilingFinding } from '../suites/pcie-root-ports/bisect.js';
+import { probeRootPorts, type ProbeRecord } from '../suites/pcie-root-ports/probe.js';
+
+const lab = await loadLab();
+const config = lab.hosts.find((h) => h.name === 'emu-arm64');
+if (!config) throw new Error('emu-arm64 is not in the lab: npx labrig lab up emu-arm64');
+const p = config.suites.pcieRootPorts ?? pcieRootPortsSchema.parse({});
+const host = new Host(config, { logDir: '/tmp/labrig-bench-pcie', recorder: consoleRecorder('  ') });
+const virsh = new Virsh(host);
+const img = await aarch64ProbeGuest(() => undefined);
+await host.run(`mkdir -p ${p.workDir}; test -e ${p.workDir}/probe.raw || truncate -s 1M ${p.workDir}/probe.raw`, { check: true });
+await host.ssh.put(img.file('kernel'), join(p.workDir, 'probe-vmlinuz'));
+await host.ssh.put(img.file('initrd'), join(p.workDir, 'probe-initrd.img'));
+try {
+  for (const mt of p.machineTypes) {
+    const machine = mt === 'newest' ? (/<machine>([^<]+)<\/machine>/.exec(await virsh.domcapabilities('aarch64', 'virt', p.domainType))?.[1] ?? 'virt') : mt;
+    const records: ProbeRecord[] = [];
+    const t0 = performance.now();
+    const r = await bisectCeiling(p.lower, p.upper, async (n) => {
+      const rec = await probeRootPorts(host, virsh, n, {
+        machine, domainType: p.domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, ioReserve: p.ioReserve, firmware: p.firmware,
+        kernel: join(p.workDir, 'probe-vmlinuz'), initrd: join(p.workDir, 'probe-initrd.img'), cmdline: 'console=ttyAMA0',
+        probeDisk: join(p.workDir, 'probe.raw'), probeSerial: PROBE_SERIAL, workDir: p.workDir, timeoutMs: p.probeTimeoutMs,
+      });
+      records.push(rec);
+      process.stdout.write(`  N=${n} ${rec.outcome} ${rec.seconds} s (harness ${rec.harnessMs} ms, guest ${rec.guestMs} ms)\n`);
+      return rec;
+    });
+    const wall = (performance.now() - t0) / 1000;
+    const harness = records.reduce((s, x) => s + x.harnessMs, 0) / 1000;
+    process.stdout.write(
+      `${machine}: ceiling ${ceilingFinding(r.verdict)}, ${records.length} boots, ${wall.toFixed(1)} s wall, ` +
+        `${(wall / records.length).toFixed(1)} s per probe, harness share ${((100 * harness) / wall).toFixed(0)} %\n`,
+    );
+  }
+} finally {
+  await host.close();
+}
