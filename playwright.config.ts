@@ -15,7 +15,7 @@ export default defineConfig({
   timeout: 15 * 60_000,
   workers: Number(process.env.LABRIG_WORKERS ?? 1),
   fullyParallel: false,
-  retries: 0,
+  retries: lab.labRetries,
   outputDir: `${out}/test-results`,
   metadata: { lab: lab.name, runId },
   reporter: [

@@ -1,8 +1,10 @@
-/** `npx labrig <command>`: doctor, console, report, lab up/down/status, run. */
+/** `npx labrig <command>`: doctor, console, report, compare, dossier, lab up/down/status, run. */
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { isLabError } from '../drivers/errors.js';
 import { reportCommand } from '../reports/cli.js';
+import { compareCommand, regressionRulesHelp } from '../reports/compare-cli.js';
+import { dossierCommand } from '../reports/dossier.js';
 import { loadLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
@@ -37,6 +39,27 @@ export async function main(argv: string[]): Promise<number> {
     .argument('[resultsDirs...]', 'Allure results directories to merge (shards)')
     .action(async (dirs: string[]) => {
       code = await reportCommand(dirs);
+    });
+
+  program
+    .command('compare')
+    .description('what changed between two archived runs: findings, versions, tests; exit 1 when something regressed, 2 when the runs cannot be read')
+    .argument('<runA>', 'the reference run: a run id under reports/runs/ or a run directory')
+    .argument('<runB>', 'the run to judge against it')
+    .option('--json', 'the comparison as JSON instead of text')
+    .addHelpText('after', regressionRulesHelp())
+    .action(async (runA: string, runB: string, opts: { json?: boolean }) => {
+      code = await compareCommand(runA, runB, { json: opts.json });
+    });
+
+  program
+    .command('dossier')
+    .description('one .tar.gz for a vendor: self-contained report, findings, lab config, logs, manifest.json of SHA-256; or --verify one')
+    .argument('<runOrArchive>', 'a run id under reports/runs/ or a run directory; with --verify, the archive')
+    .option('--out <file>', 'where to write the archive (default reports/out/dossiers/dossier-<runId>.tar.gz)')
+    .option('--verify', 'recompute every hash of an archive; exit 1 naming each file that differs, is missing or is extra')
+    .action(async (target: string, opts: { out?: string; verify?: boolean }) => {
+      code = await dossierCommand(target, opts);
     });
 
   const lab = program.command('lab').description('the emulated lab on this machine');

@@ -1,21 +1,28 @@
 /**
- * The main job: the default (emulated) lab is brought up and down around the run; a real lab
- * (LABRIG_CONFIG) is used as it is. Every suite runs, then the report is written.
+ * The main job. The default (emulated) lab is brought up and down around the run; a real lab
+ * (LABRIG_CONFIG) is used as it is. First a health check (LAVA's idea): a host that fails
+ * `doctor` is quarantined — its tests are skipped with the reason — and the others go on.
+ * Then every suite, the report, and the run archived under reports/runs/<runId>/.
  */
 import { execa } from 'execa';
 import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { reportCommand, defaultOutDir } from '../reports/cli.js';
+import { rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { defaultOutDir, reportCommand } from '../reports/cli.js';
+import { loadLab } from '../targets/config.js';
+import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
+import { quarantineFile, type Quarantine } from '../targets/quarantine.js';
+import { archiveRun } from './archive.js';
+
+const say = (line: string) => process.stderr.write(`labrig: ${line}\n`);
 
 export async function runCommand(playwrightArgs: string[]): Promise<number> {
   const emulated = !process.env.LABRIG_CONFIG;
   const runId = process.env.LABRIG_RUN_ID ?? `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
-  const resultsDir = join(defaultOutDir, 'allure-results');
-  await rm(resultsDir, { recursive: true, force: true });
+  await rm(join(defaultOutDir, 'allure-results'), { recursive: true, force: true });
   if (emulated) {
-    process.stderr.write('labrig: bringing the emulated lab up\n');
+    say('bringing the emulated lab up');
     const up = await labCommand('up');
     if (up !== 0) {
       await labCommand('down');
@@ -23,16 +30,31 @@ export async function runCommand(playwrightArgs: string[]): Promise<number> {
     }
   }
   let testCode = 1;
+  let archived: string | undefined;
+  const quarantine: Quarantine = {};
   try {
-    process.stderr.write(`labrig: run ${runId}\n`);
-    const r = await execa('npx', ['playwright', 'test', ...playwrightArgs], { stdio: 'inherit', reject: false, env: { LABRIG_RUN_ID: runId } });
+    const lab = await loadLab();
+    say('health check of every host (labrig doctor)');
+    for (const c of await doctor(lab)) {
+      process.stderr.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
+      if (!c.ok) quarantine[c.host] = [quarantine[c.host], `${c.check}: ${c.detail}`].filter(Boolean).join('; ');
+    }
+    await writeFile(quarantineFile(defaultOutDir), JSON.stringify(quarantine, null, 2));
+    for (const [host, why] of Object.entries(quarantine)) say(`quarantined ${host}: its tests are skipped (${why})`);
+    say(`run ${runId}`);
+    const r = await execa('npx', ['playwright', 'test', ...playwrightArgs], { stdio: 'inherit', reject: false, env: { LABRIG_RUN_ID: runId, LABRIG_QUARANTINE: quarantineFile(defaultOutDir) } });
     testCode = r.exitCode ?? 1;
+    const reportCode = await reportCommand([join(defaultOutDir, 'allure-results')], { runId });
+    archived = await archiveRun({ outDir: defaultOutDir, runId, lab });
+    testCode ||= reportCode;
   } finally {
     if (emulated) {
-      process.stderr.write('labrig: bringing the emulated lab down\n');
+      say('bringing the emulated lab down');
       await labCommand('down');
     }
   }
-  const reportCode = await reportCommand([resultsDir]);
-  return testCode || reportCode;
+  process.stdout.write(`run:      ${relative(process.cwd(), archived ?? '')}\n`);
+  const q = Object.keys(quarantine);
+  if (q.length) process.stdout.write(`quarantined: ${q.join(', ')} (see the health check above; their tests are skipped)\n`);
+  return testCode;
 }

@@ -5,7 +5,7 @@ import { finalizeReport } from './finalize.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 export const defaultResultsDir = join(repoRoot, 'reports', 'out', 'allure-results');
-export const defaultOutDir = join(repoRoot, 'reports', 'out');
+export const defaultOutDir = resolve(process.env.LABRIG_OUT_DIR ?? join(repoRoot, 'reports', 'out'));
 
 function shown(path: string): string {
   const rel = relative(process.cwd(), path);
@@ -13,10 +13,10 @@ function shown(path: string): string {
 }
 
 /** Returns the process exit code: 0 when the report was written, 1 with the reason on stderr otherwise. */
-export async function reportCommand(resultsDirs: string[]): Promise<number> {
+export async function reportCommand(resultsDirs: string[], opts: { runId?: string } = {}): Promise<number> {
   const dirs = resultsDirs.length ? resultsDirs.map((d) => resolve(d)) : [defaultResultsDir];
   try {
-    const { reportDir, findingsPath, manifestPath } = await finalizeReport({ resultsDirs: dirs, outDir: defaultOutDir });
+    const { reportDir, findingsPath, manifestPath } = await finalizeReport({ resultsDirs: dirs, outDir: defaultOutDir, runId: opts.runId });
     process.stdout.write(
       `report:   ${shown(join(reportDir, 'index.html'))}  (serve it: npx allure open ${shown(reportDir)})\n` +
         `findings: ${shown(findingsPath)}\n` +

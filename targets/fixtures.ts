@@ -3,6 +3,7 @@
  * console slice of every test attached to it. The only place besides suites/ that knows the runner.
  */
 import { test as base } from '@playwright/test';
+import * as allure from 'allure-js-commons';
 import { randomUUID } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { isLabError } from '../drivers/errors.js';
@@ -10,7 +11,9 @@ import { consoleRecorder } from '../drivers/recorder.js';
 import { loadLab } from './config.js';
 import { Host } from './host.js';
 import { acquireLease, type Lease } from './lease.js';
+import { readQuarantine } from './quarantine.js';
 import { allureRecorder, redactor, secretValues } from './recorders.js';
+import { refuseProductRetry, rememberFailure } from './retry-policy.js';
 import type { Lab } from './schema.js';
 
 export interface Finding {
@@ -30,7 +33,7 @@ export const runId = process.env.LABRIG_RUN_ID ?? (process.env.LABRIG_RUN_ID = `
 
 interface WorkerFixtures {
   lab: Lab;
-  leasedHost: { host: Host; lease: Lease | undefined; factsAttached: boolean };
+  leasedHost: { host: Host; lease: Lease | undefined; factsAttached: boolean; quarantined?: string };
 }
 
 interface TestFixtures {
@@ -48,6 +51,8 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       if (!config) throw new Error(`project ${workerInfo.project.name} names host "${name}", which is not in the lab`);
       const logDir = resolve(lab.outDir, 'logs', runId);
       const host = new Host(config, { logDir, recorder: consoleRecorder(`[${name}] `) });
+      const quarantined = readQuarantine()[config.name];
+      if (quarantined) return use({ host, lease: undefined, factsAttached: true, quarantined });
       const lease = await acquireLease(host.ssh, { ...lab.lease, runId, recorder: consoleRecorder(`[${name}] `) });
       const state = { host, lease, factsAttached: false };
       try {
@@ -55,7 +60,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
         await use(state);
       } finally {
         await host.close();
-        await lease.release();
+        await lease?.release();
         host.ssh.close();
       }
     },
@@ -64,7 +69,9 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
 
   host: async ({ leasedHost, lab }, use, testInfo) => {
     const { host } = leasedHost;
+    if (leasedHost.quarantined) testInfo.skip(true, `[lab:quarantined] host ${host.name} failed the health check before the run: ${leasedHost.quarantined}`);
     if (host.broken) testInfo.skip(true, `[lab:did-not-return] host ${host.name} is broken: ${host.broken}`);
+    await refuseProductRetry(testInfo, lab.outDir);
     const redact = redactor(secretValues(lab));
     host.useRecorder(allureRecorder(redact));
     const console = host.config.console ? await host.console() : undefined;
@@ -79,6 +86,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     } finally {
       if (console) await testInfo.attach(`console-${host.name}.log`, { body: redact(console.text(from)), contentType: 'text/plain' });
       host.useRecorder(consoleRecorder(`[${host.name}] `));
+      await rememberFailure(testInfo, lab.outDir);
     }
   },
 
@@ -88,7 +96,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     const findings: Findings = {
       record(key, value, unit) {
         all.push({ suite, host: leasedHost.host.name, key, value, ...(unit ? { unit } : {}) });
-        testInfo.annotations.push({ type: `finding:${key}`, description: `${value}${unit ? ` ${unit}` : ''}` });
+        void allure.parameter(key, `${value}${unit ? ` ${unit}` : ''}`);
       },
       all,
     };

@@ -273,8 +273,8 @@ export const hostSchema = z.strictObject({
 export const labSchema = z
   .strictObject({
     name: z.string().min(1),
-    /** Where console logs, leases' local copies and results go. */
-    outDir: z.string().default('reports/out'),
+    /** Where console logs and results go (LABRIG_OUT_DIR overrides the default, e.g. one per shard). */
+    outDir: z.string().default(() => process.env.LABRIG_OUT_DIR ?? 'reports/out'),
     lease: z
       .strictObject({
         /** A lease whose heartbeat is older than this may be broken. */
@@ -285,6 +285,8 @@ export const labSchema = z
         path: z.string().default('/var/lock/labrig.lease'),
       })
       .default({ ttlMs: 120_000, heartbeatMs: 20_000, waitMs: 60_000, path: '/var/lock/labrig.lease' }),
+    /** How often a test that failed for a lab reason (unreachable, lease held, …) is run again. Product failures never are. */
+    labRetries: z.number().int().min(0).max(5).default(1),
     hosts: z.array(hostSchema).min(1),
   })
   .superRefine((lab, ctx) => {
