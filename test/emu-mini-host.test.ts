@@ -38,8 +38,10 @@ test.beforeAll(async () => {
 
 test.afterAll(async () => {
   await host?.close();
-  await labDown({ runDir }).catch(() => undefined);
-  await rm(runDir, { recursive: true, force: true });
+  if (runDir) {
+    await labDown({ runDir }).catch(() => undefined);
+    await rm(runDir, { recursive: true, force: true });
+  }
   await release?.();
 });
 
