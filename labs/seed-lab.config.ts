@@ -29,7 +29,8 @@ export const lab = defineLab({
       // IPMI SOL through the BMC: ipmitool -E reads the password from IPMI_PASSWORD.
       console: { kind: 'command', on: 'runner', argv: ['ipmitool', '-I', 'lanplus', '-H', '10.20.1.12', '-U', 'labrig', '-E', 'sol', 'activate'] },
       power: { kind: 'ipmi', address: '10.20.1.12', user: 'labrig', passwordEnv: 'IPMI_PASSWORD' },
-      expect: { arch: 'aarch64', features: ['libvirt', 'kvm', 'uefi', 'qemu'], cpuMhz: 2600 },
+      // What the seed ran; a version-validation run changes these to the candidate versions.
+      expect: { arch: 'aarch64', features: ['libvirt', 'kvm', 'uefi', 'qemu'], cpuMhz: 2600, versions: { qemu: '2.12', libvirt: '4.5' } },
       returnTimeoutMs: 600_000,
     },
     {

@@ -3,6 +3,7 @@
  * A fact that contradicts the host's declared expectation fails with both values.
  */
 import { expect, test } from '../targets/fixtures.js';
+import { versionMismatches } from '../targets/facts.js';
 import { currentSpeedMhz, kvmOnArm64, kvmOnX86, parseDomCapabilities } from './host-facts/parse.js';
 
 const UEFI_AARCH64 = [
@@ -64,6 +65,14 @@ test.describe('host facts @facts', () => {
     findings.record('domcaps_cpu_models_unknown', caps.models.filter((m) => m.usable === 'unknown').length);
     expect(caps.arch, 'domcapabilities answers for the arch asked').toBe(arch);
     expect(caps.cpuModes.length, `${host.name}: libvirt offers no CPU mode for ${arch}/${virttype}`).toBeGreaterThan(0);
+  });
+
+  test('the component versions are the ones this run validates', async ({ host, findings }) => {
+    const facts = await host.facts();
+    for (const c of ['kernel', 'qemu', 'libvirt', 'xen', 'edk2'] as const) if (facts[c]) findings.record(`version_${c}`, facts[c]!);
+    const wanted = host.config.expect.versions;
+    test.skip(Object.keys(wanted).length === 0, 'the lab declares no versions for this host');
+    expect(versionMismatches(facts, wanted), `${host.name} runs other versions than declared`).toEqual([]);
   });
 
   test('UEFI firmware for aarch64 guests', async ({ host, findings }) => {

@@ -6,6 +6,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { shellQuote } from '../drivers/ssh.js';
+import { versionMismatches } from './facts.js';
 import { Host } from './host.js';
 import type { HostConfig, Lab } from './schema.js';
 
@@ -58,6 +59,8 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
         await attempt(name, 'facts', async () => {
           const facts = await host.facts();
           if (facts.arch !== config.expect.arch) throw new Error(`declared arch ${config.expect.arch}, host says ${facts.arch}`);
+          const wrong = versionMismatches(facts, config.expect.versions);
+          if (wrong.length) throw new Error(`not the versions this run validates: ${wrong.join('; ')}`);
           return `${facts.arch}, ${facts.kernel}, ${facts.distro}`;
         }),
       );

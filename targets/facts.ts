@@ -74,3 +74,12 @@ export function parseFacts(text: string): HostFacts {
 export async function collectFacts(run: (command: string) => Promise<CommandResult>): Promise<HostFacts> {
   return parseFacts((await run(factsScript())).stdout);
 }
+
+export type VersionedComponent = 'kernel' | 'qemu' | 'libvirt' | 'xen' | 'edk2';
+
+/** The declared versions a host does not run, as "qemu: wants 8.2, runs 7.2.22" lines. */
+export function versionMismatches(facts: HostFacts, wanted: Partial<Record<VersionedComponent, string>>): string[] {
+  return (Object.entries(wanted) as Array<[VersionedComponent, string]>)
+    .filter(([component, want]) => !(facts[component] ?? '').startsWith(want))
+    .map(([component, want]) => `${component}: wants ${want}, runs ${facts[component] ?? 'none'}`);
+}

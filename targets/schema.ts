@@ -92,6 +92,14 @@ export const expectSchema = z.strictObject({
   /** Features the host must NOT have (e.g. kvm on the emulated lab). */
   absent: z.array(z.enum(features)).default([]),
   cpuMhz: z.number().int().positive().optional(),
+  /**
+   * The component versions this run must use (version validation): each is a prefix of what the
+   * host reports (`6.1.0-56`, `7.2`, `9.0.0`). A host running anything else fails doctor and host-facts.
+   */
+  versions: z
+    .strictObject({ kernel: z.string(), qemu: z.string(), libvirt: z.string(), xen: z.string(), edk2: z.string() })
+    .partial()
+    .default({}),
 });
 
 export const pcieRootPortsSchema = z.strictObject({
@@ -238,10 +246,12 @@ export const suiteParamsSchema = z.strictObject({
           memoryMiB: z.number().int().min(64).default(256),
           /** Size of the guest's memory pattern, whose checksum the suite knows in advance. */
           patternKiB: z.number().int().min(4).default(1024),
-          /** Guest kernel on the host; default: /boot/vmlinuz-<running kernel>, copied once into workDir. */
+          /** Guest kernel on the host; default: /boot/vmlinuz-<kernel running when the guest cold-boots>. */
           kernel: z.string().startsWith('/').optional(),
+          /** Guest kernel command line; the suite appends its marker parameters (labrig.seed=, labrig.pattern_kib=). */
+          append: z.string().default('console=ttyS0'),
         })
-        .default({ memoryMiB: 256, patternKiB: 1024 }),
+        .default({ memoryMiB: 256, patternKiB: 1024, append: 'console=ttyS0' }),
       timeoutsMs: z
         .strictObject({
           /** QEMU start to the guest's first marker line (a cold boot). */

@@ -1,7 +1,7 @@
 import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { currentSpeedMhz, kvmOnArm64, kvmOnX86, parseDomCapabilities } from '../suites/host-facts/parse.js';
-import { parseFacts } from '../targets/facts.js';
+import { parseFacts, versionMismatches } from '../targets/facts.js';
 
 const recorded = (name: string) => readFileSync(new URL(`./recorded/${name}`, import.meta.url), 'utf8');
 
@@ -51,4 +51,10 @@ test('host facts parsed from one script output', () => {
     arch: 'aarch64', kernel: '4.18.0-193.1.2.el7.aarch64', bootId: 'b1', distro: 'CentOS Linux 7 (AltArch)', cpuModel: 'CPU part 0xd01',
     cpus: 2, memTotalKiB: 263518784, kvmDevice: true, qemu: '2.12.0', libvirt: '4.5.0', xen: null, edk2: null,
   });
+});
+
+test('declared versions are prefixes of what the host runs', () => {
+  const facts = parseFacts('@@kernel\n6.1.0-56-amd64\n@@qemu\nQEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)\n@@libvirt\nlibvirtd (libvirt) 9.0.0');
+  expect(versionMismatches(facts, { kernel: '6.1.0-56', qemu: '7.2', libvirt: '9.0.0' })).toEqual([]);
+  expect(versionMismatches(facts, { qemu: '8.2', xen: '4.17' })).toEqual(['qemu: wants 8.2, runs 7.2.22', 'xen: wants 4.17, runs none']);
 });
