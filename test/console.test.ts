@@ -124,7 +124,7 @@ test('1-byte delivery, CRLF, ANSI colours and a UTF-8 character split across wri
   const t0 = performance.now();
   const r = await waiting;
   expect(performance.now() - t0).toBeLessThan(500); // found as it came, not at the deadline
-  expect(chunks.length - before).toBeGreaterThan(line.length / 2); // it really came in small pieces
+  expect(chunks.length - before).toBeGreaterThan(line.length / 8); // it really came in small pieces (a busy machine merges some)
   expect(stripAnsi(r.match[1]!)).toBe('Multi-User');
   expect(stripAnsi(r.before)).toBe(`${filler}Welcome to Debian GNU/Linux 12!\r\n[  OK  ] `);
   // A literal string matches through colour codes only where it has none inside.
@@ -133,7 +133,7 @@ test('1-byte delivery, CRLF, ANSI colours and a UTF-8 character split across wri
   const arrow = Buffer.from('→'); // 3 bytes: E2 86 92
   const start = con.received;
   await peer.write(Buffer.concat([Buffer.from('temp 42'), arrow.subarray(0, 2)]));
-  await sleep(100);
+  await sleep(400); // long enough that even a busy machine delivers the first half alone
   await peer.write(Buffer.concat([arrow.subarray(2), Buffer.from('°C\r\n')]));
   const t = await con.expect(/temp (\d+)(.)°C/, { timeoutMs: 5000 });
   expect(chunks.some((c) => c.at(-1) === 0x86)).toBe(true); // the character was split between reads
