@@ -22,6 +22,11 @@ import { daemonsHealthy, EMU_ARM64, emuArm64LabHost, startEmuArm64, stopDaemons 
 
 export const EMU_ARM64_SSH_PORT = 2222;
 export const labHostNames: readonly string[] = [EMU_ARM64, ...vmHosts.map((h) => h.name)];
+/**
+ * What `lab up` brings up when no host is named: the hosts whose suites pass end to end here.
+ * The other recipes (emu-xen, emu-x86-pmem) start only when named, until their suites do.
+ */
+export const defaultLabHosts: readonly string[] = [EMU_ARM64, 'emu-mini'];
 
 export interface LabUpOptions {
   hosts?: readonly string[];
@@ -121,7 +126,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   const runDir = runDirOf(opts.runDir);
   const recorder = opts.recorder ?? silentRecorder;
   const progress = opts.progress ?? stderrProgress;
-  const wanted = opts.hosts?.length ? opts.hosts : labHostNames;
+  const wanted = opts.hosts?.length ? opts.hosts : defaultLabHosts;
   checkNames(wanted);
   await mkdir(runDir, { recursive: true });
   const release = await lockOf(runDir);
@@ -157,7 +162,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
 export async function labDown(opts: { runDir?: string; hosts?: readonly string[]; recorder?: Recorder } = {}): Promise<HostStatus[]> {
   const runDir = runDirOf(opts.runDir);
   const recorder = opts.recorder ?? silentRecorder;
-  if (!readState(runDir)) return labHostNames.map((name) => ({ name, state: 'down', detail: 'not running' }));
+  if (!readState(runDir)) return defaultLabHosts.map((name) => ({ name, state: 'down', detail: 'not running' }));
   const release = await lockOf(runDir);
   try {
     const state = readState(runDir) ?? { version: 1, runDir, hosts: {} };
@@ -180,7 +185,7 @@ export async function labDown(opts: { runDir?: string; hosts?: readonly string[]
 
 export async function labStatus(opts: { runDir?: string } = {}): Promise<HostStatus[]> {
   const state = readState(runDirOf(opts.runDir));
-  const names = [...new Set([...labHostNames, ...Object.keys(state?.hosts ?? {})])];
+  const names = [...new Set([...defaultLabHosts, ...Object.keys(state?.hosts ?? {})])];
   return Promise.all(names.map((name) => {
     const r = state?.hosts[name];
     return r ? checkHost(r) : Promise.resolve<HostStatus>({ name, state: 'down', detail: 'not running' });
