@@ -90,7 +90,7 @@ test('two shards in parallel: leases never overlap, the merged report has every 
   const results = await readResults(join(work, 'merged', 'allure-results-merged'));
   const ids2 = results.map((r) => r.historyId);
   expect(new Set(ids2).size, 'every test once').toBe(ids2.length);
-  expect(results.length).toBe(10); // 5 host-facts tests × 2 hosts
+  expect(results.length).toBe(12); // 6 host-facts tests × 2 hosts
   expect(JSON.parse(await readFile(merged.manifestPath, 'utf8')).countsByStatus).toBeTruthy();
 });
 
