@@ -145,7 +145,8 @@ test.describe('a private emulated lab', () => {
     const power = createPower(lab.hosts.find((h) => h.name === 'emu-mini')!.power!, undefined, { host: 'emu-mini' });
     await power.off();
     expect(await power.status()).toBe('off');
-    expect(isOurProcess(before.pid, before.qmpSocket)).toBe(false);
+    // QEMU answers `quit` and then exits: give the process a moment to be gone.
+    await expect.poll(() => isOurProcess(before.pid, before.qmpSocket), { timeout: 15_000 }).toBe(false);
     // the VM is still part of the lab: its power controller can bring it back
     expect(parseLab(emulatedLab({ runDir })).hosts.map((h) => h.name)).toContain('emu-mini');
 
