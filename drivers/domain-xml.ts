@@ -24,6 +24,8 @@ export interface FilesystemSpec {
 
 export interface DomainSpec {
   name: string;
+  /** Redefining an existing domain (libvirt refuses the same name under a new UUID): its UUID. */
+  uuid?: string;
   /** 'qemu' is TCG. On the emulated lab always 'qemu': libvirt would pick kvm where /dev/kvm exists. */
   type: 'qemu' | 'kvm';
   arch: 'aarch64' | 'armv7l' | 'x86_64';
@@ -108,6 +110,7 @@ export function domainXml(spec: DomainSpec): string {
       '@_type': spec.type,
       ...(qemuArgs.length ? { '@_xmlns:qemu': QEMU_NS } : {}),
       name: spec.name,
+      ...(spec.uuid ? { uuid: spec.uuid } : {}),
       memory: { '@_unit': 'MiB', '#text': spec.memoryMiB },
       vcpu: spec.vcpus,
       os,
@@ -136,13 +139,17 @@ export function domainXml(spec: DomainSpec): string {
 
 export interface DomainSummary {
   name: string;
+  uuid: string;
   type: string;
+  arch: string;
   machine: string;
   rootPorts: number[];
   onReboot: string;
   disks: Array<{ target: string; bus: string; pciBus: number | undefined }>;
   filesystems: Array<{ tag: string; accessMode: string; source: string }>;
   kernel: string | undefined;
+  initrd: string | undefined;
+  cmdline: string | undefined;
   qemuArgs: string[];
 }
 
@@ -159,7 +166,9 @@ export function summariseDomain(xml: string): DomainSummary {
   const os = (d.os ?? {}) as Node;
   return {
     name: String(d.name),
+    uuid: d.uuid === undefined ? '' : String(d.uuid),
     type: attr(d, 'type') ?? '',
+    arch: attr(os.type, 'arch') ?? '',
     machine: attr(os.type, 'machine') ?? '',
     rootPorts: list(devices.controller as Node[]).filter((c) => attr(c, 'model') === 'pcie-root-port').map((c) => Number(attr(c, 'index'))),
     onReboot: String(d.on_reboot ?? ''),
@@ -170,6 +179,8 @@ export function summariseDomain(xml: string): DomainSummary {
     })),
     filesystems: list(devices.filesystem as Node[]).map((f) => ({ tag: attr(f.target, 'dir') ?? '', accessMode: attr(f, 'accessmode') ?? 'passthrough', source: attr(f.source, 'dir') ?? '' })),
     kernel: os.kernel === undefined ? undefined : String(os.kernel),
+    initrd: os.initrd === undefined ? undefined : String(os.initrd),
+    cmdline: os.cmdline === undefined ? undefined : String(os.cmdline),
     qemuArgs: list((d['qemu:commandline'] as Node | undefined)?.['qemu:arg'] as Node[]).map((a) => attr(a, 'value') ?? ''),
   };
 }

@@ -16,6 +16,12 @@ export interface CommandRunner {
 
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | 'absent';
 
+/** `virsh domstate --reason` output: "shut off (shutdown)". */
+export function parseStateReason(text: string): { state: DomainState; reason: string } {
+  const m = /^(.+?) \((.+)\)$/.exec(text.trim());
+  return m ? { state: m[1] as DomainState, reason: m[2]! } : { state: text.trim() as DomainState, reason: '' };
+}
+
 export class DefineRejected extends ProductError {
   constructor(host: string, readonly libvirtMessage: string) {
     super('command-failed', `libvirt refused the domain XML: ${libvirtMessage}`, { host });
@@ -49,8 +55,26 @@ export class Virsh {
     return this.run(`dumpxml ${inactive ? '--inactive ' : ''}${shellQuote(name)}`);
   }
 
-  async start(name: string): Promise<void> {
-    await this.run(`start ${shellQuote(name)}`);
+  /** Starts a defined domain; `paused` leaves its CPUs stopped so a console can attach before the first byte. */
+  async start(name: string, opts: { paused?: boolean } = {}): Promise<void> {
+    await this.run(`start ${opts.paused ? '--paused ' : ''}${shellQuote(name)}`);
+  }
+
+  async resume(name: string): Promise<void> {
+    await this.run(`resume ${shellQuote(name)}`);
+  }
+
+  /** Pulls the plug (the domain stays defined). */
+  async destroy(name: string): Promise<void> {
+    await this.run(`destroy ${shellQuote(name)}`);
+  }
+
+  /**
+   * argv of `virsh console` for a Console of kind 'command' over SSH. It needs a tty on the host
+   * (FIELD-NOTES), so open it with a pty; `--force` takes the console from a stale session.
+   */
+  consoleArgv(name: string): string[] {
+    return ['virsh', '-c', this.uri, 'console', '--force', name];
   }
 
   async shutdown(name: string): Promise<void> {
@@ -61,6 +85,13 @@ export class Virsh {
     const r = await this.host.run(this.cmd(`domstate ${shellQuote(name)}`), { timeoutMs: 60_000 });
     if (r.code !== 0) return 'absent';
     return r.stdout.trim() as DomainState;
+  }
+
+  /** State and libvirt's reason for it ("shut off", "shutdown"; "shut off", "destroyed"). */
+  async stateReason(name: string): Promise<{ state: DomainState; reason: string }> {
+    const r = await this.host.run(this.cmd(`domstate --reason ${shellQuote(name)}`), { timeoutMs: 60_000 });
+    if (r.code !== 0) return { state: 'absent', reason: '' };
+    return parseStateReason(r.stdout);
   }
 
   /** Waits for a state; returns false at the deadline. */

@@ -11,7 +11,7 @@ import { clientKey, cachedImage, imageKey, type BuiltImage } from './cache.js';
 import { hostApt, resolvePackages, type Progress } from './debs.js';
 import { EMU_MINI_KERNEL } from './emu-mini.js';
 import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
-import { buildXenImage, DOMU_DIR } from './xen-dom0.js';
+import { buildXenImage, DOMU_DIR, XEN_BRIDGE } from './xen-dom0.js';
 import type { suiteParamsSchema } from '../schema.js';
 
 type XenParams = NonNullable<z.input<typeof suiteParamsSchema>['xen']>;
@@ -19,7 +19,7 @@ type XenParams = NonNullable<z.input<typeof suiteParamsSchema>['xen']>;
 /** The same Debian kernel as the other x86 hosts: it runs as PV dom0 and as PV domU. */
 export const EMU_XEN_KERNEL = EMU_MINI_KERNEL;
 /** Bump when the recipe changes what the image contains. */
-const RECIPE_VERSION = 1;
+const RECIPE_VERSION = 2;
 
 /**
  * Xen's boot settings, as DOMAIN.md §3 has them. The command line is built from this object
@@ -54,6 +54,10 @@ const PACKAGES = [
   'xen-hypervisor-4.17-amd64',
   'xen-utils-4.17',
   'xenstore-utils',
+  // /etc/xen/scripts (vif-bridge, run by libxl for the domU's vif) and the bash they need
+  'xen-utils-common',
+  'bash',
+  'libtinfo6',
   // the libraries ldd lists for xl, xenstored, xenconsoled, xen-init-dom0, xenstore
   'libxenmisc4.17',
   'libxenstore4',
@@ -123,7 +127,7 @@ export const emuXen: EmulatedVmHost = {
     suites: {
       xen: {
         ...EMU_XEN_BOOT,
-        pvGuest: { kernel: `${DOMU_DIR}/vmlinuz`, ramdisk: `${DOMU_DIR}/initrd.img`, extra: 'console=hvc0', memoryMiB: 128, vcpus: 1 },
+        pvGuest: { kernel: `${DOMU_DIR}/vmlinuz`, ramdisk: `${DOMU_DIR}/initrd.img`, extra: 'console=hvc0', memoryMiB: 128, vcpus: 1, bridge: XEN_BRIDGE },
         // Everything is emulated (TCG), and the domU kernel boots inside that.
         timeoutsMs: { create: 180_000, marker: 240_000, shutdown: 90_000 },
       },

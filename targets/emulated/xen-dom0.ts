@@ -28,8 +28,14 @@ const APPLETS = ['sh', 'setsid', 'stty', 'kill', 'sleep', 'cat', 'uname', 'dmesg
 const XEN_TOOLS = ['xl', 'xenstored', 'xenconsoled', 'xenconsole', 'xen-init-dom0', 'libxl-save-helper'];
 const XENSTORE_NAMES = ['xenstore-read', 'xenstore-write', 'xenstore-ls', 'xenstore-list', 'xenstore-rm', 'xenstore-exists', 'xenstore-chmod', 'xenstore-watch'];
 
-/** Loaded in this order; xen-privcmd first because xenfs depends on it. */
-export const DOM0_MODULES = ['e1000', 'xen-privcmd', 'xenfs', 'xen-evtchn', 'xen-gntdev', 'xen-gntalloc'];
+/** Loaded in this order; xen-privcmd first because xenfs depends on it. netback + bridge: the domU's vif. */
+export const DOM0_MODULES = ['e1000', 'xen-privcmd', 'xenfs', 'xen-evtchn', 'xen-gntdev', 'xen-gntalloc', 'xen-netback', 'bridge'];
+
+/** The bridge domU vifs join (DOMAIN.md §3's `xenbr0`); dom0's own eth0 stays off it. */
+export const XEN_BRIDGE = 'xenbr0';
+
+/** libxl runs vif-bridge itself (bash); these are it and what it sources. */
+const HOTPLUG_SCRIPTS = ['vif-bridge', 'vif-common.sh', 'xen-hotplug-common.sh', 'xen-network-common.sh', 'xen-script-common.sh', 'hotplugpath.sh', 'logging.sh', 'locking.sh'];
 
 const inittab = `::sysinit:/etc/init.d/rcS
 hvc0::respawn:/sbin/getty -L 115200 hvc0 vt100
@@ -57,6 +63,7 @@ i=0; while [ ! -s /run/xen/xenstored.pid ] && [ $i -lt 300 ]; do sleep 0.1; i=$(
 [ -s /run/xen/xenstored.pid ] || echo "rcS: xenstored did not start"
 ${XEN_LIBEXEC}/xen-init-dom0 >/var/log/xen/xen-init-dom0.log 2>&1 || echo "rcS: xen-init-dom0 failed"
 ${XEN_LIBEXEC}/xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console
+brctl addbr ${XEN_BRIDGE} && ip link set ${XEN_BRIDGE} up || echo "rcS: bridge ${XEN_BRIDGE} failed"
 ip link set lo up
 i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 ip link set eth0 up
@@ -101,7 +108,7 @@ export async function buildXenImage(tmp: string, work: string, progress: Progres
 
   progress('building the PV domU initramfs');
   const domuRamdisk = join(work, 'domu-initrd.img');
-  const domuSize = await buildDomuInitramfs(pkgRoot, work, domuRamdisk);
+  const domuSize = await buildDomuInitramfs(pkgRoot, work, domuRamdisk, kernelVersion);
 
   const root = new RootfsBuilder(join(work, 'root'), pkgRoot);
   await root.mkdirs(['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/dropbear', 'etc/xen', 'proc', 'sys', 'dev', 'run', 'lib/modules', 'var/log', 'var/lib']);
@@ -113,6 +120,8 @@ export async function buildXenImage(tmp: string, work: string, progress: Progres
   await root.binaryWithLibs('/usr/bin/flock');
   for (const tool of XEN_TOOLS) await root.binaryWithLibs(`${XEN_LIBEXEC}/${tool}`);
   await root.binaryWithLibs('/usr/bin/xenstore');
+  await root.binaryWithLibs('/bin/bash');
+  for (const script of HOTPLUG_SCRIPTS) await root.copyFromPackages(`/etc/xen/scripts/${script}`);
   // glibc dlopens libgcc_s for pthread_cancel/unwinding: ldd does not list it, xl aborts without it.
   await root.copyFromPackages('/lib/x86_64-linux-gnu/libgcc_s.so.1');
   const links = [

@@ -9,11 +9,11 @@
 import { join } from 'node:path';
 import { writeInitramfs } from './cpio.js';
 import { RootfsBuilder } from './rootfs.js';
+// The guest is built to the Xen suite's contract (suites/xen/guest.ts), so the suite can also
+// run against this guest copied onto a real Xen host.
+import { DOMU_READY_PREFIX } from '../../suites/xen/guest.js';
 
-/** What the domU's init prints once it is up; the suite matches `${DOMU_READY_PREFIX}${marker}`. */
-export const DOMU_READY_PREFIX = 'labrig-domu ready: ';
-
-const APPLETS = ['sh', 'init', 'mount', 'sed', 'cat', 'uname', 'echo', 'poweroff', 'setsid', 'cttyhack', 'sleep', 'ls', 'dmesg', 'grep'];
+const APPLETS = ['insmod', 'sh', 'init', 'mount', 'sed', 'cat', 'uname', 'echo', 'poweroff', 'setsid', 'cttyhack', 'sleep', 'ls', 'dmesg', 'grep'];
 
 // busybox init, so `xl shutdown` works: the kernel's Xen shutdown watch runs /sbin/poweroff,
 // which signals init, which runs the shutdown actions and powers the domain off.
@@ -26,16 +26,20 @@ const rcS = `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+while read -r m; do insmod "$m" || echo "rcS: insmod $m failed"; done < /etc/modules.order
 marker=$(sed -n 's/.*labrig\\.marker=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 echo "${DOMU_READY_PREFIX}\${marker:-none} ($(uname -r), hypervisor $(cat /sys/hypervisor/type 2>/dev/null || echo none))"
 `;
 
-/** Writes the domU's initramfs to `outFile` from busybox unpacked in `pkgRoot`; returns its size. */
-export async function buildDomuInitramfs(pkgRoot: string, workDir: string, outFile: string): Promise<number> {
+/** Writes the domU's initramfs to `outFile` from busybox and the kernel's modules unpacked in `pkgRoot`; returns its size. */
+export async function buildDomuInitramfs(pkgRoot: string, workDir: string, outFile: string, kernelVersion: string): Promise<number> {
   const root = new RootfsBuilder(join(workDir, 'domu-root'), pkgRoot);
   await root.mkdirs(['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'root']);
   await root.mkdirs(['tmp'], 0o1777);
   await root.busyboxApplets('/bin/busybox', APPLETS);
+  // netfront: the vif dom0 gives the guest shows up as its eth0, with the MAC of the cfg
+  const modules = await root.kernelModules(kernelVersion, ['xen-netfront']);
+  await root.write('/etc/modules.order', `${modules.join('\n')}\n`);
   await root.write('/etc/inittab', inittab);
   await root.write('/etc/rcS', rcS, 0o755);
   await root.write('/etc/passwd', 'root::0:0:root:/root:/bin/sh\n');

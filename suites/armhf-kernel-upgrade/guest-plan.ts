@@ -1,0 +1,58 @@
+/**
+ * Which guest the suite boots: on the emulated lab, one built here from Debian's armhf
+ * packages (its files uploaded to the host); on a real lab, a prepared disk and installer
+ * kernel already on the host (copied, never written in place).
+ */
+import { armhfGuestImage, GUEST_CMDLINE, GUEST_KERNEL_INSTALL, initrdFile, kernelFile } from '../../targets/emulated/armhf-guest.js';
+import type { Progress } from '../../targets/emulated/debs.js';
+import type { ArmhfParams, ArmhfPaths, GuestPlan } from './plan.js';
+
+export interface GuestMaterial {
+  plan: GuestPlan;
+  /** Runner files sent to the host over SFTP. */
+  uploads: Array<{ local: string; remote: string }>;
+  /** Files copied on the host itself. */
+  copies: Array<{ from: string; to: string }>;
+}
+
+export async function guestMaterial(params: ArmhfParams, paths: ArmhfPaths, progress: Progress): Promise<GuestMaterial> {
+  const installKernel = `${paths.installDir}/vmlinuz`;
+  const installInitrd = `${paths.installDir}/initrd.img`;
+  const g = params.guest;
+  if (g.kind === 'debian-packages') {
+    const [from, to] = g.kernels;
+    const image = await armhfGuestImage(g.kernels, progress);
+    return {
+      plan: {
+        cmdline: GUEST_CMDLINE,
+        diskFormat: 'raw',
+        installCommand: `${GUEST_KERNEL_INSTALL} ${from}`,
+        upgradeCommand: `${GUEST_KERNEL_INSTALL} ${to}`,
+        login: { user: 'root' },
+        expectFrom: from,
+        expectTo: to,
+      },
+      uploads: [
+        { local: image.file('disk'), remote: paths.disk },
+        { local: image.file(kernelFile(from)), remote: installKernel },
+        { local: image.file(initrdFile(from)), remote: installInitrd },
+      ],
+      copies: [],
+    };
+  }
+  return {
+    plan: {
+      cmdline: g.cmdline,
+      diskFormat: g.diskFormat,
+      installCommand: g.installCommand,
+      upgradeCommand: g.upgradeCommand,
+      login: g.login,
+    },
+    uploads: [],
+    copies: [
+      { from: g.disk, to: paths.disk },
+      { from: g.installKernel, to: installKernel },
+      { from: g.installInitrd, to: installInitrd },
+    ],
+  };
+}
