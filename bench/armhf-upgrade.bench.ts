@@ -96,7 +96,11 @@ async function measure(): Promise<{ outcomes: ArmhfOutcome[]; bare: number[]; ho
 const release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 60 * 60_000, what: 'armhf upgrade bench' });
 const { outcomes, bare, hostName, kernels } = await measure().finally(release);
 
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => {
+  const v = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
 const boot = (label: string, k: 'startToLoginMs' | 'resumeToLoginMs') => median(outcomes.map((o) => o.boots[label]?.[k] ?? NaN));
 const summary = {
   runs,

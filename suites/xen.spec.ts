@@ -7,7 +7,7 @@ import type { Console } from '../drivers/console.js';
 import { Xl, randomXenMac, uniqueDomainName, type XlDomainSpec } from '../drivers/xl.js';
 import type { Host } from '../targets/host.js';
 import { expect, test } from '../targets/fixtures.js';
-import { commandlineMismatches, expectedDom0MiB, parseDom0Mem, parseXenSerialBoot, type XenParams } from './xen/boot.js';
+import { commandlineMismatches, expectedDom0MiB, hvmSupport, parseDom0Mem, parseXenSerialBoot, type XenParams } from './xen/boot.js';
 import { markerArgument, readyPattern } from './xen/guest.js';
 import { isClean, type DomainIdentity } from './xen/leftovers.js';
 import { attachDomainLogs, CFG_DIR, createDomain, guestShell, leftoversOf, listed, newMarker, type Attach } from './xen/lifecycle.js';
@@ -122,14 +122,14 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
     await domuLifecycle(host, spec, { consoleType: 'pv', ready: readyPattern(marker), timeouts: params.timeoutsMs, findings, inside: marker });
   });
 
-  test('HVM domU: create, list, console, shutdown, no trace (needs vmx/svm)', async ({ host, findings }) => {
+  test('HVM domU: create, list, console, shutdown, no trace (needs vmx/svm and hap or shadow paging)', async ({ host, findings }) => {
     const params = xenParams(host);
     const info = await new Xl(host).info();
-    const hvm = info.virtCaps.includes('hvm');
-    // Under Xen, dom0's /proc/cpuinfo hides vmx/svm (DOMAIN.md §3): virt_caps is what Xen can do.
-    test.skip(!hvm, `${host.name} has no HVM support: xl info virt_caps is "${info.virtCaps.join(' ')}" (no usable vmx/svm under this CPU)`);
+    const hvm = hvmSupport(info.virtCaps);
+    findings.record('hvm_support', hvm.why);
+    test.skip(!hvm.usable, `${host.name} cannot run HVM guests: ${hvm.why}`);
     const g = params.hvmGuest;
-    test.skip(!g, `${host.name} can run HVM guests (virt_caps "${info.virtCaps.join(' ')}"), but suites.xen.hvmGuest names no guest disk to boot`);
+    test.skip(!g, `${host.name} can run HVM guests (${hvm.why}), but suites.xen.hvmGuest names no guest disk to boot`);
     const spec: XlDomainSpec = {
       type: 'hvm',
       name: uniqueDomainName('labrig-hvm'),

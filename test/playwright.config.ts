@@ -4,9 +4,6 @@ import { defineConfig } from '@playwright/test';
 export default defineConfig({
   testDir: '.',
   testMatch: '**/*.test.ts',
-  // Bring-up tests of the emulated Xen and pmem hosts: written, not yet passing end to end on
-  // this machine (issues 3, 6, 7 stay open). Run them with LABRIG_ALL_TESTS=1.
-  testIgnore: process.env.LABRIG_ALL_TESTS ? [] : ['**/emu-xen.test.ts', '**/emu-x86-pmem.test.ts'],
   timeout: 120_000,
   workers: 2,
   fullyParallel: false,

@@ -22,7 +22,7 @@ import {
   xlString,
   type XlDomainSpec,
 } from '../drivers/xl.js';
-import { commandlineMismatches, expectedDom0MiB, parseDom0Mem, parseXenCommandline, parseXenSerialBoot, xenSizeMiB } from '../suites/xen/boot.js';
+import { commandlineMismatches, expectedDom0MiB, hvmSupport, parseDom0Mem, parseXenCommandline, parseXenSerialBoot, xenSizeMiB } from '../suites/xen/boot.js';
 import { markerArgument, readyPattern } from '../suites/xen/guest.js';
 import { findLeftovers, isClean } from '../suites/xen/leftovers.js';
 import { watchForDeath } from '../suites/xen/watch.js';
@@ -101,8 +101,11 @@ test.describe('xl outputs', () => {
   test('xl info: version, memory, CPUs, virt_caps and the command line', () => {
     const info = parseXlInfo(rec('xl-info.txt'));
     expect(info).toMatchObject({ host: 'emu-xen', release: '6.1.0-56-amd64', nrCpus: 1, totalMemoryMiB: 1023, xenVersion: '4.17.7', xenScheduler: 'credit2' });
-    // TCG's qemu64 has SVM: Xen offers HVM (with shadow paging, no HAP)
+    // TCG's qemu64 has SVM, so Xen says hvm, but no NPT (no hap) and Debian's Xen has no shadow paging
     expect(info.virtCaps).toEqual(['pv', 'hvm', 'gnttab-v1', 'gnttab-v2']);
+    expect(hvmSupport(info.virtCaps)).toEqual({ usable: false, why: expect.stringContaining('hvm without hap or shadow paging, so libxl refuses HVM guests') });
+    expect(hvmSupport(['pv', 'hvm', 'hap', 'shadow']).usable).toBe(true);
+    expect(hvmSupport(['pv']).why).toMatch(/no hvm/);
     expect(info.xenCommandline).toBe('dom0_mem=512M,max:512M dom0_max_vcpus=1 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all');
     expect(info.freeMemoryMiB).toBeLessThan(info.totalMemoryMiB);
     expect(() => parseXlInfo('host : x\n')).toThrow(/xl info has no release/);
@@ -111,6 +114,8 @@ test.describe('xl outputs', () => {
   test("a failed create is explained by libxc's first error, not the clean-up after it", () => {
     expect(xlFailureReason(rec('xl-create-vvv-missing-kernel.txt'))).toMatch(/^xc: error: panic: .*failed to open file '\/var\/lib\/labrig\/domu\/no-such-kernel'/);
     expect(rec('xl-create-vvv-pv.txt')).toMatch(/libxl: debug: .*ao .*complete, rc=0/);
+    // an HVM guest (hvm-tcg.cfg) on emu-xen: what the HVM test's skip reason rests on
+    expect(xlFailureReason(rec('xl-create-vvv-hvm-tcg.txt'))).toMatch(/^libxl: error: .*neither hap nor shadow paging available$/);
   });
 });
 

@@ -108,3 +108,17 @@ export function parseXenSerialBoot(text: string): XenSerialBoot | undefined {
     serialInputToDom0: /^\(XEN\) \*\*\* Serial input to DOM0/m.test(after),
   };
 }
+
+/**
+ * Whether HVM guests can run, from `xl info` virt_caps: `hvm` (vmx/svm) is not enough, Xen
+ * also needs a way to page for them, `hap` (EPT/NPT) or `shadow` (absent from builds without
+ * CONFIG_SHADOW_PAGING, such as Debian's); without one libxl refuses with "neither hap nor
+ * shadow paging available". Under Xen, dom0's /proc/cpuinfo hides vmx/svm: virt_caps is what counts.
+ */
+export function hvmSupport(virtCaps: readonly string[]): { usable: boolean; why: string } {
+  const caps = `xl info virt_caps "${virtCaps.join(' ')}"`;
+  if (!virtCaps.includes('hvm')) return { usable: false, why: `${caps}: no hvm (no usable vmx/svm)` };
+  if (!virtCaps.includes('hap') && !virtCaps.includes('shadow'))
+    return { usable: false, why: `${caps}: hvm without hap or shadow paging, so libxl refuses HVM guests (no EPT/NPT, and this Xen is built without shadow paging)` };
+  return { usable: true, why: `${caps}: hvm with ${virtCaps.includes('hap') ? 'hap' : 'shadow paging'}` };
+}

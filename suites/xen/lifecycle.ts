@@ -12,6 +12,7 @@ import { Shell } from '../../drivers/shell.js';
 import { shellQuote } from '../../drivers/ssh.js';
 import { xlFailureReason, type Xl, type XlDomain, type XlDomainSpec } from '../../drivers/xl.js';
 import type { Host } from '../../targets/host.js';
+import { DEFAULT_PROMPT } from '../../targets/schema.js';
 import { findLeftovers, leftoversScript, type DomainIdentity, type Leftovers } from './leftovers.js';
 
 /** How evidence reaches the report (the spec passes test.info().attach). */
@@ -74,7 +75,7 @@ export function listed(list: readonly XlDomain[], name: string): XlDomain | unde
 
 /** A root shell on the guest's console (the guest offers one; no password). */
 export async function guestShell(console: Console, host: string, timeoutMs: number): Promise<Shell> {
-  return Shell.overConsole(console, { user: 'root', prompt: /[#$] ?$/m, timeoutMs }, { host });
+  return Shell.overConsole(console, { user: 'root', prompt: new RegExp(DEFAULT_PROMPT, 'm'), timeoutMs }, { host });
 }
 
 export async function leftoversOf(host: Host, d: DomainIdentity): Promise<{ leftovers: Leftovers; evidence: string }> {

@@ -8,6 +8,8 @@ import type { BuiltImage } from './cache.js';
 import type { Progress } from './debs.js';
 import type { VmSpec } from './qemu-vm.js';
 import { emuMini } from './emu-mini.js';
+import { emuXen } from './emu-xen.js';
+import { emuX86Pmem } from './emu-x86-pmem.js';
 
 export type HostInput = LabInput['hosts'][number];
 
@@ -46,7 +48,7 @@ export interface EmulatedVmHost {
   labHost(record: VmHostRecord): HostInput;
 }
 
-export const vmHosts: readonly EmulatedVmHost[] = [emuMini];
+export const vmHosts: readonly EmulatedVmHost[] = [emuMini, emuXen, emuX86Pmem];
 
 export function vmHost(name: string): EmulatedVmHost | undefined {
   return vmHosts.find((h) => h.name === name);

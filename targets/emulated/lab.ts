@@ -21,12 +21,8 @@ import { markerOf, readState, removeState, runDirOf, writeState, type HostRecord
 import { daemonsHealthy, EMU_ARM64, emuArm64LabHost, startEmuArm64, stopDaemons } from './emu-arm64.js';
 
 export const EMU_ARM64_SSH_PORT = 2222;
+/** The emulated lab's hosts: what `lab up` brings up when no host is named. */
 export const labHostNames: readonly string[] = [EMU_ARM64, ...vmHosts.map((h) => h.name)];
-/**
- * What `lab up` brings up when no host is named: the hosts whose suites pass end to end here.
- * The other recipes (emu-xen, emu-x86-pmem) start only when named, until their suites do.
- */
-export const defaultLabHosts: readonly string[] = [EMU_ARM64, 'emu-mini'];
 
 export interface LabUpOptions {
   hosts?: readonly string[];
@@ -126,7 +122,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   const runDir = runDirOf(opts.runDir);
   const recorder = opts.recorder ?? silentRecorder;
   const progress = opts.progress ?? stderrProgress;
-  const wanted = opts.hosts?.length ? opts.hosts : defaultLabHosts;
+  const wanted = opts.hosts?.length ? opts.hosts : labHostNames;
   checkNames(wanted);
   await mkdir(runDir, { recursive: true });
   const release = await lockOf(runDir);
@@ -162,7 +158,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
 export async function labDown(opts: { runDir?: string; hosts?: readonly string[]; recorder?: Recorder } = {}): Promise<HostStatus[]> {
   const runDir = runDirOf(opts.runDir);
   const recorder = opts.recorder ?? silentRecorder;
-  if (!readState(runDir)) return defaultLabHosts.map((name) => ({ name, state: 'down', detail: 'not running' }));
+  if (!readState(runDir)) return labHostNames.map((name) => ({ name, state: 'down', detail: 'not running' }));
   const release = await lockOf(runDir);
   try {
     const state = readState(runDir) ?? { version: 1, runDir, hosts: {} };
@@ -185,7 +181,7 @@ export async function labDown(opts: { runDir?: string; hosts?: readonly string[]
 
 export async function labStatus(opts: { runDir?: string } = {}): Promise<HostStatus[]> {
   const state = readState(runDirOf(opts.runDir));
-  const names = [...new Set([...defaultLabHosts, ...Object.keys(state?.hosts ?? {})])];
+  const names = [...new Set([...labHostNames, ...Object.keys(state?.hosts ?? {})])];
   return Promise.all(names.map((name) => {
     const r = state?.hosts[name];
     return r ? checkHost(r) : Promise.resolve<HostStatus>({ name, state: 'down', detail: 'not running' });
