@@ -8,7 +8,7 @@ DEBS=(
   openssh-server openssh-client socat git ca-certificates
   qemu-system-x86 qemu-system-arm qemu-utils qemu-efi-aarch64 ovmf
   libvirt-daemon-system libvirt-clients
-  busybox-static cpio xz-utils zstd dropbear-bin dmidecode kmod procps iproute2 util-linux file e2fsprogs
+  busybox-static cpio xz-utils zstd dropbear-bin dmidecode kmod procps iproute2 util-linux file e2fsprogs binutils attr
 )
 
 say() { printf 'labrig setup: %s\n' "$*" >&2; }

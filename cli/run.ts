@@ -10,6 +10,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { defaultOutDir, reportCommand } from '../reports/cli.js';
 import { loadLab } from '../targets/config.js';
+import { applyLabComponents, componentsFile, hasComponents } from '../targets/components.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
 import { quarantineFile, type Quarantine } from '../targets/quarantine.js';
@@ -21,6 +22,7 @@ export async function runCommand(playwrightArgs: string[]): Promise<number> {
   const emulated = !process.env.LABRIG_CONFIG;
   const runId = process.env.LABRIG_RUN_ID ?? `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
   await rm(join(defaultOutDir, 'allure-results'), { recursive: true, force: true });
+  await rm(componentsFile(defaultOutDir), { force: true });
   if (emulated) {
     say('bringing the emulated lab up');
     const up = await labCommand('up');
@@ -34,6 +36,12 @@ export async function runCommand(playwrightArgs: string[]): Promise<number> {
   const quarantine: Quarantine = {};
   try {
     const lab = await loadLab();
+    if (lab.hosts.some(hasComponents)) {
+      say('putting the configured component versions on the hosts');
+      const { record, failed } = await applyLabComponents(lab, join(defaultOutDir, 'logs'), (l) => say(`  ${l}`));
+      await writeFile(componentsFile(defaultOutDir), JSON.stringify(record, null, 2));
+      Object.assign(quarantine, Object.fromEntries(Object.entries(failed).map(([h, why]) => [h, `components: ${why}`])));
+    }
     say('health check of every host (labrig doctor)');
     for (const c of await doctor(lab)) {
       process.stderr.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);

@@ -30,6 +30,8 @@ export interface DomainSpec {
   type: 'qemu' | 'kvm';
   arch: 'aarch64' | 'armv7l' | 'x86_64';
   machine: string;
+  /** The QEMU binary libvirt runs (a QEMU build under test); default: libvirt's own choice. */
+  emulator?: string;
   memoryMiB: number;
   vcpus: number;
   cpu?: { mode: 'host-passthrough' | 'maximum' | 'custom'; model?: string };
@@ -119,6 +121,7 @@ export function domainXml(spec: DomainSpec): string {
       on_reboot: spec.onReboot ?? 'restart',
       on_crash: 'destroy',
       devices: {
+        ...(spec.emulator ? { emulator: spec.emulator } : {}),
         controller: spec.rootPorts !== undefined ? rootPortControllers(spec) : [],
         disk: (spec.disks ?? []).map((d) => disk(spec, d)),
         filesystem: (spec.filesystems ?? []).map((f) => ({
@@ -143,6 +146,7 @@ export interface DomainSummary {
   type: string;
   arch: string;
   machine: string;
+  emulator: string | undefined;
   rootPorts: number[];
   onReboot: string;
   disks: Array<{ target: string; bus: string; pciBus: number | undefined }>;
@@ -170,6 +174,7 @@ export function summariseDomain(xml: string): DomainSummary {
     type: attr(d, 'type') ?? '',
     arch: attr(os.type, 'arch') ?? '',
     machine: attr(os.type, 'machine') ?? '',
+    emulator: devices.emulator === undefined ? undefined : String(devices.emulator),
     rootPorts: list(devices.controller as Node[]).filter((c) => attr(c, 'model') === 'pcie-root-port').map((c) => Number(attr(c, 'index'))),
     onReboot: String(d.on_reboot ?? ''),
     disks: list(devices.disk as Node[]).map((k) => ({

@@ -110,8 +110,10 @@ export class Virsh {
     await this.host.run(`${this.cmd(`destroy ${n}`)} >/dev/null 2>&1; ${this.cmd(`undefine --nvram ${n}`)} >/dev/null 2>&1 || ${this.cmd(`undefine ${n}`)} >/dev/null 2>&1; true`, { timeoutMs: 120_000 });
   }
 
-  async domcapabilities(arch: string, machine: string, virttype: 'qemu' | 'kvm'): Promise<string> {
-    return this.run(`domcapabilities --arch ${shellQuote(arch)} --machine ${shellQuote(machine)} --virttype ${virttype}`);
+  /** What libvirt can do for arch/machine; with `emulator`, for that QEMU binary rather than its default. */
+  async domcapabilities(arch: string, machine: string, virttype: 'qemu' | 'kvm', emulator?: string): Promise<string> {
+    const bin = emulator ? ` --emulatorbin ${shellQuote(emulator)}` : '';
+    return this.run(`domcapabilities --arch ${shellQuote(arch)} --machine ${shellQuote(machine)} --virttype ${virttype}${bin}`);
   }
 
   async version(): Promise<{ libvirt: string; hypervisor: string }> {

@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { collectEvidence } from './evidence.js';
 import { makeReportSelfContained } from './external.js';
 import { mergeResultsDirs, readResults, sha256File } from './results.js';
+import { componentsFile } from '../targets/components.js';
 
 export interface FinalizeOptions {
   resultsDirs: string[];
@@ -124,6 +125,8 @@ export async function finalizeReport(opts: FinalizeOptions): Promise<FinalizedRe
     tools: { node: process.version, allure: await packageVersion('allure'), playwright: await packageVersion('@playwright/test') },
     resultsDirs: opts.resultsDirs.map((d) => resolve(d)),
     hosts: evidence.hosts,
+    // what the main job put on the hosts before the run (version validation); facts say what ran
+    components: await readFile(componentsFile(outDir), 'utf8').then((t) => JSON.parse(t) as unknown, () => null),
     tests: evidence.tests,
     attempts: evidence.attempts,
     countsByStatus: evidence.countsByStatus,

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import type { Recorder } from '../drivers/recorder.js';
+import { qemuBuildBinary } from '../targets/components.js';
 import { stderrProgress } from '../targets/emulated/debs.js';
 import { expect, logsDir, test } from '../targets/fixtures.js';
 import { redactor, secretValues } from '../targets/recorders.js';
@@ -30,7 +31,7 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
     const consoleLog = join(logsDir(lab), `${host.name}-${params.vm}-console.log`);
     const out: ArmhfOutcome = { boots: {}, libvirtdRestartMs: [] };
     try {
-      await armhfKernelUpgrade({ host, params, recorder, consoleLog, progress: stderrProgress }, out);
+      await armhfKernelUpgrade({ host, params, recorder, consoleLog, progress: stderrProgress, emulator: qemuBuildBinary(host.config, 'qemu-system-arm') }, out);
     } finally {
       const record = (key: string, value: string | number | undefined, unit?: string) => value !== undefined && findings.record(key, value, unit);
       record('libvirt_version', out.libvirtVersion);

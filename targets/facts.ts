@@ -3,6 +3,7 @@
  * host-facts suite. Pure parsing, so it is tested on recorded outputs.
  */
 import type { CommandResult } from '../drivers/local.js';
+import { shellQuote } from '../drivers/ssh.js';
 
 export interface HostFacts {
   arch: string;
@@ -14,6 +15,8 @@ export interface HostFacts {
   memTotalKiB: number;
   kvmDevice: boolean;
   qemu: string | null;
+  /** The QEMU binary whose version `qemu` is (a configured build's, else the first on PATH). */
+  qemuPath: string | null;
   libvirt: string | null;
   xen: string | null;
   edk2: string | null;
@@ -27,16 +30,19 @@ const SECTIONS: Record<string, string> = {
   cpuinfo: 'cat /proc/cpuinfo',
   meminfo: 'grep MemTotal /proc/meminfo',
   kvm: 'test -c /dev/kvm && echo yes || echo no',
-  qemu: 'for q in qemu-system-aarch64 qemu-system-x86_64 qemu-system-arm /usr/libexec/qemu-kvm; do command -v $q >/dev/null 2>&1 && { $q --version | head -1; break; }; done',
+  qemu: 'for q in qemu-system-aarch64 qemu-system-x86_64 qemu-system-arm /usr/libexec/qemu-kvm; do command -v $q >/dev/null 2>&1 && { command -v $q; $q --version | head -1; break; }; done',
   libvirt: 'command -v libvirtd >/dev/null 2>&1 && libvirtd --version',
   xen: 'command -v xl >/dev/null 2>&1 && xl info 2>/dev/null | grep -E "^xen_(major|minor|extra)"',
   edk2: 'dpkg-query -W -f "\\${Version}" qemu-efi-aarch64 2>/dev/null || rpm -q --qf "%{VERSION}-%{RELEASE}" edk2-aarch64 2>/dev/null',
 };
 
-/** Each section in its own subshell: one that fails (a missing file, a special builtin's error) cannot end the rest. */
-export function factsScript(): string {
+/**
+ * Each section in its own subshell: one that fails (a missing file, a special builtin's error)
+ * cannot end the rest. With a QEMU build (components.qemuDir) its binaries come first.
+ */
+export function factsScript(qemuDir?: string): string {
   return Object.entries(SECTIONS)
-    .map(([key, cmd]) => `echo '@@${key}'; ( ${cmd} ) 2>/dev/null`)
+    .map(([key, cmd]) => `echo '@@${key}'; ( ${key === 'qemu' && qemuDir ? `PATH=${shellQuote(qemuDir)}:$PATH; ` : ''}${cmd} ) 2>/dev/null`)
     .join('; ');
 }
 
@@ -65,14 +71,15 @@ export function parseFacts(text: string): HostFacts {
     memTotalKiB: Number(/(\d+)/.exec(get('meminfo'))?.[1] ?? 0),
     kvmDevice: get('kvm') === 'yes',
     qemu: orNull(/version\s+(\S+)/.exec(get('qemu'))?.[1] ?? ''),
+    qemuPath: orNull(/^\/\S*$/m.exec(get('qemu'))?.[0] ?? ''),
     libvirt: orNull(/(\d+\.\d+\.\d+)/.exec(get('libvirt'))?.[1] ?? ''),
     xen: xenInfo ? `${xenField('major')}.${xenField('minor')}${xenField('extra')}` : null,
     edk2: orNull(get('edk2')),
   };
 }
 
-export async function collectFacts(run: (command: string) => Promise<CommandResult>): Promise<HostFacts> {
-  return parseFacts((await run(factsScript())).stdout);
+export async function collectFacts(run: (command: string) => Promise<CommandResult>, qemuDir?: string): Promise<HostFacts> {
+  return parseFacts((await run(factsScript(qemuDir))).stdout);
 }
 
 export type VersionedComponent = 'kernel' | 'qemu' | 'libvirt' | 'xen' | 'edk2';

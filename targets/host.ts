@@ -119,7 +119,7 @@ export class Host {
   }
 
   async facts(): Promise<HostFacts> {
-    return collectFacts((cmd) => this.run(cmd));
+    return collectFacts((cmd) => this.run(cmd), this.config.components.qemuDir);
   }
 
   /**

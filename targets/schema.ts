@@ -266,6 +266,22 @@ export const suiteParamsSchema = z.strictObject({
     .optional(),
 });
 
+/**
+ * What this run uses of the host's components (version validation), applied before the run:
+ * packages at exact versions, and a QEMU build the suites use instead of the host's QEMU.
+ * `expect.versions` then checks that the host runs what was asked.
+ */
+export const componentsSchema = z.strictObject({
+  packages: z.array(z.strictObject({ name: z.string().min(1), version: z.string().min(1) })).default([]),
+  /** Installs one package at one version; {name} and {version} are replaced (shell-quoted). */
+  installCommand: z.string().default('DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades --no-install-recommends {name}={version}'),
+  /** Prints the installed version of {name}, nothing (or a failure) when it is not installed. */
+  versionCommand: z.string().default("dpkg-query -W -f '${Version}' {name}"),
+  /** A QEMU build on the host: the directory of its qemu-system-* binaries (e.g. /opt/qemu-9.2/bin). */
+  qemuDir: z.string().startsWith('/').optional(),
+});
+export type ComponentsConfig = z.output<typeof componentsSchema>;
+
 export const hostSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a host name: lower case, digits and dashes'),
   /** One role, or several when one machine stands in for more (emu-arm64 is both arm64 hosts). */
@@ -277,6 +293,7 @@ export const hostSchema = z.strictObject({
   expect: expectSchema,
   /** How long a reboot or kexec may take before the host counts as lost. */
   returnTimeoutMs: z.number().int().positive().default(300_000),
+  components: componentsSchema.prefault({}),
   suites: suiteParamsSchema.default({}),
 });
 

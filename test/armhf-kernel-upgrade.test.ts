@@ -194,7 +194,7 @@ test('host view: a mapped-xattr symlink read back from a real file with user.vir
     const f = join(dir, 'vmlinuz');
     await writeFile(f, `vmlinuz-${B}`, { mode: 0o600 });
     // What QEMU writes for a guest symlink: S_IFLNK|0777 as a little-endian 32-bit mode_t.
-    await runLocal(['python3', '-c', `import os; os.setxattr(${JSON.stringify(f)}, "user.virtfs.mode", (0o120777).to_bytes(4, "little"))`]);
+    await runLocal(['setfattr', '-n', 'user.virtfs.mode', '-v', `0x${Buffer.from(new Uint32Array([0o120777]).buffer).toString('hex')}`, f]);
     const view = parseHostView(f, (await runLocal(['/bin/sh', '-c', hostViewCommand(f)])).stdout);
     expect(view).toMatchObject({ type: 'regular', perm: '600', content: `vmlinuz-${B}` });
     expect(view.xattrs?.['user.virtfs.mode']).toBe('ffa10000');

@@ -49,7 +49,7 @@ test('host facts parsed from one script output', () => {
   ].join('\n');
   expect(parseFacts(text)).toEqual({
     arch: 'aarch64', kernel: '4.18.0-193.1.2.el7.aarch64', bootId: 'b1', distro: 'CentOS Linux 7 (AltArch)', cpuModel: 'CPU part 0xd01',
-    cpus: 2, memTotalKiB: 263518784, kvmDevice: true, qemu: '2.12.0', libvirt: '4.5.0', xen: null, edk2: null,
+    cpus: 2, memTotalKiB: 263518784, kvmDevice: true, qemu: '2.12.0', qemuPath: null, libvirt: '4.5.0', xen: null, edk2: null,
   });
 });
 

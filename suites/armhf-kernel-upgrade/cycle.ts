@@ -26,6 +26,8 @@ export interface CycleContext {
   /** Local file for the guest's console (all boots). */
   consoleLog: string;
   progress: Progress;
+  /** A QEMU build's qemu-system-arm (components.qemuDir); default: libvirt's. */
+  emulator?: string | undefined;
 }
 
 export interface ArmhfOutcome {
@@ -119,7 +121,7 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
     let uuid: string | undefined;
     const define = (from: BootFrom) =>
       step(`define ${vm}: armv7l virt, highmem=off, kernel from the ${from === 'share' ? 'share (virtio-vmlinuz)' : 'installer files'}`, async () => {
-        const spec = armhfDomainSpec({ params, paths, from, cmdline: plan.cmdline, diskFormat: plan.diskFormat, uuid });
+        const spec = armhfDomainSpec({ params, paths, from, cmdline: plan.cmdline, diskFormat: plan.diskFormat, uuid, emulator: ctx.emulator });
         const { xml, summary } = await virsh.define(spec);
         if (uuid && summary.uuid !== uuid) throw fail(`redefining ${vm} gave UUID ${summary.uuid}, not ${uuid}`);
         uuid = summary.uuid;

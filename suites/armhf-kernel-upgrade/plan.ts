@@ -52,7 +52,8 @@ export function armhfDomainSpec(o: {
   cmdline: string;
   diskFormat: 'raw' | 'qcow2';
   /** Set when redefining the domain (the seed's `virsh edit` after the installer boot). */
-  uuid?: string;
+  uuid?: string | undefined;
+  emulator?: string | undefined;
 }): DomainSpec {
   const kernel = bootFiles(o.paths, o.from);
   return {
@@ -61,6 +62,7 @@ export function armhfDomainSpec(o: {
     type: 'qemu',
     arch: 'armv7l',
     machine: 'virt',
+    ...(o.emulator ? { emulator: o.emulator } : {}),
     memoryMiB: o.params.memoryMiB,
     vcpus: 1,
     highmem: false,

@@ -17,6 +17,8 @@ export type Outcome = 'booted' | 'device-missing' | 'firmware-stuck' | 'panic' |
 
 export interface ProbeSettings {
   machine: string;
+  /** A QEMU build's qemu-system-aarch64 (components.qemuDir); default: libvirt's. */
+  emulator?: string;
   domainType: 'kvm' | 'qemu';
   cpu: DomainSpec['cpu'];
   memoryMiB: number;
@@ -53,6 +55,7 @@ export function probeSpec(n: number, name: string, s: ProbeSettings): DomainSpec
     type: s.domainType,
     arch: 'aarch64',
     machine: s.machine,
+    ...(s.emulator ? { emulator: s.emulator } : {}),
     memoryMiB: s.memoryMiB,
     vcpus: 1,
     cpu: s.cpu,

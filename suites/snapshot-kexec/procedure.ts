@@ -9,6 +9,7 @@ import { LabError, ProductError } from '../../drivers/errors.js';
 import { QmpError } from '../../drivers/qmp.js';
 import type { Recorder } from '../../drivers/recorder.js';
 import { shellQuote } from '../../drivers/ssh.js';
+import { qemuBuildBinary } from '../../targets/components.js';
 import type { Host } from '../../targets/host.js';
 import { kexecInto } from '../../targets/kexec.js';
 import { suiteParamsSchema, type HostConfig } from '../../targets/schema.js';
@@ -19,9 +20,10 @@ import type { ContinuationVerdict } from './marker.js';
 
 export type SnapshotKexecParams = NonNullable<HostConfig['suites']['snapshotKexec']>;
 
-/** The host's block with every default filled in (a host without one gets the defaults). */
+/** The host's block with every default filled in (a host without one gets the defaults); a bare `qemu` name runs from the host's QEMU build if it has one. */
 export function paramsOf(host: Host): SnapshotKexecParams {
-  return suiteParamsSchema.shape.snapshotKexec.unwrap().parse(host.config.suites.snapshotKexec ?? {});
+  const p = suiteParamsSchema.shape.snapshotKexec.unwrap().parse(host.config.suites.snapshotKexec ?? {});
+  return p.qemu.includes('/') ? p : { ...p, qemu: qemuBuildBinary(host.config, p.qemu) ?? p.qemu };
 }
 
 /** The runner's static busybox (Debian's busybox-static) becomes the guest's userland. */
