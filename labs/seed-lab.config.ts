@@ -29,7 +29,10 @@ export const lab = defineLab({
       // IPMI SOL through the BMC: ipmitool -E reads the password from IPMI_PASSWORD.
       console: { kind: 'command', on: 'runner', argv: ['ipmitool', '-I', 'lanplus', '-H', '10.20.1.12', '-U', 'labrig', '-E', 'sol', 'activate'] },
       power: { kind: 'ipmi', address: '10.20.1.12', user: 'labrig', passwordEnv: 'IPMI_PASSWORD' },
-      // What the seed ran; a version-validation run changes these to the candidate versions.
+      // What the seed ran; a version-validation run changes these to the candidate versions,
+      // and puts the candidate on the host first, e.g.
+      //   components: { qemuDir: '/opt/qemu-9.2/bin', packages: [{ name: 'libvirt', version: '10.0.0-1.el8' }],
+      //                 installCommand: 'dnf install -y {name}-{version}', versionCommand: "rpm -q --qf '%{VERSION}-%{RELEASE}' {name}" },
       expect: { arch: 'aarch64', features: ['libvirt', 'kvm', 'uefi', 'qemu'], cpuMhz: 2600, versions: { qemu: '2.12', libvirt: '4.5' } },
       returnTimeoutMs: 600_000,
     },
