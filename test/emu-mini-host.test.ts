@@ -31,7 +31,7 @@ test.beforeAll(async () => {
   release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 30 * 60_000, what: 'emu-mini-host.test waiting for the QEMU slot' });
   runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
   const port = 30000 + Math.floor(Math.random() * 10000);
-  await labUp({ runDir, ports: { 'emu-arm64': port, 'emu-mini': port + 1 } });
+  await labUp({ runDir, hosts: ['emu-arm64', 'emu-mini'], ports: { 'emu-arm64': port, 'emu-mini': port + 1 } });
   lab = parseLab(emulatedLab({ runDir }));
   host = new Host(lab.hosts.find((h) => h.name === 'emu-mini')!, { logDir: join(runDir, 'logs') });
 });
