@@ -49,7 +49,13 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
       checks.push(
         await attempt(name, 'lease', async () => {
           const p = lab.lease.path;
-          if ((await host.run(`flock -n ${shellQuote(`${p}.lock`)} true`)).code === 0) return 'free';
+          const lock = shellQuote(`${p}.lock`);
+          // no lock file yet (nobody ever leased this host): free, and nothing is created here
+          const probe = await host.run(`if [ ! -e ${lock} ]; then echo never; elif flock -n ${lock} true; then echo free; else echo held; fi`);
+          const verdict = probe.stdout.trim();
+          if (verdict === 'never') return 'free (never leased)';
+          if (verdict === 'free') return 'free';
+          if (verdict !== 'held') throw new Error(`cannot read the lease lock ${p}.lock: ${(probe.stderr || probe.stdout).trim() || `exit ${probe.code}`}`);
           const r = await host.run(`cat ${shellQuote(p)}; echo; echo $(( $(date +%s) - $(cat ${shellQuote(`${p}.heartbeat`)}) ))`);
           const [holder, age] = r.stdout.trim().split('\n');
           return `held by ${holder || 'an unknown holder'}, heartbeat ${age ?? '?'} s ago`;

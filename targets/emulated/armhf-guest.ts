@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
 import { cachedImage, cacheRoot, debCacheDir, imageKey, type BuiltImage } from './cache.js';
-import { writeInitramfs, type CpioEntry } from './cpio.js';
+import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { fetchDebs, foreignApt, resolvePackages, unpackDeb, type Progress } from './debs.js';
 import { RootfsBuilder } from './rootfs.js';
 
@@ -108,10 +108,6 @@ sync
 echo "labrig-kernel-install: $v: vmlinuz -> $(readlink "$BOOT/vmlinuz"), initrd.img -> $(readlink "$BOOT/initrd.img")"
 `;
 
-const devNodes: CpioEntry[] = [
-  { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
-  { type: 'char', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
-];
 
 /** Image file keys: the kernel and initramfs of each version, and the root disk. */
 export const kernelFile = (version: string) => `vmlinuz-${version}`;
@@ -124,7 +120,7 @@ async function initramfs(pkgRoot: string, work: string, version: string, out: st
   const modules = await root.kernelModules(version, MODULES);
   await root.write('/etc/modules.order', `${modules.join('\n')}\n`);
   await root.write('/init', initramfsInit(version), 0o755);
-  const size = await writeInitramfs(root.dir, devNodes, out);
+  const size = await writeInitramfs(root.dir, CONSOLE_AND_NULL, out);
   progress(`armhf initramfs ${version}: ${(size / 1e6).toFixed(1)} MB, ${modules.length} modules`);
 }
 

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { isLabError, LabError } from '../../drivers/errors.js';
 import { ensureKeyPair, fingerprintOf } from './sshd.js';
 import { acquireLock } from './proc.js';
 import type { DebPackage, Progress } from './debs.js';
@@ -120,7 +121,8 @@ export async function cachedImage(
       progress(`image ${name} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${dir}`);
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
-      throw e;
+      // an image that cannot be built is the lab's failure, whatever broke inside the build
+      throw isLabError(e) ? e : new LabError('lab-setup', `building image ${name} failed: ${(e as Error).message}`, {}, { cause: e });
     } finally {
       await rm(work, { recursive: true, force: true });
     }

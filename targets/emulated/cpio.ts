@@ -69,6 +69,12 @@ export async function entriesOf(root: string): Promise<CpioEntry[]> {
   return out;
 }
 
+/** The device nodes every initramfs here carries: the kernel opens /dev/console before any /init runs. */
+export const CONSOLE_AND_NULL: readonly CpioEntry[] = [
+  { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+  { type: 'char', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
+];
+
 export async function writeInitramfs(root: string, extra: readonly CpioEntry[], outFile: string): Promise<number> {
   const archive = newcArchive([...(await entriesOf(root)), ...extra]);
   await new Promise<void>((resolve, reject) => {

@@ -6,8 +6,9 @@
  */
 import { access, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import pRetry from 'p-retry';
 import { LabError } from '../../drivers/errors.js';
-import { runLocal } from '../../drivers/local.js';
+import { runLocal, type CommandResult } from '../../drivers/local.js';
 
 export interface AptContext {
   arch: string;
@@ -51,7 +52,24 @@ export function parseAptShow(text: string, names: readonly string[]): Map<string
   return found;
 }
 
-const updated = new Set<string>();
+/** apt against a mirror that may be mid-sync ("File has unexpected size"): a few tries, a while apart. */
+const MIRROR_RETRY = { retries: 3, minTimeout: 15_000, factor: 2 };
+
+const tailOf = (r: CommandResult) => `exit ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').slice(-6).join('\n')}`;
+
+/** Runs an apt command until it succeeds or the tries are spent; the last failure is thrown. */
+function aptWithRetries(argv: string[], what: string, progress: Progress, opts: { cwd?: string } = {}): Promise<void> {
+  return pRetry(
+    async () => {
+      const r = await runLocal(argv, { ...opts, timeoutMs: 600_000, check: false });
+      if (r.code !== 0) throw new Error(tailOf(r));
+    },
+    { ...MIRROR_RETRY, onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => { if (retriesLeft > 0) progress(`${what} failed (try ${attemptNumber}, ${retriesLeft} more): ${error.message.split('\n')[0]}`); } },
+  );
+}
+
+/** apt-get update per context, and how its last run failed ('' when it did not). */
+const updated = new Map<string, string>();
 
 /** Candidate versions; runs `apt-get update` once if the lists do not know a package yet. */
 export async function resolvePackages(names: readonly string[], apt: AptContext = hostApt, progress: Progress = stderrProgress): Promise<DebPackage[]> {
@@ -61,14 +79,16 @@ export async function resolvePackages(names: readonly string[], apt: AptContext 
     const missing = names.filter((n) => !found.has(n));
     if (missing.length === 0) return names.map((n) => found.get(n)!);
     const key = apt.options.join(' ');
-    if (updated.has(key))
-      throw new LabError('lab-setup', `apt knows no candidate for ${missing.join(', ')} (${apt.arch}); check the apt sources`, {
-        tail: r.stderr.trim().split('\n').slice(-5).join('\n'),
-      });
+    if (updated.has(key)) {
+      const update = updated.get(key) ? `; apt-get update had failed: ${updated.get(key)}` : '; check the apt sources';
+      throw new LabError('lab-setup', `apt knows no candidate for ${missing.join(', ')} (${apt.arch})${update}`, { tail: r.stderr.trim().split('\n').slice(-5).join('\n') });
+    }
     progress(`apt lists do not know ${missing.join(', ')}: running apt-get update`);
     for (const opt of apt.options) if (opt.startsWith('Dir::State::Lists=')) await mkdir(join(opt.slice(18), 'partial'), { recursive: true });
-    await runLocal(['apt-get', ...apt.options, 'update', '-q'], { timeoutMs: 600_000 });
-    updated.add(key);
+    // A failed update still keeps the indexes it could fetch: what we need may be in them.
+    const failure = await aptWithRetries(['apt-get', ...apt.options, 'update', '-q'], 'apt-get update', progress).then(() => '', (e: Error) => e.message);
+    if (failure) progress(`apt-get update failed after ${MIRROR_RETRY.retries + 1} tries; going on with the indexes it got: ${failure.split('\n')[0]}`);
+    updated.set(key, failure);
   }
 }
 
@@ -91,9 +111,8 @@ export async function fetchDebs(pkgs: readonly DebPackage[], debDir: string, apt
     if (!cached) {
       progress(`[${i + 1}/${pkgs.length}] fetching ${p.name} ${p.version} (${mb(p.sizeBytes)} MB; ${mb(done)}/${mb(total)} MB done)`);
       // Downloading as root: apt's _apt sandbox user could not write into the cache.
-      await runLocal(['apt-get', ...apt.options, '-q', '-o', 'APT::Sandbox::User=root', 'download', `${p.name}=${p.version}`], {
-        cwd: debDir,
-        timeoutMs: 600_000,
+      await aptWithRetries(['apt-get', ...apt.options, '-q', '-o', 'APT::Sandbox::User=root', 'download', `${p.name}=${p.version}`], `apt-get download ${p.name}`, progress, { cwd: debDir }).catch((e: Error) => {
+        throw new LabError('lab-setup', `apt-get download ${p.name}=${p.version} failed after ${MIRROR_RETRY.retries + 1} tries: ${e.message}`);
       });
       const present = await readdir(debDir);
       if (!present.includes(debFileName(p, apt.arch)))

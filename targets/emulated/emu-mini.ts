@@ -8,7 +8,7 @@ import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
 import { cachedImage, clientKey, debCacheDir, imageKey, sshFingerprint, type BuiltImage } from './cache.js';
-import { writeInitramfs } from './cpio.js';
+import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { fetchDebs, hostApt, resolvePackages, unpackDeb, type Progress } from './debs.js';
 import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
 import { RootfsBuilder } from './rootfs.js';
@@ -18,8 +18,8 @@ export const EMU_MINI_KERNEL = '6.1.0-56-amd64';
 /** Bump when the recipe below changes what the image contains. */
 const RECIPE_VERSION = 2;
 
-const PACKAGES = [
-  `linux-image-${EMU_MINI_KERNEL}`,
+/** A busybox userland with dropbear's sshd: what emu-mini is, and what emu-xen's dom0 runs beside xl. */
+export const BUSYBOX_DROPBEAR_PACKAGES = [
   'busybox-static',
   'dropbear-bin',
   // dropbear's libraries (ldd checks that nothing else is needed)
@@ -32,6 +32,8 @@ const PACKAGES = [
   // flock(1): busybox 1.35 in Debian has no flock applet; the host lease needs one
   'util-linux',
 ];
+
+const PACKAGES = [`linux-image-${EMU_MINI_KERNEL}`, ...BUSYBOX_DROPBEAR_PACKAGES];
 
 /** What suites and drivers run on the guest; checked against busybox at build time. */
 const REQUIRED_APPLETS = ['sh', 'setsid', 'stty', 'kill', 'sleep', 'cat', 'uname', 'dmesg', 'mount', 'ip', 'getty', 'login', 'init', 'insmod', 'hostname'];
@@ -109,10 +111,7 @@ async function buildImage(tmp: string, work: string, progress: Progress, pubKey:
   await copyFile(join(pkgRoot, 'boot', `vmlinuz-${EMU_MINI_KERNEL}`), join(tmp, 'vmlinuz'));
   const size = await writeInitramfs(
     root.dir,
-    [
-      { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
-      { type: 'char', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
-    ],
+    CONSOLE_AND_NULL,
     join(tmp, 'initrd.img'),
   );
   progress(`initramfs: ${(size / 1e6).toFixed(1)} MB, modules: ${modules.length}`);

@@ -9,7 +9,7 @@
 import type { z } from 'zod';
 import { clientKey, cachedImage, imageKey, type BuiltImage } from './cache.js';
 import { hostApt, resolvePackages, type Progress } from './debs.js';
-import { EMU_MINI_KERNEL } from './emu-mini.js';
+import { BUSYBOX_DROPBEAR_PACKAGES, EMU_MINI_KERNEL } from './emu-mini.js';
 import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
 import { buildXenImage, DOMU_DIR, XEN_BRIDGE } from './xen-dom0.js';
 import type { suiteParamsSchema } from '../schema.js';
@@ -75,15 +75,7 @@ const PACKAGES = [
   'libzstd1',
   // glibc dlopens libgcc_s.so.1; xl aborts without it (FIELD-NOTES)
   'libgcc-s1',
-  'busybox-static',
-  'dropbear-bin',
-  'libtomcrypt1',
-  'libtommath1',
-  'libgmp10',
-  'zlib1g',
-  'libcrypt1',
-  'libc6',
-  'util-linux',
+  ...BUSYBOX_DROPBEAR_PACKAGES,
 ];
 
 export async function emuXenImage(progress: Progress): Promise<BuiltImage> {

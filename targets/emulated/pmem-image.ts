@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
 import { debCacheDir, sshFingerprint, type ImageManifest } from './cache.js';
-import { writeInitramfs, type CpioEntry } from './cpio.js';
+import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { fetchDebs, hostApt, unpackDeb, type DebPackage, type Progress } from './debs.js';
 import { stagedPvhKernel } from './pmem-guest-kernel.js';
 import { initramfsInit, inittab, rcS, sshdConfig } from './pmem-scripts.js';
@@ -161,11 +161,7 @@ async function buildInitramfs(dir: string, pkgRoot: string, kernel: string, out:
   const modules = await b.kernelModules(kernel, ROOT_MODULES);
   await b.write('/etc/modules.order', `${modules.join('\n')}\n`);
   await b.write('/init', initramfsInit(), 0o755);
-  const nodes: CpioEntry[] = [
-    { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
-    { type: 'char', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
-  ];
-  const size = await writeInitramfs(b.dir, nodes, out);
+  const size = await writeInitramfs(b.dir, CONSOLE_AND_NULL, out);
   if (size < 100_000) throw new LabError('lab-setup', `initramfs for ${kernel} is only ${size} bytes`);
   return size;
 }

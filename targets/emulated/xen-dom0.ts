@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
 import { debCacheDir, sshFingerprint, type ImageManifest } from './cache.js';
-import { writeInitramfs } from './cpio.js';
+import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { fetchDebs, hostApt, unpackDeb, type DebPackage, type Progress } from './debs.js';
 import { RootfsBuilder } from './rootfs.js';
 import { buildDomuInitramfs } from './xen-domu.js';
@@ -154,10 +154,7 @@ export async function buildXenImage(tmp: string, work: string, progress: Progres
   await copyFile(join(pkgRoot, 'boot', `vmlinuz-${kernelVersion}`), join(tmp, 'vmlinuz'));
   const size = await writeInitramfs(
     root.dir,
-    [
-      { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
-      { type: 'char', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
-    ],
+    CONSOLE_AND_NULL,
     join(tmp, 'initrd.img'),
   );
   progress(`dom0 initramfs: ${(size / 1e6).toFixed(1)} MB (domU initramfs ${(domuSize / 1e6).toFixed(1)} MB), modules: ${modules.length}`);

@@ -7,7 +7,7 @@
  * seeing it proves this very guest reached userspace.
  */
 import { join } from 'node:path';
-import { writeInitramfs } from './cpio.js';
+import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { RootfsBuilder } from './rootfs.js';
 // The guest is built to the Xen suite's contract (suites/xen/guest.ts), so the suite can also
 // run against this guest copied onto a real Xen host.
@@ -47,10 +47,7 @@ export async function buildDomuInitramfs(pkgRoot: string, workDir: string, outFi
   await root.write('/init', '#!/bin/sh\nexec /sbin/init\n', 0o755);
   return writeInitramfs(
     root.dir,
-    [
-      { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
-      { type: 'char', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
-    ],
+    CONSOLE_AND_NULL,
     outFile,
   );
 }
