@@ -19,7 +19,7 @@ import { armhfGuestImage, GUEST_CMDLINE, initrdFile, kernelFile } from '../targe
 import { stderrProgress } from '../targets/emulated/debs.js';
 import { EMU_ARM64 } from '../targets/emulated/emu-arm64.js';
 import { labDown, labStatus, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, stopProcess } from '../targets/emulated/proc.js';
+import { acquireLock, QEMU_SLOT_LOCK, stopProcess } from '../targets/emulated/proc.js';
 import { Host } from '../targets/host.js';
 import { acquireLease } from '../targets/lease.js';
 
@@ -93,7 +93,7 @@ async function measure(): Promise<{ outcomes: ArmhfOutcome[]; bare: number[]; ho
   }
 }
 
-const release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 60 * 60_000, what: 'armhf upgrade bench' });
+const release = await acquireLock(QEMU_SLOT_LOCK, { timeoutMs: 60 * 60_000, what: 'armhf upgrade bench' });
 const { outcomes, bare, hostName, kernels } = await measure().finally(release);
 
 const median = (xs: number[]) => {

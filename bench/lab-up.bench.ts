@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Recorder } from '../drivers/recorder.js';
 import { labDown, labHostNames, labUp } from '../targets/emulated/lab.js';
-import { acquireLock } from '../targets/emulated/proc.js';
+import { acquireLock, QEMU_SLOT_LOCK } from '../targets/emulated/proc.js';
 
 const args = process.argv.slice(2);
 const warmRuns = Number(args.find((a) => /^\d+$/.test(a)) ?? 3);
@@ -49,7 +49,7 @@ async function bringUp(label: string): Promise<Record<string, number>> {
   return perHost;
 }
 
-const release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 60 * 60_000, what: 'lab-up bench' });
+const release = await acquireLock(QEMU_SLOT_LOCK, { timeoutMs: 60 * 60_000, what: 'lab-up bench' });
 const originalCache = process.env.LABRIG_CACHE;
 let coldCache: string | undefined;
 try {

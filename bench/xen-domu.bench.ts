@@ -19,13 +19,13 @@ import { Xl, uniqueDomainName, randomXenMac, type XlPvSpec } from '../drivers/xl
 import { parseLab } from '../targets/config.js';
 import { Host } from '../targets/host.js';
 import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
-import { acquireLock } from '../targets/emulated/proc.js';
+import { acquireLock, QEMU_SLOT_LOCK } from '../targets/emulated/proc.js';
 import { markerArgument, readyPattern, DOMU_READY_PREFIX } from '../suites/xen/guest.js';
 import { newMarker, openDomainConsole } from '../suites/xen/lifecycle.js';
 
 const n = Number(process.argv[2] ?? 3);
 const runDir = await mkdtemp(join(tmpdir(), 'labrig-bench-xen-'));
-const release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 60 * 60_000, what: 'xen-domu bench' });
+const release = await acquireLock(QEMU_SLOT_LOCK, { timeoutMs: 60 * 60_000, what: 'xen-domu bench' });
 
 interface Sample {
   createMs: number;

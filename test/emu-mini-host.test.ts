@@ -12,7 +12,7 @@ import { silentRecorder } from '../drivers/recorder.js';
 import { parseLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
-import { acquireLock } from '../targets/emulated/proc.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { readState } from '../targets/emulated/state.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
 import { Host } from '../targets/host.js';
@@ -28,7 +28,7 @@ let host: Host;
 
 test.beforeAll(async () => {
   test.setTimeout(20 * 60_000);
-  release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 30 * 60_000, what: 'emu-mini-host.test waiting for the QEMU slot' });
+  release = await takeQemuSlot('emu-mini-host.test');
   runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
   const port = 30000 + Math.floor(Math.random() * 10000);
   await labUp({ runDir, hosts: ['emu-arm64', 'emu-mini'], ports: { 'emu-arm64': port, 'emu-mini': port + 1 } });

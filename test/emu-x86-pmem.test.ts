@@ -6,6 +6,7 @@
  * console tail as evidence; and a teardown that leaves nothing of ours running. The first
  * run builds the image (minutes).
  */
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { test, expect } from '@playwright/test';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -19,7 +20,7 @@ import { loaderCode, readVmlinux, stagedPvhKernel } from '../targets/emulated/pm
 import { PMEM_GUEST_KERNEL } from '../targets/emulated/pmem-image.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
 import { emulatedLab, labDown, labStatus, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, isOurProcess } from '../targets/emulated/proc.js';
+import { isOurProcess } from '../targets/emulated/proc.js';
 import { readState } from '../targets/emulated/state.js';
 import { Host } from '../targets/host.js';
 import { kexecInto } from '../targets/kexec.js';
@@ -120,7 +121,7 @@ test.describe('emu-x86-pmem in a private lab', () => {
 
   test.beforeAll(async () => {
     test.setTimeout(45 * 60_000);
-    release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 30 * 60_000, what: 'emu-x86-pmem.test waiting for the QEMU slot' });
+    release = await takeQemuSlot('emu-x86-pmem.test');
     runDir = await mkdtemp(join(tmpdir(), 'labrig-pmem-test-'));
   });
 

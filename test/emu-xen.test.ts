@@ -4,6 +4,7 @@
  * run reaches it — SSH with the pinned key, the serial console (Xen's com1), QMP power —
  * then torn down with nothing of ours left running. The first run builds the image.
  */
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { test, expect } from '@playwright/test';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -15,7 +16,7 @@ import { Xl } from '../drivers/xl.js';
 import { parseLab } from '../targets/config.js';
 import { Host } from '../targets/host.js';
 import { emulatedLab, labDown, labStatus, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, isOurProcess } from '../targets/emulated/proc.js';
+import { isOurProcess } from '../targets/emulated/proc.js';
 import { EMU_XEN_BOOT, xenCommandline } from '../targets/emulated/emu-xen.js';
 import { readState } from '../targets/emulated/state.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
@@ -39,7 +40,7 @@ test.describe('emu-xen in a private emulated lab', () => {
   test.beforeAll(async () => {
     // the hook's own timeout: others may hold the QEMU slot for a while
     test.setTimeout(35 * 60_000);
-    release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 30 * 60_000, what: 'emu-xen.test waiting for the QEMU slot' });
+    release = await takeQemuSlot('emu-xen.test');
     runDir = await mkdtemp(join(tmpdir(), 'labrig-xen-test-'));
   });
 

@@ -4,6 +4,7 @@
  * with pinned keys, reset through QMP power, a crash detected and repaired, and torn down
  * with nothing of ours left running. The first run builds the image (minutes).
  */
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { test, expect } from '@playwright/test';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -14,7 +15,7 @@ import { runLocal } from '../drivers/local.js';
 import { parseLab } from '../targets/config.js';
 import { newcArchive, type CpioEntry } from '../targets/emulated/cpio.js';
 import { emulatedLab, labDown, labHostNames, labStatus, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, isOurProcess, stopProcess } from '../targets/emulated/proc.js';
+import { isOurProcess, stopProcess } from '../targets/emulated/proc.js';
 import { launchVm, waitForConsole } from '../targets/emulated/qemu-vm.js';
 import { emuMini as emuMiniDef } from '../targets/emulated/emu-mini.js';
 import { sshBootId } from '../targets/emulated/probe.js';
@@ -66,7 +67,7 @@ test.describe('a private emulated lab', () => {
   const pids: number[] = [];
 
   test.beforeAll(async () => {
-    release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 15 * 60_000, what: 'emulated-mini.test waiting for the QEMU slot' });
+    release = await takeQemuSlot('emulated-mini.test');
     runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
   });
 

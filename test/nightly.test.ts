@@ -13,7 +13,7 @@ import { readResults } from '../reports/results.js';
 import { parseLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
-import { acquireLock } from '../targets/emulated/proc.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { readState } from '../targets/emulated/state.js';
 import { Host } from '../targets/host.js';
 import { quarantineFile } from '../targets/quarantine.js';
@@ -26,7 +26,7 @@ let release: (() => Promise<void>) | undefined;
 
 test.beforeAll(async () => {
   test.setTimeout(20 * 60_000);
-  release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 40 * 60_000, what: 'nightly.test waiting for the QEMU slot' });
+  release = await takeQemuSlot('nightly.test');
   runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
   work = await mkdtemp(join(tmpdir(), 'labrig-nightly-'));
   const port = 30000 + Math.floor(Math.random() * 10000);

@@ -3,6 +3,7 @@
  * a file; the QMP kind drives a real QEMU (quit, start again, reset). ipmitool and Redfish
  * are checked only as far as the argv and the HTTP request they build: there is no BMC here.
  */
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { test, expect } from '@playwright/test';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { createPower, ipmiArgv, parseIpmiStatus, redfishRequest } from '../drivers/power.js';
 import { Qmp } from '../drivers/qmp.js';
 import { powerSchema } from '../targets/schema.js';
-import { acquireLock, isOurProcess, stopProcess } from '../targets/emulated/proc.js';
+import { isOurProcess, stopProcess } from '../targets/emulated/proc.js';
 
 let dir: string;
 test.beforeEach(async () => {
@@ -113,7 +114,7 @@ test('Redfish requests (no BMC here): Reset actions, PowerState, basic auth from
 
 test('QMP: status, reset, quit, start again through the configured command', async () => {
   test.setTimeout(120_000);
-  const release = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 15 * 60_000, what: 'power.test waiting for the QEMU slot' });
+  const release = await takeQemuSlot('power.test');
   const socket = join(dir, 'qmp.sock');
   const pidFile = join(dir, 'qemu.pid');
   // -daemonize: the start command returns once QEMU is up, as power.start must.

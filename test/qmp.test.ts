@@ -2,6 +2,7 @@
  * The QMP client against a real QEMU 7.2 (`-S`, no guest: it sits paused in prelaunch),
  * plus the framing on its own in 1-byte chunks.
  */
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { test, expect } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,7 +10,6 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Qmp, QmpError, QmpFramer } from '../drivers/qmp.js';
-import { acquireLock } from '../targets/emulated/proc.js';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -28,7 +28,7 @@ const socket = () => join(dir, 'qmp.sock');
 
 test.beforeAll(async () => {
   // Our QEMU tests share a 2-core machine: one QEMU at a time, across test files.
-  releaseSlot = await acquireLock('/tmp/labrig-test-qemu.lock', { timeoutMs: 15 * 60_000, what: 'qmp.test waiting for the QEMU slot' });
+  releaseSlot = await takeQemuSlot('qmp.test');
   dir = await mkdtemp(join(tmpdir(), 'labrig-qmp-'));
   qemu = spawn('qemu-system-x86_64', ['-S', '-display', 'none', '-nodefaults', '-accel', 'tcg', '-qmp', `unix:${socket()},server=on,wait=off`], { stdio: 'ignore' });
   const deadline = Date.now() + 15_000;

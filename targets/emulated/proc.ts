@@ -64,6 +64,9 @@ function ancestors(): number[] {
   return out;
 }
 
+/** The one QEMU workload at a time that the harness's tests and benches share on a 2-core machine. */
+export const QEMU_SLOT_LOCK = '/tmp/labrig-test-qemu.lock';
+
 /**
  * An exclusive lock file holding the owner's PID; a lock whose owner died is taken over.
  * Used to serialise lab bring-up and to keep our tests to one QEMU at a time.
