@@ -6,10 +6,10 @@
  * console tail as evidence; and a teardown that leaves nothing of ours running. The first
  * run builds the image (minutes).
  */
+import { freePort } from './helpers/free-port.js';
 import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { test, expect } from '@playwright/test';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runLocal } from '../drivers/local.js';
@@ -26,15 +26,6 @@ import { Host } from '../targets/host.js';
 import { kexecInto } from '../targets/kexec.js';
 
 test.describe.configure({ mode: 'serial' });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Keeps what a step attaches, so a test can check the evidence a failure left. */
 function keepingRecorder(): Recorder & { attached: Map<string, string> } {

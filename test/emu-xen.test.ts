@@ -4,10 +4,10 @@
  * run reaches it — SSH with the pinned key, the serial console (Xen's com1), QMP power —
  * then torn down with nothing of ours left running. The first run builds the image.
  */
+import { freePort } from './helpers/free-port.js';
 import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { test, expect } from '@playwright/test';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPower } from '../drivers/power.js';
@@ -22,15 +22,6 @@ import { readState } from '../targets/emulated/state.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
 
 test.describe.configure({ mode: 'serial' });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test.describe('emu-xen in a private emulated lab', () => {
   let runDir: string;

@@ -4,10 +4,10 @@
  * with pinned keys, reset through QMP power, a crash detected and repaired, and torn down
  * with nothing of ours left running. The first run builds the image (minutes).
  */
+import { freePort } from './helpers/free-port.js';
 import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { test, expect } from '@playwright/test';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPower } from '../drivers/power.js';
@@ -51,15 +51,6 @@ test('host-key fingerprints are computed as OpenSSH does', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test.describe('a private emulated lab', () => {
   let runDir: string;
