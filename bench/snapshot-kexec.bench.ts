@@ -6,10 +6,9 @@
  * other kernel (the suite works from whichever kernel runs).
  * Run: npx tsx bench/snapshot-kexec.bench.ts [host]
  */
-import { resolve } from 'node:path';
 import { consoleRecorder } from '../drivers/recorder.js';
 import { loadLab } from '../targets/config.js';
-import { runId } from '../targets/fixtures.js';
+import { logsDirOf, runContext } from '../targets/run-context.js';
 import { Host } from '../targets/host.js';
 import { acquireLease } from '../targets/lease.js';
 import { inspectHost } from '../suites/snapshot-kexec/host-prep.js';
@@ -20,7 +19,8 @@ const wanted = process.argv[2];
 const config = lab.hosts.find((h) => (wanted ? h.name === wanted : h.role.includes('x86-pmem')));
 if (!config) throw new Error(`no ${wanted ?? 'x86-pmem'} host in lab ${lab.name}`);
 const rec = consoleRecorder(`[${config.name}] `);
-const host = new Host(config, { logDir: resolve(lab.outDir, 'logs', runId), recorder: rec });
+const { runId } = runContext();
+const host = new Host(config, { logDir: logsDirOf(runContext()), recorder: rec });
 const lease = await acquireLease(host.ssh, { ...lab.lease, runId, recorder: rec });
 const p = paramsOf(host);
 let stop: (() => Promise<void>) | undefined;

@@ -1,17 +1,16 @@
 /**
- * Each run is kept as `reports/runs/<runId>/`: what `compare` and `dossier` read.
+ * Each run is kept as `<runsDir>/<runId>/` (reports/runs by default): what `compare` and `dossier` read.
  *   allure-results/  findings.json  manifest.json  junit.xml  logs/ (console and shell logs)
  *   lab.json         the lab as it was used: parsed config, secrets only as env-var names
  */
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RunContext } from '../targets/run-context.js';
 import type { Lab } from '../targets/schema.js';
 
-export const runsDir = (outDir: string) => join(outDir, '..', 'runs');
-
-export async function archiveRun(opts: { outDir: string; runId: string; lab: Lab }): Promise<string> {
-  const dir = join(runsDir(opts.outDir), opts.runId);
+export async function archiveRun(opts: RunContext & { lab: Lab }): Promise<string> {
+  const dir = join(opts.runsDir, opts.runId);
   await mkdir(dir, { recursive: true });
   for (const name of ['allure-results', 'allure-results-merged', 'findings.json', 'manifest.json', 'junit.xml'])
     if (existsSync(join(opts.outDir, name))) await cp(join(opts.outDir, name), join(dir, name), { recursive: true });

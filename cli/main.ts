@@ -1,6 +1,5 @@
 /** `npx labrig <command>`: doctor, console, report, compare, dossier, lab up/down/status, run. */
-import { Command } from 'commander';
-import { resolve } from 'node:path';
+import { Command, CommanderError } from 'commander';
 import { isLabError } from '../drivers/errors.js';
 import { reportCommand } from '../reports/cli.js';
 import { compareCommand, regressionRulesHelp } from '../reports/compare-cli.js';
@@ -8,12 +7,43 @@ import { dossierCommand } from '../reports/dossier.js';
 import { loadLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
+import { labDown, labStatus } from '../targets/emulated/lab.js';
 import { attachConsole } from './console.js';
+import { onInterrupt } from './interrupt.js';
 import { runCommand } from './run.js';
+import { UsageError } from './usage.js';
+
+const EXIT_CODES = `
+Exit codes (every command):
+  0  all passed / done
+  1  a product failure (a test of the product failed; compare: a regression)
+  2  a usage or config error (unknown host, bad argument, a lab config that does not validate)
+  3  a lab failure: a host unreachable or quarantined, a lease or lock held, an interrupted run,
+     or a run in which nothing was tested`;
+
+/** `lab up` under Ctrl-C: stop starting hosts, and bring down the ones this command started. */
+async function labUpInterruptible(hosts: string[]): Promise<number> {
+  const before = new Set((await labStatus()).filter((r) => r.state === 'up').map((r) => r.name));
+  const abort = new AbortController();
+  const stop = onInterrupt(() => abort.abort());
+  try {
+    const code = await labCommand('up', hosts.length ? hosts : undefined, abort.signal);
+    if (!abort.signal.aborted) return code;
+    const started = (await labStatus()).filter((r) => r.state !== 'down' && !before.has(r.name)).map((r) => r.name);
+    if (started.length) await labDown({ hosts: started });
+    return 3;
+  } finally {
+    stop();
+  }
+}
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
-  const program = new Command('labrig').description('hardware-in-the-loop harness for virtualization labs').showHelpAfterError();
+  const program = new Command('labrig')
+    .description('hardware-in-the-loop harness for virtualization labs')
+    .showHelpAfterError()
+    .exitOverride()
+    .addHelpText('after', EXIT_CODES);
 
   program
     .command('doctor')
@@ -22,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (hosts: string[]) => {
       const checks = await doctor(await loadLab(), hosts);
       for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
-      code = checks.every((c) => c.ok) ? 0 : 1;
+      code = checks.every((c) => c.ok) ? 0 : 3;
     });
 
   program
@@ -68,7 +98,7 @@ export async function main(argv: string[]): Promise<number> {
       .command(action)
       .argument('[hosts...]')
       .action(async (hosts: string[]) => {
-        code = await labCommand(action, hosts.length ? hosts : undefined);
+        code = action === 'up' ? await labUpInterruptible(hosts) : await labCommand(action, hosts.length ? hosts : undefined);
       });
 
   program
@@ -83,10 +113,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
   } catch (e) {
+    // Commander has printed its own message (and help) already.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     process.stderr.write(`labrig: ${(e as Error).message}\n`);
-    return isLabError(e) ? 3 : 1;
+    if (e instanceof UsageError || (isLabError(e) && (e as Error).message.startsWith('[lab:config]'))) return 2;
+    // Anything else stopped the command before it could test the product: a lab failure.
+    return 3;
   }
   return code;
 }
-
-export const repoRoot = resolve(import.meta.dirname, '..');

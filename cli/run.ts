@@ -1,68 +1,128 @@
 /**
- * The main job. The default (emulated) lab is brought up and down around the run; a real lab
- * (LABRIG_CONFIG) is used as it is. First a health check (LAVA's idea): a host that fails
- * `doctor` is quarantined — its tests are skipped with the reason — and the others go on.
- * Then every suite, the report, and the run archived under reports/runs/<runId>/.
+ * The main job. The emulated lab (no LABRIG_CONFIG) is brought up for the hosts the run needs and
+ * down afterwards (hosts that were already up stay up); a real lab is used as it is. First a
+ * health check (LAVA's idea): a host that fails `doctor` is quarantined — its tests are skipped
+ * with the reason — and the others go on. Then every suite, the report, the run archived under
+ * <runsDir>/<runId>/, and an exit code that says what happened (reports/verdict.ts).
  */
-import { execa } from 'execa';
-import { randomUUID } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import { defaultOutDir, reportCommand } from '../reports/cli.js';
-import { loadLab } from '../targets/config.js';
+import { execa, type ResultPromise } from 'execa';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { reportCommand } from '../reports/cli.js';
+import { readResults } from '../reports/results.js';
+import { EXIT, runVerdict } from '../reports/verdict.js';
+import { configDir, loadLab, writeResolvedLab } from '../targets/config.js';
 import { applyLabComponents, componentsFile, hasComponents } from '../targets/components.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
+import { labDown, labHostNames, labStatus } from '../targets/emulated/lab.js';
 import { quarantineFile, type Quarantine } from '../targets/quarantine.js';
+import { repoRoot, resolveRunContext, runContextEnv, type RunContext } from '../targets/run-context.js';
+import type { Lab } from '../targets/schema.js';
 import { archiveRun } from './archive.js';
+import { onInterrupt } from './interrupt.js';
+import { UsageError } from './usage.js';
 
 const say = (line: string) => process.stderr.write(`labrig: ${line}\n`);
+const playwrightCli = join(repoRoot, 'node_modules', '@playwright', 'test', 'cli.js');
+
+/** The hosts named by `--project=X` / `--project X` (a project is a host). */
+export function projectsOf(args: readonly string[]): string[] {
+  const names: string[] = [];
+  args.forEach((a, i) => {
+    if (a.startsWith('--project=')) names.push(...a.slice('--project='.length).split(','));
+    else if (a === '--project' && args[i + 1]) names.push(...args[i + 1]!.split(','));
+  });
+  return names.filter(Boolean);
+}
+
+/** Emulated lab: up only the hosts the run needs; returns the ones this run started (and will stop). */
+async function bringUpEmulated(wanted: readonly string[], signal: AbortSignal): Promise<{ code: number; started: string[] }> {
+  const alreadyUp = new Set((await labStatus()).filter((r) => r.state === 'up').map((r) => r.name));
+  const started = wanted.filter((h) => !alreadyUp.has(h));
+  if (alreadyUp.size) say(`already up, left up after the run: ${[...alreadyUp].filter((h) => wanted.includes(h)).join(', ') || 'none of this run'}`);
+  if (started.length) say(`bringing the emulated lab up: ${started.join(', ')}`);
+  return { code: started.length ? await labCommand('up', [...wanted], signal) : 0, started };
+}
+
+async function healthCheck(lab: Lab, ctx: RunContext, scope: string[]): Promise<Quarantine> {
+  const quarantine: Quarantine = {};
+  const inScope = lab.hosts.filter((h) => scope.includes(h.name));
+  if (inScope.some(hasComponents)) {
+    say('putting the configured component versions on the hosts');
+    const { record, failed } = await applyLabComponents({ ...lab, hosts: inScope }, join(ctx.outDir, 'logs'), (l) => say(`  ${l}`));
+    await writeFile(componentsFile(ctx.outDir), JSON.stringify(record, null, 2));
+    for (const [h, why] of Object.entries(failed)) quarantine[h] = `components: ${why}`;
+  }
+  say('health check of every host (labrig doctor)');
+  for (const c of await doctor(lab, scope)) {
+    process.stderr.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
+    if (!c.ok) quarantine[c.host] = [quarantine[c.host], `${c.check}: ${c.detail}`].filter(Boolean).join('; ');
+  }
+  return quarantine;
+}
 
 export async function runCommand(playwrightArgs: string[]): Promise<number> {
   const emulated = !process.env.LABRIG_CONFIG;
-  const runId = process.env.LABRIG_RUN_ID ?? `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
-  await rm(join(defaultOutDir, 'allure-results'), { recursive: true, force: true });
-  await rm(componentsFile(defaultOutDir), { force: true });
-  if (emulated) {
-    say('bringing the emulated lab up');
-    const up = await labCommand('up');
-    if (up !== 0) {
-      await labCommand('down');
-      return up;
-    }
-  }
-  let testCode = 1;
-  let archived: string | undefined;
-  const quarantine: Quarantine = {};
+  const projects = projectsOf(playwrightArgs);
+  const abort = new AbortController();
+  let child: ResultPromise | undefined;
+  const stopInterrupts = onInterrupt(() => {
+    abort.abort();
+    // The runner is in its own process group: signal it (and its workers) once, as a tty would.
+    if (child?.pid) process.kill(-child.pid, 'SIGINT');
+  });
+  let started: string[] = [];
   try {
-    const lab = await loadLab();
-    if (lab.hosts.some(hasComponents)) {
-      say('putting the configured component versions on the hosts');
-      const { record, failed } = await applyLabComponents(lab, join(defaultOutDir, 'logs'), (l) => say(`  ${l}`));
-      await writeFile(componentsFile(defaultOutDir), JSON.stringify(record, null, 2));
-      Object.assign(quarantine, Object.fromEntries(Object.entries(failed).map(([h, why]) => [h, `components: ${why}`])));
-    }
-    say('health check of every host (labrig doctor)');
-    for (const c of await doctor(lab)) {
-      process.stderr.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
-      if (!c.ok) quarantine[c.host] = [quarantine[c.host], `${c.check}: ${c.detail}`].filter(Boolean).join('; ');
-    }
-    await writeFile(quarantineFile(defaultOutDir), JSON.stringify(quarantine, null, 2));
-    for (const [host, why] of Object.entries(quarantine)) say(`quarantined ${host}: its tests are skipped (${why})`);
-    say(`run ${runId}`);
-    const r = await execa('npx', ['playwright', 'test', ...playwrightArgs], { stdio: 'inherit', reject: false, env: { LABRIG_RUN_ID: runId, LABRIG_QUARANTINE: quarantineFile(defaultOutDir) } });
-    testCode = r.exitCode ?? 1;
-    const reportCode = await reportCommand([join(defaultOutDir, 'allure-results')], { runId });
-    archived = await archiveRun({ outDir: defaultOutDir, runId, lab });
-    testCode ||= reportCode;
-  } finally {
+    let scope: string[];
     if (emulated) {
-      say('bringing the emulated lab down');
-      await labCommand('down');
+      const unknown = projects.filter((p) => !labHostNames.includes(p));
+      if (unknown.length) throw new UsageError(`no host ${unknown.join(', ')} in the emulated lab; its hosts: ${labHostNames.join(', ')}`);
+      const up = await bringUpEmulated(projects.length ? projects : labHostNames, abort.signal);
+      started = up.started;
+      if (abort.signal.aborted) return EXIT.lab;
+      if (up.code !== 0) return up.code;
     }
+    const lab = await loadLab();
+    if (projects.length) {
+      const unknown = projects.filter((p) => !lab.hosts.some((h) => h.name === p));
+      if (unknown.length) throw new UsageError(`no host ${unknown.join(', ')} in lab ${lab.name}; its hosts: ${lab.hosts.map((h) => h.name).join(', ')}`);
+      scope = projects;
+    } else scope = lab.hosts.map((h) => h.name);
+
+    const ctx: RunContext = { ...resolveRunContext({ labOutDir: lab.outDir, configDir: configDir() }), labFile: '' };
+    ctx.labFile = join(ctx.outDir, 'lab.json');
+    await mkdir(ctx.outDir, { recursive: true });
+    for (const stale of [join(ctx.outDir, 'allure-results'), join(ctx.outDir, 'attempts'), componentsFile(ctx.outDir), quarantineFile(ctx.outDir)])
+      await rm(stale, { recursive: true, force: true });
+    await writeResolvedLab(lab, ctx.labFile);
+
+    const quarantine = await healthCheck(lab, ctx, scope);
+    await writeFile(quarantineFile(ctx.outDir), JSON.stringify(quarantine, null, 2));
+    for (const [host, why] of Object.entries(quarantine)) say(`quarantined ${host}: its tests are skipped (${why})`);
+    if (abort.signal.aborted) return EXIT.lab;
+
+    say(`run ${ctx.runId} → ${ctx.outDir}`);
+    child = execa(process.execPath, [playwrightCli, 'test', ...playwrightArgs], {
+      cwd: repoRoot,
+      stdio: 'inherit',
+      reject: false,
+      detached: true,
+      env: { ...runContextEnv(ctx), LABRIG_QUARANTINE: quarantineFile(ctx.outDir) },
+    });
+    const runnerExit = (await child).exitCode ?? 1;
+    const reportCode = await reportCommand([join(ctx.outDir, 'allure-results')], ctx);
+    const archived = await archiveRun({ ...ctx, lab });
+    const results = await readResults(join(ctx.outDir, 'allure-results')).catch(() => []);
+    const verdict = runVerdict({ results, quarantined: Object.keys(quarantine), runnerExit, interrupted: abort.signal.aborted });
+    process.stdout.write(`run:      ${archived}\n`);
+    process.stdout.write(`verdict:  exit ${verdict.code}: ${verdict.why}${reportCode ? ' (and the report could not be written)' : ''}\n`);
+    return verdict.code === EXIT.ok && reportCode ? EXIT.lab : verdict.code;
+  } finally {
+    if (started.length) {
+      say(`bringing the emulated lab down: ${started.join(', ')}`);
+      await labDown({ hosts: started }).catch((e: Error) => say(`lab down: ${e.message}`));
+    }
+    stopInterrupts();
   }
-  process.stdout.write(`run:      ${relative(process.cwd(), archived ?? '')}\n`);
-  const q = Object.keys(quarantine);
-  if (q.length) process.stdout.write(`quarantined: ${q.join(', ')} (see the health check above; their tests are skipped)\n`);
-  return testCode;
 }

@@ -1,11 +1,7 @@
 /** `npx labrig report [dirs…]`: regenerate the report, findings and manifest from Allure results. */
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runContext, type RunContext } from '../targets/run-context.js';
 import { finalizeReport } from './finalize.js';
-
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-export const defaultResultsDir = join(repoRoot, 'reports', 'out', 'allure-results');
-export const defaultOutDir = resolve(process.env.LABRIG_OUT_DIR ?? join(repoRoot, 'reports', 'out'));
 
 function shown(path: string): string {
   const rel = relative(process.cwd(), path);
@@ -13,10 +9,10 @@ function shown(path: string): string {
 }
 
 /** Returns the process exit code: 0 when the report was written, 1 with the reason on stderr otherwise. */
-export async function reportCommand(resultsDirs: string[], opts: { runId?: string } = {}): Promise<number> {
-  const dirs = resultsDirs.length ? resultsDirs.map((d) => resolve(d)) : [defaultResultsDir];
+export async function reportCommand(resultsDirs: string[], ctx: RunContext = runContext()): Promise<number> {
+  const dirs = resultsDirs.length ? resultsDirs.map((d) => resolve(d)) : [join(ctx.outDir, 'allure-results')];
   try {
-    const { reportDir, findingsPath, manifestPath } = await finalizeReport({ resultsDirs: dirs, outDir: defaultOutDir, runId: opts.runId });
+    const { reportDir, findingsPath, manifestPath } = await finalizeReport({ resultsDirs: dirs, outDir: ctx.outDir, runId: ctx.runId, historyPath: ctx.historyPath });
     process.stdout.write(
       `report:   ${shown(join(reportDir, 'index.html'))}  (serve it: npx allure open ${shown(reportDir)})\n` +
         `findings: ${shown(findingsPath)}\n` +

@@ -2,22 +2,23 @@
  * The end of a run: merge the Allure results of every shard, generate the HTML report with the
  * Allure 3 CLI, make it self-contained, and write findings.json and manifest.json beside it.
  */
-import { randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { collectEvidence } from './evidence.js';
+import { rewriteJunit } from './junit.js';
 import { makeReportSelfContained } from './external.js';
 import { mergeResultsDirs, readResults, sha256File } from './results.js';
 import { componentsFile } from '../targets/components.js';
+import { runContext } from '../targets/run-context.js';
 
 export interface FinalizeOptions {
   resultsDirs: string[];
   outDir: string;
   runId?: string;
   gitRevision?: string;
-  /** Allure history (JSON lines) to read and append to; default $LABRIG_HISTORY or reports/history/history.jsonl. */
+  /** Allure history (JSON lines) to read and append to; default the run context's. */
   historyPath?: string;
 }
 
@@ -51,10 +52,6 @@ async function packageVersion(name: string): Promise<string | null> {
 async function currentRevision(): Promise<string | null> {
   const r = await execa('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, reject: false, timeout: 10_000 });
   return r.exitCode === 0 ? r.stdout.trim() : null;
-}
-
-function newRunId(): string {
-  return `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
 }
 
 /** `allure generate --config reports/allurerc.mjs --output <reportDir> <resultsDir>`; its output is shown only on failure. */
@@ -96,7 +93,7 @@ export async function finalizeReport(opts: FinalizeOptions): Promise<FinalizedRe
   const reportDir = join(outDir, 'allure-report');
   const findingsPath = join(outDir, 'findings.json');
   const manifestPath = join(outDir, 'manifest.json');
-  const historyPath = resolve(repoRoot, opts.historyPath ?? process.env.LABRIG_HISTORY ?? 'reports/history/history.jsonl');
+  const historyPath = resolve(opts.historyPath ?? runContext().historyPath);
   await mkdir(outDir, { recursive: true });
 
   const merge = await mergeResultsDirs(opts.resultsDirs, mergedDir);
@@ -115,11 +112,12 @@ export async function finalizeReport(opts: FinalizeOptions): Promise<FinalizedRe
   const evidence = await collectEvidence(mergedDir, results);
   const fromOut = (p: string): string => relative(outDir, p).split('\\').join('/');
   const junitPath = join(outDir, 'junit.xml');
+  if (await exists(junitPath)) await rewriteJunit(junitPath);
   const junit = (await exists(junitPath)) ? { path: fromOut(junitPath), sha256: await sha256File(junitPath) } : null;
 
   await writeFile(findingsPath, `${JSON.stringify(evidence.findings, null, 2)}\n`);
   const manifest = {
-    runId: opts.runId ?? process.env.LABRIG_RUN_ID ?? newRunId(),
+    runId: opts.runId ?? runContext().runId,
     gitRevision: opts.gitRevision ?? (await currentRevision()),
     createdAt: new Date().toISOString(),
     tools: { node: process.version, allure: await packageVersion('allure'), playwright: await packageVersion('@playwright/test') },

@@ -123,6 +123,12 @@ export function attachmentsOf(node: AllureStepLike): AllureAttachment[] {
   return [...own, ...(node.steps ?? []).flatMap((s) => attachmentsOf(s))];
 }
 
+// Same prefix as the lab categories in reports/allurerc.mjs: Playwright puts the class name first.
+const LAB_FAILURE = /^(?:[A-Za-z_$][\w$]*: )?\[lab:[a-z-]+\]/;
+
+/** A failure message of the lab (the product was not tested), not of the product. */
+export const isLabFailure = (message: string | undefined) => LAB_FAILURE.test(message ?? '');
+
 /**
  * One result per test: a retried test leaves one result per attempt with the same historyId,
  * and the last attempt is the test's outcome.

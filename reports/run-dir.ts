@@ -5,15 +5,14 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { runsDirOf } from '../targets/run-context.js';
 import type { RunSnapshot, TestOutcome } from './compare.js';
 import type { RecordedFinding } from './evidence.js';
-import { finalAttempts, readResults, type AllureResult } from './results.js';
+import { finalAttempts, isLabFailure, readResults, type AllureResult } from './results.js';
 
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-/** Where `labrig run` archives runs (cli/archive.ts runsDir of reports/out). */
-export const defaultRunsDir = join(repoRoot, 'reports', 'runs');
+/** Where `labrig run` archives runs (cli/archive.ts). */
+export const defaultRunsDir = runsDirOf();
 
 const recordedFindingSchema = z.object({
   suite: z.string(),
@@ -81,16 +80,13 @@ export function runResultsDir(runDir: string): string | null {
   return null;
 }
 
-// Same prefix as the lab categories in reports/allurerc.mjs: Playwright puts the class name first.
-const LAB_FAILURE = /^(?:[A-Za-z_$][\w$]*: )?\[lab:[a-z-]+\]/;
-
 function outcomeOf(r: AllureResult & { parameters?: { name: string; value: string }[] }): TestOutcome {
   const project = r.parameters?.find((p) => p.name === 'Project')?.value;
   return {
     ...(project ? { project } : {}),
     name: r.fullName ?? r.name,
     status: r.status ?? 'unknown',
-    labFailure: LAB_FAILURE.test(r.statusDetails?.message ?? ''),
+    labFailure: isLabFailure(r.statusDetails?.message),
   };
 }
 

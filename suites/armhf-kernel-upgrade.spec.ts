@@ -28,7 +28,7 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
       },
       log: (line) => process.stderr.write(`[${host.name}] ${redact(line)}\n`),
     };
-    const consoleLog = join(logsDir(lab), `${host.name}-${params.vm}-console.log`);
+    const consoleLog = join(logsDir(), `${host.name}-${params.vm}-console.log`);
     const out: ArmhfOutcome = { boots: {}, libvirtdRestartMs: [] };
     try {
       await armhfKernelUpgrade({ host, params, recorder, consoleLog, progress: stderrProgress, emulator: qemuBuildBinary(host.config, 'qemu-system-arm') }, out);

@@ -1,8 +1,13 @@
-/** Loads and checks the lab: lab.config.ts by default, LABRIG_CONFIG to choose another file. */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+/**
+ * Loads and checks the lab: lab.config.ts by default, LABRIG_CONFIG to choose another file (from
+ * any folder). Inside a run, the lab resolved once by `labrig run` (LABRIG_LAB_FILE) is used.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { tsImport } from 'tsx/esm/api';
 import { labSchema, type Lab, type LabInput } from './schema.js';
 import { LabError } from '../drivers/errors.js';
+import { repoRoot } from './run-context.js';
 
 /** Identity function that gives a config file its types. */
 export function defineLab(lab: LabInput): LabInput {
@@ -20,17 +25,41 @@ export function parseLab(input: unknown, source = 'lab config'): Lab {
 }
 
 export function configPath(): string {
-  return resolve(process.env.LABRIG_CONFIG ?? 'lab.config.ts');
+  return resolve(process.env.LABRIG_CONFIG ?? resolve(repoRoot, 'lab.config.ts'));
 }
 
-export async function loadLab(path = configPath()): Promise<Lab> {
+/** The folder a config's relative paths (outDir) are taken from. */
+export const configDir = () => dirname(configPath());
+
+async function importLab(path: string): Promise<Lab> {
   let mod: { lab?: unknown };
   try {
-    mod = await import(pathToFileURL(path).href);
+    // tsx's own loader: a config kept in the lab's repository (no package.json saying "module")
+    // loads as ESM TypeScript too, where a plain import() would take it for CommonJS.
+    mod = (await tsImport(path, import.meta.url)) as { lab?: unknown };
   } catch (e) {
     throw new LabError('config', `cannot load ${path}: ${(e as Error).message}`, {}, { cause: e });
   }
   const exported = typeof mod.lab === 'function' ? await (mod.lab as () => unknown)() : mod.lab;
   if (exported === undefined) throw new LabError('config', `${path} must export \`lab\` (an object, or a function returning one)`);
   return parseLab(exported, path);
+}
+
+export async function loadLab(path?: string): Promise<Lab> {
+  const resolved = process.env.LABRIG_LAB_FILE;
+  if (!path && resolved) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(await readFile(resolved, 'utf8'));
+    } catch (e) {
+      throw new LabError('config', `cannot read the run's resolved lab ${resolved}: ${(e as Error).message}`, {}, { cause: e });
+    }
+    return parseLab(parsed, resolved);
+  }
+  return importLab(path ? resolve(path) : configPath());
+}
+
+/** Writes the lab as resolved for a run, for the run's other processes (secrets are only env-var names in it). */
+export async function writeResolvedLab(lab: Lab, file: string): Promise<void> {
+  await writeFile(file, `${JSON.stringify(lab, null, 2)}\n`);
 }

@@ -4,8 +4,7 @@
  */
 import { test as base } from '@playwright/test';
 import * as allure from 'allure-js-commons';
-import { randomUUID } from 'node:crypto';
-import { basename, join, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { isLabError } from '../drivers/errors.js';
 import { consoleRecorder } from '../drivers/recorder.js';
 import { loadLab } from './config.js';
@@ -14,6 +13,7 @@ import { acquireLease, type Lease } from './lease.js';
 import { readQuarantine } from './quarantine.js';
 import { allureRecorder, redactor, secretValues } from './recorders.js';
 import { refuseProductRetry, rememberFailure } from './retry-policy.js';
+import { logsDirOf, runContext } from './run-context.js';
 import type { Lab } from './schema.js';
 
 export interface Finding {
@@ -29,7 +29,8 @@ export interface Findings {
   readonly all: readonly Finding[];
 }
 
-export const runId = process.env.LABRIG_RUN_ID ?? (process.env.LABRIG_RUN_ID = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`);
+const ctx = runContext();
+export const runId = ctx.runId;
 
 interface WorkerFixtures {
   lab: Lab;
@@ -49,7 +50,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       const name = (workerInfo.project.metadata as { host?: string }).host;
       const config = lab.hosts.find((h) => h.name === name);
       if (!config) throw new Error(`project ${workerInfo.project.name} names host "${name}", which is not in the lab`);
-      const logDir = resolve(lab.outDir, 'logs', runId);
+      const logDir = logsDirOf(ctx);
       const host = new Host(config, { logDir, recorder: consoleRecorder(`[${name}] `) });
       const quarantined = readQuarantine()[config.name];
       if (quarantined) return use({ host, lease: undefined, factsAttached: true, quarantined });
@@ -71,7 +72,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     const { host } = leasedHost;
     if (leasedHost.quarantined) testInfo.skip(true, `[lab:quarantined] host ${host.name} failed the health check before the run: ${leasedHost.quarantined}`);
     if (host.broken) testInfo.skip(true, `[lab:did-not-return] host ${host.name} is broken: ${host.broken}`);
-    await refuseProductRetry(testInfo, lab.outDir);
+    await refuseProductRetry(testInfo, ctx.outDir);
     const redact = redactor(secretValues(lab));
     host.useRecorder(allureRecorder(redact));
     const console = host.config.console ? await host.console() : undefined;
@@ -86,7 +87,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     } finally {
       if (console) await testInfo.attach(`console-${host.name}.log`, { body: redact(console.text(from)), contentType: 'text/plain' });
       host.useRecorder(consoleRecorder(`[${host.name}] `));
-      await rememberFailure(testInfo, lab.outDir);
+      await rememberFailure(testInfo, ctx.outDir);
     }
   },
 
@@ -96,7 +97,9 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     const findings: Findings = {
       record(key, value, unit) {
         all.push({ suite, host: leasedHost.host.name, key, value, ...(unit ? { unit } : {}) });
-        void allure.parameter(key, `${value}${unit ? ` ${unit}` : ''}`);
+        // Shown on the test, but excluded from its historyId: a boot time or a version that
+        // changes must not make it a new test in the history.
+        void allure.parameter(key, `${value}${unit ? ` ${unit}` : ''}`, { excluded: true });
       },
       all,
     };
@@ -108,4 +111,4 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
 /** For a suite's catch blocks: lab failures stay lab failures. */
 export { isLabError };
 export { expect } from '@playwright/test';
-export const logsDir = (lab: Lab) => join(lab.outDir, 'logs', runId);
+export const logsDir = () => logsDirOf(ctx);

@@ -300,8 +300,8 @@ export const hostSchema = z.strictObject({
 export const labSchema = z
   .strictObject({
     name: z.string().min(1),
-    /** Where console logs and results go (LABRIG_OUT_DIR overrides the default, e.g. one per shard). */
-    outDir: z.string().default(() => process.env.LABRIG_OUT_DIR ?? 'reports/out'),
+    /** Where results, report and logs go, relative to the config file (default reports/out of the checkout; LABRIG_OUT_DIR overrides, e.g. one per shard). */
+    outDir: z.string().min(1).optional(),
     lease: z
       .strictObject({
         /** A lease whose heartbeat is older than this may be broken. */

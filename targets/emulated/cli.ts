@@ -4,6 +4,7 @@
  * the start command QMP power uses to boot a VM again after `quit`.
  */
 import { pathToFileURL } from 'node:url';
+import { isLabError, type LabError } from '../../drivers/errors.js';
 import { consoleRecorder } from '../../drivers/recorder.js';
 import { labDown, labStatus, labUp, type HostStatus } from './lab.js';
 
@@ -12,13 +13,13 @@ function print(rows: readonly HostStatus[]): void {
   for (const r of rows) process.stdout.write(`${r.name.padEnd(width)}  ${r.state.padEnd(6)}  ${r.detail}\n`);
 }
 
-export async function labCommand(action: 'up' | 'down' | 'status', hosts?: string[]): Promise<number> {
+export async function labCommand(action: 'up' | 'down' | 'status', hosts?: string[], signal?: AbortSignal): Promise<number> {
   try {
     if (action === 'up') {
-      await labUp({ hosts, recorder: consoleRecorder('lab: ') });
+      await labUp({ hosts, recorder: consoleRecorder('lab: '), signal });
       const rows = (await labStatus()).filter((r) => !hosts?.length || hosts.includes(r.name));
       print(rows);
-      return rows.every((r) => r.state === 'up') ? 0 : 1;
+      return rows.every((r) => r.state === 'up') ? 0 : 3;
     }
     if (action === 'down') {
       const rows = await labDown({ hosts, recorder: consoleRecorder('lab: ') });
@@ -27,10 +28,10 @@ export async function labCommand(action: 'up' | 'down' | 'status', hosts?: strin
     }
     const rows = (await labStatus()).filter((r) => !hosts?.length || hosts.includes(r.name));
     print(rows);
-    return rows.every((r) => r.state === 'up') ? 0 : 1;
+    return rows.every((r) => r.state === 'up') ? 0 : 3;
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
-    return 1;
+    return signal?.aborted ? 3 : isLabError(e) && (e as LabError).kind === 'config' ? 2 : 3;
   }
 }
 

@@ -31,6 +31,7 @@ export interface LabUpOptions {
   runDir?: string;
   /** SSH port per host (default: the port it had last time, else 2222 / the host's default). */
   ports?: Readonly<Record<string, number>>;
+  signal?: AbortSignal;
 }
 
 export interface HostStatus {
@@ -129,6 +130,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   try {
     const state: LabState = readState(runDir) ?? { version: 1, runDir, hosts: {} };
     for (const name of wanted) {
+      // Between hosts: an interrupted `lab up` stops starting more (the caller brings down what is up).
+      opts.signal?.throwIfAborted();
       const previous = state.hosts[name];
       if (previous) {
         const check = await checkHost(previous);
