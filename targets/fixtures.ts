@@ -3,7 +3,6 @@
  * console slice of every test attached to it. The only place besides suites/ that knows the runner.
  */
 import { test as base } from '@playwright/test';
-import * as allure from 'allure-js-commons';
 import { basename } from 'node:path';
 import { isLabError } from '../drivers/errors.js';
 import { consoleRecorder } from '../drivers/recorder.js';
@@ -11,7 +10,7 @@ import { loadLab } from './config.js';
 import { Host } from './host.js';
 import { acquireLease, type Lease } from './lease.js';
 import { readQuarantine } from './quarantine.js';
-import { allureRecorder, redactor, secretValues } from './recorders.js';
+import { allureRecorder, redactor, secretValues, showFinding } from './recorders.js';
 import { refuseProductRetry, rememberFailure } from './retry-policy.js';
 import { logsDirOf, runContext } from './run-context.js';
 import type { Lab } from './schema.js';
@@ -93,17 +92,18 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
 
   findings: async ({ leasedHost }, use, testInfo) => {
     const all: Finding[] = [];
+    // Awaited before the test ends: a parameter still in flight when it ends is lost.
+    const shown: Promise<void>[] = [];
     const suite = basename(testInfo.file).replace(/\.spec\.ts$/, '');
     const findings: Findings = {
       record(key, value, unit) {
         all.push({ suite, host: leasedHost.host.name, key, value, ...(unit ? { unit } : {}) });
-        // Shown on the test, but excluded from its historyId: a boot time or a version that
-        // changes must not make it a new test in the history.
-        void allure.parameter(key, `${value}${unit ? ` ${unit}` : ''}`, { excluded: true });
+        shown.push(showFinding(key, value, unit));
       },
       all,
     };
     await use(findings);
+    await Promise.all(shown);
     if (all.length) await testInfo.attach('labrig-findings.json', { body: JSON.stringify(all, null, 2), contentType: 'application/json' });
   },
 });

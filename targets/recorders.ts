@@ -17,6 +17,14 @@ export function redactor(secrets: string[]): (text: string) => string {
   return (text) => secrets.reduce((t, s) => t.split(s).join('***'), text);
 }
 
+/**
+ * A finding shown on its test in the report. Excluded from the test's historyId: a boot time or
+ * a QEMU version that changes must not make the test a new one in the history.
+ */
+export async function showFinding(key: string, value: string | number | boolean, unit?: string): Promise<void> {
+  await allure.parameter(key, `${value}${unit ? ` ${unit}` : ''}`, { excluded: true });
+}
+
 export function allureRecorder(redact: (text: string) => string): Recorder {
   return {
     step: (title, params, body) =>
