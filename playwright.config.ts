@@ -20,7 +20,7 @@ const out = ctx.outDir;
 export default defineConfig({
   testDir: 'suites',
   timeout: 15 * 60_000,
-  workers: Number(process.env.LABRIG_WORKERS ?? lab.hosts.length),
+  workers: Number(process.env.LABRIG_WORKERS ?? lab.parallelHosts ?? lab.hosts.length),
   fullyParallel: false,
   retries: lab.labRetries,
   outputDir: `${out}/test-results`,

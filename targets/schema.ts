@@ -314,6 +314,8 @@ export const labSchema = z
       .default({ ttlMs: 120_000, heartbeatMs: 20_000, waitMs: 60_000, path: '/var/lock/labrig.lease' }),
     /** How often a test that failed for a lab reason (unreachable, lease held, …) is run again. Product failures never are. */
     labRetries: z.number().int().min(0).max(5).default(1),
+    /** How many hosts are tested at once, one worker each (default: every host; LABRIG_WORKERS overrides). */
+    parallelHosts: z.number().int().min(1).optional(),
     hosts: z.array(hostSchema).min(1),
   })
   .superRefine((lab, ctx) => {
