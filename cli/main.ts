@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('trend')
     .description('one finding across the kept runs: run → value with the host\'s versions, and a sparkline; exit 2 naming the known keys when it was never recorded')
-    .argument('<key>', 'the finding key, e.g. ceiling_virt, pmem.vm_blackout_ms, pv_create_s')
+    .argument('<key>', 'the finding key, e.g. ceiling_newest, pmem.vm_blackout_ms, domu_create_s')
     .option('--host <host>', 'only this host')
     .option('--suite <suite>', 'only this suite')
     .option('--runs <dir>', 'the kept runs (default reports/runs)')

@@ -68,7 +68,8 @@ export interface TrendsPageOptions {
 
 /** Reads the kept runs, writes the page to `path`; returns how many charts it holds and what was left out. */
 export async function writeTrendsPage(path: string, opts: TrendsPageOptions): Promise<{ charts: number; runs: number; warnings: string[] }> {
-  const kept = await readKeptRuns(opts.runsDir);
+  // Charts are an aid: a runs directory that cannot be read leaves this run alone on them, and says so.
+  const kept = await readKeptRuns(opts.runsDir).catch((e: Error) => ({ runs: [], warnings: [`trend charts without the kept runs: ${e.message}`] }));
   let runs = opts.current ? withCurrent(kept.runs, opts.current) : kept.runs;
   let trends = buildTrends(runs);
   if (opts.upTo !== undefined) {

@@ -197,6 +197,10 @@ test('the page: every numeric finding charted, the current run as the newest poi
   const blackout = figures.find(([id]) => id.endsWith('vm_blackout_ms'))![1];
   expect(pointsOf(blackout)).toEqual([...nights.map((n) => ({ run: n.runId, value: n.blackoutMs })), { run: 'tonight', value: 40100 }]);
 
+  // A runs directory that cannot be read leaves the report its page, with this run alone on it.
+  const lone = await writeTrendsPage(join(work, 'lone.html'), { runsDir: join(runsDir, nights[0]!.runId, 'findings.json'), current });
+  expect(lone).toMatchObject({ runs: 1, charts: 1, warnings: [expect.stringContaining('trend charts without the kept runs: cannot read the runs directory')] });
+
   // As the dossier of the second night shows it: the trend up to that run, no later.
   const upTo = join(work, 'upto.html');
   expect(await writeTrendsPage(upTo, { runsDir, upTo: nights[1]!.runId })).toMatchObject({ runs: 2 });
