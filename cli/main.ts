@@ -4,6 +4,7 @@ import { isLabError } from '../drivers/errors.js';
 import { reportCommand } from '../reports/cli.js';
 import { compareCommand, regressionRulesHelp } from '../reports/compare-cli.js';
 import { dossierCommand } from '../reports/dossier.js';
+import { trendCommand } from '../reports/trend-cli.js';
 import { loadLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
@@ -90,6 +91,17 @@ export async function main(argv: string[]): Promise<number> {
     .option('--verify', 'recompute every hash of an archive; exit 1 naming each file that differs, is missing or is extra')
     .action(async (target: string, opts: { out?: string; verify?: boolean }) => {
       code = await dossierCommand(target, opts);
+    });
+
+  program
+    .command('trend')
+    .description('one finding across the kept runs: run → value with the host\'s versions, and a sparkline; exit 2 naming the known keys when it was never recorded')
+    .argument('<key>', 'the finding key, e.g. ceiling_newest, pmem.vm_blackout_ms, domu_create_s')
+    .option('--host <host>', 'only this host')
+    .option('--suite <suite>', 'only this suite')
+    .option('--runs <dir>', 'the kept runs (default reports/runs)')
+    .action(async (key: string, opts: { host?: string; suite?: string; runs?: string }) => {
+      code = await trendCommand(key, opts);
     });
 
   const lab = program.command('lab').description('the emulated lab on this machine');

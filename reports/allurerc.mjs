@@ -72,6 +72,39 @@ const categories = [
   // Anything else falls through to Allure's defaults ("Product errors" / "Test errors").
 ];
 
+/*
+ * Allure's own trend views: the awesome report's "charts" tab, drawn by its bundled scripts from
+ * the history file, so they work offline. Spelled out rather than left to the defaults to drop
+ * the charts that need labels we do not set (feature, epic, story, severity, layer) and to look
+ * further back than 10 runs. The dashboard plugin draws the same charts (same charts-api), but a
+ * second plugin turns the report into a summary page over awesome/ and dashboard/ folders.
+ */
+const TREND_RUNS = 30;
+const charts = [
+  { type: 'currentStatus', title: 'Current status' },
+  { type: 'statusDynamics', title: 'Status dynamics', limit: TREND_RUNS },
+  { type: 'statusTransitions', title: 'Status transitions', limit: TREND_RUNS },
+  { type: 'durationDynamics', title: 'Durations dynamics', limit: TREND_RUNS },
+  { type: 'testBaseGrowthDynamics', title: 'Test base growth dynamics', limit: TREND_RUNS },
+  { type: 'stabilityDistribution', title: 'Stability by host', groupBy: 'label-name:parentSuite', threshold: 90, skipStatuses: ['skipped', 'unknown'], limit: TREND_RUNS },
+  { type: 'stabilityDistribution', title: 'Stability by suite', groupBy: 'suite', threshold: 90, skipStatuses: ['skipped', 'unknown'], limit: TREND_RUNS },
+  { type: 'statusAgePyramid', title: 'Status age pyramid', limit: TREND_RUNS },
+  { type: 'durations', title: 'Durations histogram', groupBy: 'none' },
+  { type: 'successRateDistribution', title: 'Success rate distribution' },
+];
+
+/*
+ * Analytics off by Allure's own switch as well as stripped by reports/external.ts:
+ * ALLURE_NO_ANALYTICS=true is Allure 2's opt-out; Allure 3.18 honours it in its allure2 plugin
+ * only (awesome, dashboard and summary pages hard-code the tag: allure3 issue #476; PR #784 adds
+ * the same variable), and its config rejects any unknown field such as `analyticsEnable`. Set
+ * here, it reaches every generator that reads it, however the CLI was started with this config.
+ */
+process.env.ALLURE_NO_ANALYTICS = 'true';
+
+/** The trend page (reports/trend-page.ts) when the caller made one: a global attachment of the report. */
+const trendsPage = process.env.LABRIG_TRENDS_PAGE;
+
 export default {
   name: 'labrig',
   output: resolve(repoRoot, 'reports/out/allure-report'),
@@ -79,8 +112,9 @@ export default {
   historyPath: resolve(repoRoot, process.env.LABRIG_HISTORY || 'reports/history/history.jsonl'),
   historyLimit: 60,
   categories: { rules: categories },
+  globalAttachments: trendsPage ? [trendsPage] : [],
   plugins: {
-    awesome: { options: { reportName: 'labrig', reportLanguage: 'en', singleFile: false } },
+    awesome: { options: { reportName: 'labrig', reportLanguage: 'en', singleFile: false, charts } },
     // Allure adds its agent plugin unless told otherwise; it writes nothing we want.
     agent: { enabled: false },
   },

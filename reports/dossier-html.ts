@@ -17,7 +17,7 @@ const allureCli = join(repoRoot, 'node_modules', 'allure', 'cli.js');
 const ALLURE_DEADLINE_MS = 300_000;
 
 /** A config module that takes the lab's and changes only what a dossier needs. */
-function singleFileConfig(outputDir: string, historyPath: string): string {
+function singleFileConfig(outputDir: string, historyPath: string, trendsPage: string | undefined): string {
   return `import base from ${JSON.stringify(pathToFileURL(allureConfigPath).href)};
 const awesome = base.plugins?.awesome ?? {};
 export default {
@@ -25,18 +25,22 @@ export default {
   output: ${JSON.stringify(outputDir)},
   // A dossier shows this run; the lab's history stays the lab's and is not appended to.
   historyPath: ${JSON.stringify(historyPath)},
+  globalAttachments: ${JSON.stringify(trendsPage ? [trendsPage] : [])},
   plugins: { ...base.plugins, awesome: { ...awesome, options: { ...awesome.options, singleFile: true } } },
 };
 `;
 }
 
-/** Generates, strips and checks; returns the page. Throws naming what would still load from outside. */
-export async function singleFileReport(resultsDir: string): Promise<string> {
+/**
+ * Generates, strips and checks; returns the page. Throws naming what would still load from outside.
+ * `trendsPage` (reports/trend-page.ts) is embedded as a global attachment: the charts are in the page.
+ */
+export async function singleFileReport(resultsDir: string, trendsPage?: string): Promise<string> {
   const work = await mkdtemp(join(tmpdir(), 'labrig-dossier-report-'));
   try {
     const outputDir = join(work, 'report');
     const configPath = join(work, 'allurerc.mjs');
-    await writeFile(configPath, singleFileConfig(outputDir, join(work, 'history.jsonl')));
+    await writeFile(configPath, singleFileConfig(outputDir, join(work, 'history.jsonl'), trendsPage));
     const args = [allureCli, 'generate', '--config', configPath, '--output', outputDir, resultsDir];
     const r = await execa(process.execPath, args, {
       cwd: repoRoot,

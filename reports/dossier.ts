@@ -3,6 +3,8 @@
  * run (reports/runs/<runId>/, cli/archive.ts). At the root of the archive:
  *   manifest.json      dossier manifest: run id, revision, versions per host, SHA-256 + size of every other file
  *   report.html        the Allure report as one self-contained file (dossier-html.ts)
+ *   trends.html        every numeric finding across the kept runs up to this one, as charts
+ *                      (trend-page.ts); also embedded in report.html as a global attachment
  *   findings.json      the run's findings
  *   lab.json           the lab config the run used (secrets only as env-var names)
  *   run-manifest.json  the run's own manifest (facts, counts, SHA-256 of every Allure attachment)
@@ -22,6 +24,8 @@ import { findSecrets, secretsOf, type SecretHit } from './dossier-secrets.js';
 import { DOSSIER_MANIFEST, sha256, verifyDossier, type DossierManifest, type DossierVerification } from './dossier-verify.js';
 import { versionComponents } from './compare.js';
 import { readRunManifest, resolveRunDir, runResultsDir, defaultRunsDir } from './run-dir.js';
+import { TRENDS_PAGE, writeTrendsPage } from './trend-page.js';
+import { readTrendRun } from './trend-runs.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 export const defaultDossierDir = join(repoRoot, 'reports', 'out', 'dossiers');
@@ -65,8 +69,11 @@ async function stage(runDir: string, stageDir: string): Promise<string[]> {
     await copyFile(from, join(stageDir, name));
     names.push(name);
   };
-  await writeFile(join(stageDir, 'report.html'), await singleFileReport(resultsDir));
-  names.push('report.html');
+  // The runs kept beside this one, up to it: the trend as it stood when the run was made.
+  const run = await readTrendRun(runDir);
+  await writeTrendsPage(join(stageDir, TRENDS_PAGE), { runsDir: dirname(runDir), current: run, upTo: run.runId, title: `Findings up to run ${run.runId}` });
+  await writeFile(join(stageDir, 'report.html'), await singleFileReport(resultsDir, join(stageDir, TRENDS_PAGE)));
+  names.push('report.html', TRENDS_PAGE);
   await put('findings.json', await required(join(runDir, 'findings.json'), 'findings.json'));
   await put('lab.json', await required(join(runDir, 'lab.json'), 'lab.json (the lab config it used)'));
   await put('run-manifest.json', await required(join(runDir, 'manifest.json'), 'manifest.json'));

@@ -29,7 +29,7 @@ const CSS_LOAD = /@import\s+(?:url\(\s*)?["']?\s*(?:https?:)?\/\/[^\s"')]*|url\(
 
 // Attributes through which a tag makes the browser fetch something by itself.
 const LOADING_ATTRIBUTES = new Set(['src', 'srcset', 'data', 'poster', 'background', 'action', 'formaction']);
-const HREF_LOADS = new Set(['link', 'image', 'feimage']);
+const HREF_LOADS = new Set(['link', 'image', 'feimage', 'use']);
 
 function unquote(v: string): string {
   return v.startsWith('"') || v.startsWith("'") ? v.slice(1, -1) : v;
@@ -114,7 +114,8 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 /**
  * Rewrites the report's own pages (not attached evidence, which stays as recorded) and
- * returns what still loads from outside anywhere in the report: pages, attachments, CSS.
+ * returns what still loads from outside anywhere in the report: pages, attachments (the trend
+ * page among them), CSS, SVG.
  */
 export async function makeReportSelfContained(reportDir: string): Promise<{ rewritten: string[]; remaining: ExternalLoad[] }> {
   const rewritten: string[] = [];
@@ -123,7 +124,9 @@ export async function makeReportSelfContained(reportDir: string): Promise<{ rewr
     const rel = relative(reportDir, path);
     const isHtml = /\.html?$/i.test(path);
     const isCss = /\.css$/i.test(path);
-    if (!isHtml && !isCss) continue;
+    // An SVG (a chart, an attached image) is markup too: <image href>, <use href>, CSS inside.
+    const isSvg = /\.svg$/i.test(path);
+    if (!isHtml && !isCss && !isSvg) continue;
     let text = await readFile(path, 'utf8');
     const isEvidence = rel.split(sep).slice(0, 2).join('/') === 'data/attachments';
     if (isHtml && !isEvidence) {
@@ -134,7 +137,7 @@ export async function makeReportSelfContained(reportDir: string): Promise<{ rewr
         text = stripped;
       }
     }
-    remaining.push(...(isHtml ? findExternalLoadsInHtml(text, rel) : findExternalLoadsInCss(text, rel)));
+    remaining.push(...(isHtml || isSvg ? findExternalLoadsInHtml(text, rel) : findExternalLoadsInCss(text, rel)));
   }
   return { rewritten, remaining };
 }

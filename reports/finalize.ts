@@ -10,6 +10,8 @@ import { collectEvidence } from './evidence.js';
 import { rewriteJunit } from './junit.js';
 import { makeReportSelfContained } from './external.js';
 import { mergeResultsDirs, readResults, sha256File } from './results.js';
+import { TRENDS_PAGE, writeTrendsPage } from './trend-page.js';
+import { currentRun } from './trend-runs.js';
 import { componentsFile } from '../targets/components.js';
 import { runContext } from '../targets/run-context.js';
 
@@ -20,6 +22,8 @@ export interface FinalizeOptions {
   gitRevision?: string;
   /** Allure history (JSON lines) to read and append to; default the run context's. */
   historyPath?: string;
+  /** The kept runs the trend page is drawn from; default <outDir>/../runs, where cli/archive.ts keeps them. */
+  runsDir?: string;
 }
 
 export interface FinalizedReport {
@@ -55,13 +59,13 @@ async function currentRevision(): Promise<string | null> {
 }
 
 /** `allure generate --config reports/allurerc.mjs --output <reportDir> <resultsDir>`; its output is shown only on failure. */
-export async function generateAllureReport(resultsDir: string, reportDir: string, historyPath: string): Promise<void> {
+export async function generateAllureReport(resultsDir: string, reportDir: string, historyPath: string, trendsPage?: string): Promise<void> {
   if (!(await exists(allureCli))) throw new Error(`Allure 3 CLI not found at ${allureCli}; run npm ci`);
   await rm(reportDir, { recursive: true, force: true });
   const args = [allureCli, 'generate', '--config', allureConfigPath, '--output', reportDir, resultsDir];
   const r = await execa(process.execPath, args, {
     cwd: repoRoot,
-    env: { LABRIG_HISTORY: historyPath, NO_COLOR: '1', FORCE_COLOR: '0' },
+    env: { LABRIG_HISTORY: historyPath, LABRIG_TRENDS_PAGE: trendsPage ?? '', NO_COLOR: '1', FORCE_COLOR: '0' },
     all: true,
     reject: false,
     timeout: ALLURE_DEADLINE_MS,
@@ -100,8 +104,18 @@ export async function finalizeReport(opts: FinalizeOptions): Promise<FinalizedRe
   const results = await readResults(mergedDir);
   if (results.length === 0) throw new Error(`no Allure test results (*-result.json) in ${opts.resultsDirs.join(', ')}`);
 
+  const runId = opts.runId ?? runContext().runId;
+  const createdAt = new Date().toISOString();
+  const evidence = await collectEvidence(mergedDir, results);
+  // The kept runs and this one, charted; the report carries the page as a global attachment.
+  const trendsPath = join(outDir, TRENDS_PAGE);
+  const trends = await writeTrendsPage(trendsPath, {
+    runsDir: opts.runsDir ?? runContext().runsDir,
+    current: currentRun(runId, createdAt, evidence.findings, evidence.hosts),
+  });
+
   await mkdir(resolve(historyPath, '..'), { recursive: true });
-  await generateAllureReport(mergedDir, reportDir, historyPath);
+  await generateAllureReport(mergedDir, reportDir, historyPath, trendsPath);
   const { rewritten, remaining } = await makeReportSelfContained(reportDir);
   if (remaining.length) {
     const list = remaining.map((l) => `  ${l.file}:${l.line}: ${l.what}`).join('\n');
@@ -109,7 +123,6 @@ export async function finalizeReport(opts: FinalizeOptions): Promise<FinalizedRe
   }
   await assertPageAssetsPresent(reportDir);
 
-  const evidence = await collectEvidence(mergedDir, results);
   const fromOut = (p: string): string => relative(outDir, p).split('\\').join('/');
   const junitPath = join(outDir, 'junit.xml');
   if (await exists(junitPath)) await rewriteJunit(junitPath);
@@ -117,9 +130,9 @@ export async function finalizeReport(opts: FinalizeOptions): Promise<FinalizedRe
 
   await writeFile(findingsPath, `${JSON.stringify(evidence.findings, null, 2)}\n`);
   const manifest = {
-    runId: opts.runId ?? runContext().runId,
+    runId,
     gitRevision: opts.gitRevision ?? (await currentRevision()),
-    createdAt: new Date().toISOString(),
+    createdAt,
     tools: { node: process.version, allure: await packageVersion('allure'), playwright: await packageVersion('@playwright/test') },
     resultsDirs: opts.resultsDirs.map((d) => resolve(d)),
     hosts: evidence.hosts,
@@ -131,13 +144,14 @@ export async function finalizeReport(opts: FinalizeOptions): Promise<FinalizedRe
     // Paths are relative to this manifest's directory.
     report: fromOut(join(reportDir, 'index.html')),
     findings: fromOut(findingsPath),
+    trends: { page: fromOut(trendsPath), runs: trends.runs, charts: trends.charts },
     junit,
     history: historyPath,
     attachments: Object.fromEntries(
       Object.entries(evidence.attachments).map(([name, sha]) => [fromOut(join(mergedDir, name)), sha]),
     ),
     reportRewritten: rewritten,
-    warnings: [...merge.warnings, ...evidence.warnings],
+    warnings: [...merge.warnings, ...evidence.warnings, ...trends.warnings],
   };
   await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   return { reportDir, findingsPath, manifestPath };

@@ -39,12 +39,30 @@ async function tampered(name: string, change: (dir: string) => Promise<void>): P
   return out;
 }
 
+/** Another night's findings and manifest beside `like` (what compare and trend read of a kept run), `days` from it. */
+async function keepNight(like: string, runId: string, days: number, n: { qemu: string; wallS: number }): Promise<void> {
+  const dir = join(like, '..', runId);
+  await mkdir(dir, { recursive: true });
+  const manifest = JSON.parse(await readFile(join(like, 'manifest.json'), 'utf8')) as { runId: string; createdAt: string; hosts: Record<string, { facts: Record<string, unknown> }> };
+  manifest.runId = runId;
+  manifest.createdAt = new Date(Date.parse(manifest.createdAt) + days * 86_400_000).toISOString();
+  manifest.hosts['emu-arm64']!.facts.qemu = n.qemu;
+  const findings = (JSON.parse(await readFile(join(like, 'findings.json'), 'utf8')) as { key: string; value: unknown }[]).map((f) =>
+    f.key === 'wall_s_newest' ? { ...f, value: n.wallS } : f.key === 'qemu' ? { ...f, value: n.qemu } : f,
+  );
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  await writeFile(join(dir, 'findings.json'), JSON.stringify(findings));
+}
+
 test.describe.configure({ mode: 'serial' });
 
 test.beforeAll(async () => {
   test.setTimeout(180_000);
   work = await mkdtemp(join(tmpdir(), 'labrig-dossier-'));
   runDir = await makeRun(work, 'run-d', { qemu: '8.2.1', kernel: '6.1.0-27-arm64', ceiling: 'none-below-28', wallS: 131, boot: 'ok', ssh: 'ok' });
+  // The night before (an older QEMU) and the night after, kept beside it: the dossier's trend runs up to run-d, no further.
+  await keepNight(runDir, 'run-c', -1, { qemu: '7.2.0', wallS: 118 });
+  await keepNight(runDir, 'run-e', +1, { qemu: '8.2.1', wallS: 140 });
   archive = join(work, 'dossier-run-d.tar.gz');
 });
 
@@ -59,7 +77,7 @@ test('a fresh dossier holds the run and verifies', async () => {
 
   const entries = await readTarGz(archive);
   const names = entries.map((e) => e.name).sort();
-  expect(names).toEqual(['findings.json', 'lab.json', 'logs/emu-arm64-console.log', 'manifest.json', 'report.html', 'run-manifest.json']);
+  expect(names).toEqual(['findings.json', 'lab.json', 'logs/emu-arm64-console.log', 'manifest.json', 'report.html', 'run-manifest.json', 'trends.html']);
   const manifest = dossierManifestSchema.parse(JSON.parse(entries.find((e) => e.name === 'manifest.json')!.data.toString('utf8')));
   expect(Object.keys(manifest.files).sort()).toEqual(names.filter((n) => n !== 'manifest.json'));
   expect(manifest).toMatchObject({ runId: 'run-d', gitRevision: 'rev-run-d', versions: { 'emu-arm64': { qemu: '8.2.1', xen: null } } });
@@ -86,6 +104,22 @@ test('the report is one file that loads nothing from outside and carries the run
   const testResults = [...embedded].filter(([path]) => path.startsWith('data/test-results/')).map(([, body]) => body).join('\n');
   for (const name of ['root port ceiling on newest', 'guest boots to init', 'host answers over ssh']) expect(testResults).toContain(name);
   expect([...embedded].some(([path, body]) => path.startsWith('data/attachments/') && body.includes('probe: none-below-28 root ports'))).toBe(true);
+});
+
+test('the trend charts: in the dossier and inside its report, the kept runs up to this one', async () => {
+  const entries = await readTarGz(archive);
+  const page = entries.find((e) => e.name === 'trends.html')!.data.toString('utf8');
+  expect(findExternalLoadsInHtml(page, 'trends.html')).toEqual([]);
+  const start = page.indexOf('<figure data-series="pcie-root-ports/emu-arm64/wall_s_newest">');
+  const chart = page.slice(start, page.indexOf('</figure>', start));
+  expect([...chart.matchAll(/data-run="([^"]+)" data-value="([^"]+)"/g)].map((m) => [m[1], Number(m[2])])).toEqual([['run-c', 118], ['run-d', 131]]);
+  expect(chart).toContain('qemu 7.2.0 → 8.2.1');
+  // The report embeds the same page as a global attachment (singleFile: every data file inlined).
+  const html = entries.find((e) => e.name === 'report.html')!.data.toString('utf8');
+  const embedded = [...html.matchAll(/d\("([^"]+)","([A-Za-z0-9+/=]*)"\)/g)].map((m) => [m[1]!, Buffer.from(m[2]!, 'base64').toString('utf8')] as const);
+  const globals = JSON.parse(embedded.find(([path]) => path === 'widgets/globals.json')![1]) as { attachments: { id: string; name: string; ext: string }[] };
+  const attached = globals.attachments.find((a) => a.name === 'trends.html')!;
+  expect(embedded.find(([path]) => path === `data/attachments/${attached.id}${attached.ext}`)?.[1]).toBe(page);
 });
 
 test('one byte changed in one file: verify fails naming that file, and only it', async () => {

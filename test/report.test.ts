@@ -6,7 +6,7 @@
  */
 import { test, expect } from '@playwright/test';
 import { createHash } from 'node:crypto';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -52,6 +52,19 @@ interface ReportTestResult {
   fullName: string;
   status: string;
   categories?: { name: string }[];
+}
+
+/** The report's global attachments (widgets/globals.json) by name, with their files in the report. */
+async function globalAttachments(reportDir: string): Promise<Map<string, string>> {
+  const globals = JSON.parse(await readFile(join(reportDir, 'widgets', 'globals.json'), 'utf8')) as { attachments: { id: string; name: string; ext: string }[] };
+  return new Map(globals.attachments.map((a) => [a.name, join(reportDir, 'data', 'attachments', `${a.id}${a.ext}`)]));
+}
+
+/** The (run, value) of every point of one chart of the trend page. */
+function chartPoints(page: string, series: string): { run: string; value: number }[] {
+  const start = page.indexOf(`<figure data-series="${series}">`);
+  const figure = start < 0 ? '' : page.slice(start, page.indexOf('</figure>', start));
+  return [...figure.matchAll(/data-run="([^"]+)" data-value="([^"]+)"/g)].map((m) => ({ run: m[1]!, value: Number(m[2]) }));
 }
 
 async function reportTests(reportDir: string): Promise<ReportTestResult[]> {
@@ -147,11 +160,28 @@ test('one run: self-contained report, findings, manifest, lab and product catego
     expect(under('Product: kernel panic')).toContain('guest boots to init');
   });
 
-  await test.step('a second report over the same history shows the first run', async () => {
-    await finalizeReport({ resultsDirs: [results], outDir, historyPath: history });
+  await test.step('the report carries the trend charts of the findings, and Allure\'s own trend charts', async () => {
+    const page = await readFile((await globalAttachments(out.reportDir)).get('trends.html')!, 'utf8');
+    expect(chartPoints(page, 'pcie-root-port-ceiling/emu-mini/ceiling')).toEqual([{ run: 'nightly-42', value: 15 }]);
+    expect(chartPoints(page, 'pcie-root-port-ceiling/emu-mini/boot_ms')).toEqual([{ run: 'nightly-42', value: 5120 }]);
+    expect(findExternalLoadsInHtml(page, 'trends.html')).toEqual([]);
+    const charts = JSON.parse(await readFile(join(out.reportDir, 'widgets', 'charts.json'), 'utf8')) as { general: Record<string, { type: string }> };
+    expect(Object.values(charts.general).map((c) => c.type)).toEqual(expect.arrayContaining(['statusDynamics', 'durationDynamics', 'statusTransitions']));
+  });
+
+  await test.step('a second report over the same history and the kept first run shows both', async () => {
+    // What cli/archive.ts keeps of the first run, beside the output folder.
+    const kept = join(work, 'runs', 'nightly-42');
+    await mkdir(kept, { recursive: true });
+    for (const f of ['findings.json', 'manifest.json']) await cp(join(outDir, f), join(kept, f));
+    await finalizeReport({ resultsDirs: [results], outDir, runId: 'nightly-43', historyPath: history });
     expect((await readFile(history, 'utf8')).trim().split('\n')).toHaveLength(2);
     const tests = (await reportTests(out.reportDir)) as (ReportTestResult & { history?: unknown[] })[];
     for (const t of tests) expect(t.history?.length, t.name).toBe(1);
+    const page = await readFile((await globalAttachments(out.reportDir)).get('trends.html')!, 'utf8');
+    expect(chartPoints(page, 'pcie-root-port-ceiling/emu-mini/ceiling')).toEqual([{ run: 'nightly-42', value: 15 }, { run: 'nightly-43', value: 15 }]);
+    const charts = JSON.parse(await readFile(join(out.reportDir, 'widgets', 'charts.json'), 'utf8')) as { general: Record<string, { type: string; data: unknown[] }> };
+    expect(Object.values(charts.general).find((c) => c.type === 'statusDynamics')?.data).toHaveLength(2);
   });
 
   await test.step('an external load the rewrite does not remove is caught', async () => {
@@ -159,8 +189,10 @@ test('one run: self-contained report, findings, manifest, lab and product catego
     await cp(out.reportDir, copy, { recursive: true });
     const page = join(copy, 'index.html');
     await writeFile(page, (await readFile(page, 'utf8')).replace('</body>', '<img src="https://example.org/p.png"></body>'));
+    // A chart is markup too: an SVG that pulls an image or a symbol from elsewhere is caught.
+    await writeFile(join(copy, 'data', 'attachments', 'chart.svg'), '<svg xmlns="http://www.w3.org/2000/svg"><use href="https://example.org/s.svg#a"/><use href="#local"/></svg>');
     const { remaining } = await makeReportSelfContained(copy);
-    expect(remaining.map((r) => r.what)).toEqual(['<img src="https://example.org/p.png">']);
+    expect(remaining.map((r) => r.what).sort()).toEqual(['<img src="https://example.org/p.png">', '<use href="https://example.org/s.svg#a">']);
   });
 });
 
