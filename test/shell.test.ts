@@ -26,7 +26,10 @@ async function consoleShell(program: string): Promise<{ shell: Shell; console: C
     await pty.stop();
   };
   try {
-    await console.expect(login.prompt, { timeoutMs: 10_000, what: `${program} to start` }); // a ^C before it handles SIGINT kills it
+    // A prompt printed before the Console opened the pty is lost, and a ^C (login's wake-up)
+    // before sh handles SIGINT kills it: a newline waits in the tty until sh reads it.
+    await console.write('\n');
+    await console.expect(login.prompt, { timeoutMs: 10_000, what: `${program} to start` });
     return { shell: await Shell.overConsole(console, login, { host: 'pty' }), console, stop };
   } catch (e) {
     await stop();

@@ -103,5 +103,5 @@ export async function ttyOracle(shell: readonly string[], c: HostileCase): Promi
  * line 0: …`): on a console, where they share the command's output, compare without them.
  */
 export function withoutShellMessages(text: string): string {
-  return text.replace(/^(?:-?(?:sh|dash|bash|ash|busybox)): .*\n?/gm, '');
+  return text.replace(/^-?(?:\/[\w/.-]*\/)?(?:sh|dash|bash|ash|busybox): .*\n?/gm, '');
 }
