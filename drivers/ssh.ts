@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import { LabError } from './errors.js';
+import { LabError, ProductError } from './errors.js';
 import type { CommandResult } from './local.js';
 import { silentRecorder, type Recorder } from './recorder.js';
 import { Semaphore } from './semaphore.js';
@@ -21,6 +21,12 @@ export interface ExecOptions {
   pty?: boolean;
   /** Also return the exact bytes (stdoutBytes, stderrBytes). */
   raw?: boolean;
+  /**
+   * A timeout is the lab's failure by default (exec carries the lab's plumbing: lease, kill,
+   * boot_id). Set this when the command is itself under test (a hook fed on stdin), so that
+   * its hang is `[product:timeout]`.
+   */
+  hangIsProduct?: boolean;
 }
 
 export interface CommandStream {
@@ -223,10 +229,10 @@ export class SshSession {
       ch.on('close', () => {
         clearTimeout(timer);
         client.removeListener('close', onLost);
-        // A hung exec says nothing about the product: lease, kill and boot_id commands are the
-        // lab's plumbing, and a command that may legitimately hang belongs on the shell.
-        if (timedOut)
-          return reject(new LabError('lab-timeout', `SSH exec did not finish in ${opts.timeoutMs} ms and was killed: ${command}`, { host: this.host }));
+        if (timedOut) {
+          const what = `SSH exec did not finish in ${opts.timeoutMs} ms and was killed: ${command}`;
+          return reject(opts.hangIsProduct ? new ProductError('timeout', what, { host: this.host }) : new LabError('lab-timeout', what, { host: this.host }));
+        }
         if (exit.code === null && exit.signal === null && (lost || !this.client))
           return reject(new LabError('unreachable', `SSH connection lost while running: ${command}`, { host: this.host }));
         const stdoutBytes = Buffer.concat(out);
