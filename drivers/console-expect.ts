@@ -26,6 +26,8 @@ export interface WaitSpec {
   what: string;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** A death string does not fire when the text of its line before it matches this. */
+  deathExempt?: RegExp;
 }
 
 /** What the console decides: where its cursor goes, and how each failure is worded. */
@@ -124,7 +126,7 @@ export class Waiters {
     w.scannedEnd = Math.max(end, w.scannedEnd);
     w.lastScanAt = performance.now();
     const hit = findEarliest(this.text, w.scanners, w.from, start);
-    const death = findEarliest(this.text, w.deaths, w.from, start);
+    const death = this.findDeath(w, start);
     // A tie goes to the caller: a test that provokes a panic may expect its very words.
     if (death && (!hit || death.start < hit.start)) {
       this.hooks.advance(death.end); // reported once, not again by the next wait
@@ -133,6 +135,16 @@ export class Waiters {
     if (!hit) return;
     this.hooks.advance(hit.end);
     this.settle(w, { match: hit.match, patternIndex: hit.patternIndex, before: this.text.slice(w.from, hit.start), cursor: hit.end });
+  }
+
+  private findDeath(w: Waiter, start: number): Found | undefined {
+    for (let from = start; ; ) {
+      const death = findEarliest(this.text, w.deaths, w.from, from);
+      if (!death || !w.deathExempt) return death;
+      const before = this.text.slice(Math.max(w.from, death.start - 1024), death.start);
+      if (!w.deathExempt.test(before.slice(before.lastIndexOf('\n') + 1))) return death;
+      from = death.end;
+    }
   }
 
   private settle(w: Waiter, outcome: ExpectResult | Error): void {

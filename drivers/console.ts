@@ -37,6 +37,17 @@ export interface ConsoleOptions {
    * (default 16 KiB): each new piece is searched together with this much before it.
    */
   maxMatchChars?: number;
+  /**
+   * How bytes become matchable text: 'utf8' (default) or 'latin1', where one char is one
+   * byte, so `Buffer.from(before, 'latin1')` gives back exactly what arrived (binary output).
+   */
+  encoding?: 'utf8' | 'latin1';
+  /**
+   * A wait that times out on a console that never sent one byte is the lab's failure
+   * (`[lab:console-silent]`: ser2net dead, the socket held by another client), not the
+   * product's. Default true for consoles of the lab config, false for `fromStreams`.
+   */
+  silentIsLab?: boolean;
 }
 
 export type Pattern = RegExp | string;
@@ -56,6 +67,11 @@ export interface ExpectOptions {
   step?: string;
   /** Abandon the wait: it rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Death strings do not fire on a line whose text before them matches this: a shell's own
+   * framed output (`echo 'Oops, file not found'`) is not a kernel message.
+   */
+  deathExempt?: RegExp;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -75,7 +91,9 @@ export class Console {
   /** Where the bytes come from ("serial /dev/ttyUSB0 @115200"). */
   readonly where: string;
   private readonly store = new ConsoleText();
-  private readonly decoder = new StringDecoder('utf8');
+  private readonly decoder: StringDecoder;
+  private readonly silentIsLab: boolean;
+  private bytesIn = 0;
   private readonly recorder: Recorder;
   private readonly failOn: RegExp[];
   private readonly waiters: Waiters;
@@ -107,7 +125,7 @@ export class Console {
       if (readable instanceof Readable) readable.destroy();
       else readable.removeAllListeners('data');
     };
-    return new Console({ readable, writable, where: 'stream', close }, opts);
+    return new Console({ readable, writable, where: 'stream', close }, { silentIsLab: false, ...opts });
   }
 
   private constructor(
@@ -119,13 +137,18 @@ export class Console {
     this.where = transport.where;
     this.recorder = opts.recorder ?? silentRecorder;
     this.failOn = opts.failOn ?? [];
+    this.decoder = new StringDecoder(opts.encoding ?? 'utf8');
+    this.silentIsLab = opts.silentIsLab ?? true;
     this.waiters = new Waiters(
       this.store,
       {
         advance: (to) => (this.pos = Math.max(this.pos, to)),
         isEnded: () => this.closed,
         panic: (death, what) => this.panicError(death, what),
-        timeout: (what, ms) => new ProductError('timeout', `waited ${ms / 1000}s for ${what} on ${this.where}`, this.context()),
+        timeout: (what, ms) =>
+          this.silentIsLab && this.bytesIn === 0
+            ? new LabError('console-silent', `waited ${ms / 1000}s for ${what} on ${this.where}, and not one byte has arrived since it opened: the console is dead or another client holds it`, this.context())
+            : new ProductError('timeout', `waited ${ms / 1000}s for ${what} on ${this.where}`, this.context()),
         ended: (what) => new LabError('unreachable', `console closed while waiting for ${what} (${this.reason})`, this.context()),
       },
       opts.maxMatchChars ?? 16 * 1024,
@@ -216,11 +239,13 @@ export class Console {
       what: opts.what ?? describePatterns(list),
       timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       signal: opts.signal,
+      deathExempt: opts.deathExempt,
     });
   }
 
   private ingest(chunk: Buffer): void {
     if (this.finished) return;
+    this.bytesIn += chunk.length;
     this.appendLog(chunk);
     this.store.append(this.decoder.write(chunk));
     for (const l of this.byteListeners) l(chunk);

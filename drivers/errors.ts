@@ -13,7 +13,11 @@ export type LabErrorKind =
   | 'did-not-return'
   | 'lab-timeout'
   | 'lab-setup'
-  | 'quarantined';
+  | 'quarantined'
+  /** A console wait timed out and not one byte ever arrived: dead ser2net, a socket another client holds. */
+  | 'console-silent'
+  /** A tool the harness runs on the runner (ipmitool, a power command, the QEMU start command) failed or hung. */
+  | 'runner-tool';
 
 export type ProductErrorKind = 'panic' | 'did-not-boot' | 'command-failed' | 'timeout' | 'mismatch';
 

@@ -1,13 +1,22 @@
-/** Commands on the runner itself, through execa, reported like remote ones. */
+/**
+ * Commands on the runner itself, through execa, reported like remote ones. Whatever fails
+ * here is the lab's tool, not the product (ipmitool, a power command, QEMU's start, an
+ * image build step): a timeout or a failed check is a LabError.
+ */
 import { execa } from 'execa';
+import { LabError } from './errors.js';
 import { silentRecorder, type Recorder } from './recorder.js';
 
+/** One result shape for every way of running a command (local, SSH exec, SSH shell, console shell). */
 export interface CommandResult {
   stdout: string;
   stderr: string;
   code: number | null;
   signal: string | null;
   ms: number;
+  /** The exact bytes of stdout and stderr, when the caller asked with `raw: true`. */
+  stdoutBytes?: Buffer;
+  stderrBytes?: Buffer;
 }
 
 export interface LocalRunOptions {
@@ -18,11 +27,15 @@ export interface LocalRunOptions {
   recorder?: Recorder;
   /** Throw when the exit code is not 0 (default true). */
   check?: boolean;
+  /** Also return the exact bytes (stdoutBytes, stderrBytes). */
+  raw?: boolean;
 }
+
+const toBuffer = (v: unknown): Buffer => (v instanceof Uint8Array ? Buffer.from(v) : Buffer.from(String(v ?? '')));
 
 export async function runLocal(argv: readonly string[], opts: LocalRunOptions = {}): Promise<CommandResult> {
   const [file, ...args] = argv;
-  if (!file) throw new Error('runLocal: empty argv');
+  if (!file) throw new LabError('config', 'runLocal: empty argv');
   const recorder = opts.recorder ?? silentRecorder;
   return recorder.step(`local: ${argv.join(' ')}`, { timeoutMs: opts.timeoutMs }, async () => {
     const t0 = performance.now();
@@ -34,17 +47,24 @@ export async function runLocal(argv: readonly string[], opts: LocalRunOptions = 
       env: opts.env,
       stripFinalNewline: false,
       forceKillAfterDelay: 2000,
+      encoding: 'buffer',
     });
+    const out = toBuffer(r.stdout);
+    const err = toBuffer(r.stderr);
     const result: CommandResult = {
-      stdout: String(r.stdout ?? ''),
-      stderr: String(r.stderr ?? ''),
+      stdout: out.toString('utf8'),
+      stderr: err.toString('utf8'),
       code: r.exitCode ?? null,
       signal: r.signal ?? null,
       ms: Math.round(performance.now() - t0),
+      ...(opts.raw ? { stdoutBytes: out, stderrBytes: err } : {}),
     };
-    if (r.timedOut) throw new Error(`local command timed out after ${opts.timeoutMs} ms: ${argv.join(' ')}`);
-    if ((opts.check ?? true) && result.code !== 0)
-      throw new Error(`local command failed (exit ${result.code ?? result.signal}): ${argv.join(' ')}\n${result.stderr.trim()}`);
+    if (r.timedOut) throw new LabError('lab-timeout', `runner command timed out after ${opts.timeoutMs} ms and was killed: ${argv.join(' ')}`);
+    if ((opts.check ?? true) && result.code !== 0) {
+      // execa's own words when the command never ran (ENOENT, EACCES): no exit code then.
+      const why = result.code === null && r.signal === undefined ? (r.shortMessage ?? r.message ?? 'did not start') : `exit ${result.code ?? result.signal}`;
+      throw new LabError('runner-tool', `runner command failed (${why}): ${argv.join(' ')}\n${result.stderr.trim().slice(-2000)}`.trimEnd());
+    }
     return result;
   });
 }

@@ -1,21 +1,21 @@
 /**
  * One shell protocol over any byte stream: a serial console (a tty: echo, prompts, kernel
- * noise) or an SSH channel running `sh` (pipes: stdout and stderr apart).
- *
- * Each command is framed by markers built from a fresh nonce. The marker is printed by
- * `printf '%s:S\n' NONCE`, so the command line (which a tty echoes) never contains the
- * marker text itself — labgrid's split-quote trick. The end marker carries the exit code.
+ * noise, other writers) or an SSH channel running `sh` (pipes: stdout and stderr apart).
+ * The framing itself (what is written, how the answer is read) is in shell-frame.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { Console } from './console.js';
 import { LabError, ProductError } from './errors.js';
 import type { CommandResult } from './local.js';
 import { silentRecorder, type Recorder } from './recorder.js';
+import * as frame from './shell-frame.js';
 
 export interface ShellRunOptions {
   timeoutMs?: number;
   /** Throw ProductError('command-failed') when the exit code is not 0. */
   check?: boolean;
+  /** Also return the exact bytes (stdoutBytes, stderrBytes); exact over SSH, as the tty delivered them on a console. */
+  raw?: boolean;
 }
 
 export interface ShellOptions {
@@ -24,6 +24,7 @@ export interface ShellOptions {
   defaultTimeoutMs?: number;
 }
 
+/** Its consoles should decode as latin1 (one char per byte): output is returned as exact bytes. */
 export interface PipeTransport {
   stdout: Console;
   stderr: Console;
@@ -41,14 +42,19 @@ export interface LoginOptions {
 }
 
 const nonce = () => randomBytes(6).toString('hex');
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 type Mode = { kind: 'tty'; console: Console } | { kind: 'pipe'; transport: PipeTransport };
+
+/** Empty output files are removed after this many commands, files with output after this many bytes. */
+const CLEANUP_EVERY_COMMANDS = 256;
+const CLEANUP_EVERY_BYTES = 4 * 1024 * 1024;
 
 export class Shell {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly recorder: Recorder;
   private readonly defaultTimeoutMs: number;
+  private commandsSinceCleanup = 0;
+  private bytesSinceCleanup = 0;
 
   private constructor(
     private readonly mode: Mode,
@@ -61,6 +67,11 @@ export class Shell {
   /** A shell over a pipe transport (an SSH `sh` channel): no prompt, no echo, stderr apart. */
   static async overPipe(transport: PipeTransport, opts: ShellOptions): Promise<Shell> {
     const shell = new Shell({ kind: 'pipe', transport }, opts);
+    const n = nonce();
+    await transport.write(frame.pipeInit(n));
+    const ready = await transport.stdout.expect(frame.pipeReady(n), { defaultFailOn: false, timeoutMs: 20_000, what: 'the shell to start' });
+    if (ready.match[1] === 'direct')
+      shell.recorder.log(`${opts.host}: no writable temporary directory; a background job's late output may reach the next command`);
     await shell.run('true', { timeoutMs: 20_000, check: true });
     return shell;
   }
@@ -71,12 +82,11 @@ export class Shell {
    */
   static async overConsole(console: Console, login: LoginOptions, opts: ShellOptions): Promise<Shell> {
     const shell = new Shell({ kind: 'tty', console }, opts);
-    await shell.recorder.step(`console login ${opts.host}`, { user: login.user }, () => shell.login(login));
+    await shell.recorder.step(`console login ${opts.host}`, { user: login.user }, () => shell.login(console, login));
     return shell;
   }
 
-  private async login(login: LoginOptions): Promise<void> {
-    const console = (this.mode as { console: Console }).console;
+  private async login(console: Console, login: LoginOptions): Promise<void> {
     const deadline = Date.now() + login.timeoutMs;
     const left = () => Math.max(1, deadline - Date.now());
     await console.write('\x03\n');
@@ -92,20 +102,24 @@ export class Shell {
         await console.expect(login.prompt, { timeoutMs: left(), what: 'a shell prompt after the password' });
       }
     }
-    await this.frame(
-      "stty -echo -onlcr cols 512 2>/dev/null; PS1=''; PS2=''; unset PROMPT_COMMAND; set +o emacs +o vi 2>/dev/null; dmesg -n 1 2>/dev/null; true",
-      left(),
-    );
+    const n = nonce();
+    await console.write(frame.ttyInit(n));
+    await console.expect(frame.ttyPong(n), { timeoutMs: left(), what: 'the console shell to answer after normalising it' });
   }
 
   /** Runs one command; commands on one shell are serialised. */
   run(command: string, opts: ShellRunOptions = {}): Promise<CommandResult> {
+    frame.assertShellText(command, this.opts.host);
     const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
     const next = this.queue.then(() =>
       this.recorder.step(`${this.mode.kind === 'tty' ? 'console' : 'shell'} ${this.opts.host}: ${command}`, { timeoutMs }, async () => {
-        const result = await this.frame(command, timeoutMs);
+        const result = this.mode.kind === 'tty' ? await this.onTty(this.mode.console, command, timeoutMs) : await this.onPipe(this.mode.transport, command, timeoutMs);
         if (opts.check && result.code !== 0)
           throw new ProductError('command-failed', `exit ${result.code}: ${command}\n${(result.stderr || result.stdout).trim().slice(-2000)}`, { host: this.opts.host });
+        if (!opts.raw) {
+          delete result.stdoutBytes;
+          delete result.stderrBytes;
+        }
         return result;
       }),
     );
@@ -113,32 +127,31 @@ export class Shell {
     return next;
   }
 
-  private async frame(command: string, timeoutMs: number): Promise<CommandResult> {
+  private async onTty(console: Console, command: string, timeoutMs: number): Promise<CommandResult> {
     const n = nonce();
     const t0 = performance.now();
-    const start = new RegExp(`${n}:S\\r?\\n`);
-    const end = new RegExp(`\\r?\\n${n}:E:(-?\\d+)\\r?\\n`);
-    if (this.mode.kind === 'tty') {
-      const console = this.mode.console;
-      await console.write(`printf '%s:S\\n' ${n}; ${command}\nprintf '\\n%s:E:%d\\n' ${n} "$?"\n`);
-      try {
-        await console.expect(start, { timeoutMs, what: `start marker of: ${command}` });
-        const m = await console.expect(end, { timeoutMs, what: `end of: ${command}` });
-        return { stdout: m.before, stderr: '', code: Number(m.match[1]), signal: null, ms: Math.round(performance.now() - t0) };
-      } catch (e) {
-        if (e instanceof ProductError && e.kind === 'timeout') await this.resync(command, timeoutMs);
-        throw e;
-      }
+    // Death strings still end the wait, but only on lines that are not this command's own.
+    const waitOpts = { timeoutMs, deathExempt: frame.ttyOwnLine(n) };
+    await console.write(frame.ttyCommand(n, command));
+    try {
+      await console.expect(frame.ttyStart(n), { ...waitOpts, what: `start of: ${command}` });
+      const m = await console.expect(frame.ttyEnd(n), { ...waitOpts, what: `end of: ${command}` });
+      const stdout = frame.ttyOutput(n, m.before);
+      return { stdout, stderr: '', code: Number(m.match[1]), signal: null, ms: Math.round(performance.now() - t0), stdoutBytes: Buffer.from(stdout), stderrBytes: Buffer.alloc(0) };
+    } catch (e) {
+      if (e instanceof ProductError && e.kind === 'timeout') await this.resync(console, command, timeoutMs);
+      throw e;
     }
-    const { transport } = this.mode;
-    const pidLine = new RegExp(`${n}:P:(\\d+)\\n`);
-    // No echo and no prompt on a pipe: the previous end marker is where this output starts.
-    // A subshell costs one fork and no exec (≈0.5 ms): the command cannot exit or change
-    // the persistent shell, and its pid is the root of the tree a timeout kills.
-    await transport.write(
-      `( ${command}\n) </dev/null & __lr=$!; printf '%s:P:%d\\n' ${n} "$__lr" >&2; wait "$__lr"; __rc=$?; ` +
-        `printf '\\n%s:E:%d\\n' ${n} "$__rc"; printf '\\n%s:E:0\\n' ${n} >&2\n`,
-    );
+  }
+
+  private async onPipe(transport: PipeTransport, command: string, timeoutMs: number): Promise<CommandResult> {
+    const n = nonce();
+    const t0 = performance.now();
+    const end = frame.pipeEnd(n);
+    const pidLine = frame.pipePid(n);
+    const cleanup = ++this.commandsSinceCleanup >= CLEANUP_EVERY_COMMANDS || this.bytesSinceCleanup >= CLEANUP_EVERY_BYTES;
+    if (cleanup) this.commandsSinceCleanup = this.bytesSinceCleanup = 0;
+    await transport.write(frame.pipeCommand(n, command, cleanup));
     const quiet = { defaultFailOn: false } as const;
     try {
       let out;
@@ -153,7 +166,18 @@ export class Shell {
         throw new ProductError('timeout', `command did not finish in ${timeoutMs} ms; it and its children were killed: ${command}`, { host: this.opts.host });
       }
       const err = await transport.stderr.expect(end, { ...quiet, timeoutMs: 10_000, what: `stderr end of: ${command}` });
-      return { stdout: out.before, stderr: err.before.replace(pidLine, ''), code: Number(out.match[1]), signal: null, ms: Math.round(performance.now() - t0) };
+      const stdoutBytes = Buffer.from(out.before, 'latin1');
+      const stderrBytes = Buffer.from(err.before.replace(pidLine, ''), 'latin1');
+      this.bytesSinceCleanup += stdoutBytes.length + stderrBytes.length;
+      return {
+        stdout: stdoutBytes.toString('utf8'),
+        stderr: stderrBytes.toString('utf8'),
+        code: Number(out.match[1]),
+        signal: null,
+        ms: Math.round(performance.now() - t0),
+        stdoutBytes,
+        stderrBytes,
+      };
     } catch (e) {
       if (e instanceof LabError || e instanceof ProductError) throw e;
       throw new LabError('unreachable', `shell broke while running: ${command}: ${(e as Error).message}`, { host: this.opts.host });
@@ -161,16 +185,18 @@ export class Shell {
   }
 
   /** After a timeout on a tty: interrupt, then prove the shell answers again. */
-  private async resync(command: string, timeoutMs: number): Promise<void> {
-    const console = (this.mode as { console: Console }).console;
+  private async resync(console: Console, command: string, timeoutMs: number): Promise<void> {
     this.recorder.log(`${this.opts.host}: "${command}" timed out after ${timeoutMs} ms; sending ^C and resynchronising`);
     await console.write('\x03');
     const n = nonce();
-    await console.write(`\nprintf '%s:R\\n' ${n}\n`);
-    await console.expect(new RegExp(`${escapeRe(n)}:R\\r?\\n`), { timeoutMs: 15_000, what: 'the shell to answer after ^C' });
+    await console.write(`\n${frame.ttyPing(n)}\n`);
+    await console.expect(frame.ttyPong(n), { timeoutMs: 15_000, what: 'the shell to answer after ^C' });
   }
 
   async close(): Promise<void> {
-    if (this.mode.kind === 'pipe') await this.mode.transport.close();
+    if (this.mode.kind !== 'pipe') return;
+    // Best effort: a shell that is gone has nothing left to clean.
+    await this.mode.transport.write(frame.pipeClose).catch(() => undefined);
+    await this.mode.transport.close();
   }
 }

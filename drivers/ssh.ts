@@ -19,6 +19,14 @@ export interface ExecOptions {
   input?: string;
   /** Allocate a pty (merges stderr into stdout; needed by `virsh console` and friends). */
   pty?: boolean;
+  /** Also return the exact bytes (stdoutBytes, stderrBytes). */
+  raw?: boolean;
+  /**
+   * A timeout is the lab's failure by default (exec carries the lab's plumbing: lease, kill,
+   * boot_id). Set this when the command is itself under test (a hook fed on stdin), so that
+   * its hang is `[product:timeout]`.
+   */
+  hangIsProduct?: boolean;
 }
 
 export interface CommandStream {
@@ -33,9 +41,7 @@ export function fingerprint(keyBlob: Buffer): string {
   return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
 }
 
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote } from './shell-frame.js';
 
 const PID_MARK = 'LABRIG_EXEC_PID=';
 
@@ -203,6 +209,7 @@ export class SshSession {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let pid: number | undefined;
+      let onPid: (() => void) | undefined;
       let head = '';
       let timer: NodeJS.Timeout | undefined;
       let exit: { code: number | null; signal: string | null } = { code: null, signal: null };
@@ -213,6 +220,7 @@ export class SshSession {
         if (nl < 0) return;
         const m = new RegExp(`${PID_MARK}(\\d+)\\r?$`).exec(head.slice(0, nl));
         pid = m ? Number(m[1]) : -1;
+        onPid?.();
         const rest = Buffer.from(head.slice(nl + 1), 'latin1');
         if (rest.length) out.push(rest);
       });
@@ -221,22 +229,35 @@ export class SshSession {
       ch.on('close', () => {
         clearTimeout(timer);
         client.removeListener('close', onLost);
-        if (timedOut)
-          return reject(new ProductError('timeout', `command did not finish in ${opts.timeoutMs} ms and was killed: ${command}`, { host: this.host }));
+        if (timedOut) {
+          const what = `SSH exec did not finish in ${opts.timeoutMs} ms and was killed: ${command}`;
+          return reject(opts.hangIsProduct ? new ProductError('timeout', what, { host: this.host }) : new LabError('lab-timeout', what, { host: this.host }));
+        }
         if (exit.code === null && exit.signal === null && (lost || !this.client))
           return reject(new LabError('unreachable', `SSH connection lost while running: ${command}`, { host: this.host }));
+        const stdoutBytes = Buffer.concat(out);
+        const stderrBytes = Buffer.concat(err);
         resolve({
-          stdout: Buffer.concat(out).toString('utf8'),
-          stderr: Buffer.concat(err).toString('utf8'),
+          stdout: stdoutBytes.toString('utf8'),
+          stderr: stderrBytes.toString('utf8'),
           code: exit.code,
           signal: exit.signal,
           ms: Math.round(performance.now() - t0),
+          ...(opts.raw ? { stdoutBytes, stderrBytes } : {}),
         });
       });
       if (opts.timeoutMs) {
         timer = setTimeout(() => {
           timedOut = true;
-          void this.killGroup(pid).finally(() => ch.close());
+          // On a loaded host the deadline can pass before the shell has said its pid:
+          // closing the channel then would leave the command running, so wait for it (bounded).
+          const pidKnown = new Promise<void>((resolve) => {
+            if (pid !== undefined) return resolve();
+            onPid = resolve;
+            ch.once('close', () => resolve());
+            setTimeout(resolve, 10_000).unref();
+          });
+          void pidKnown.then(() => this.killGroup(pid)).finally(() => ch.close());
         }, opts.timeoutMs);
       }
       if (opts.input !== undefined) ch.end(opts.input);

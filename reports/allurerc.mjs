@@ -23,6 +23,8 @@ export const labCategoryNames = {
   'lab-timeout': 'Lab: lab operation timed out',
   'lab-setup': 'Lab: lab setup failed',
   quarantined: 'Lab: host quarantined',
+  'console-silent': 'Lab: console silent (not one byte received)',
+  'runner-tool': 'Lab: a tool on the runner failed',
 };
 
 export const productCategoryNames = {

@@ -6,7 +6,8 @@
 import { test, expect } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'ssh2';
@@ -241,6 +242,50 @@ test('unix socket console; the peer hanging up fails a pending expect as unreach
   expect((missing as LabError).kind).toBe('unreachable');
   expect(missing.message).toContain('none.sock');
 });
+
+test('a console that never sent one byte: the wait is the lab\'s failure (dead ser2net, a socket another client holds)', async () => {
+  // ser2net whose serial side is dead: it answers telnet negotiation, then nothing.
+  const ser2net = defer(
+    serve((s) => s.write(Buffer.from([255, 251, 1, 255, 251, 3]))),
+    (sv) => sv.stop(),
+  );
+  await new Promise<void>((r) => ser2net.server.listen(0, '127.0.0.1', () => r()));
+  const port = (ser2net.server.address() as { port: number }).port;
+  const dead = defer(await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port, telnet: true }), { name: 'dead', logPath: join(dir, 'dead.log') }), (c) => c.close());
+  const e = await caught(dead.expect(/login: /, { timeoutMs: 500, what: 'the login prompt' }));
+  expect(e).toBeInstanceOf(LabError);
+  expect((e as LabError).kind).toBe('console-silent');
+  expect(e.message).toMatch(/^\[lab:console-silent\] host dead: waited 0.5s for the login prompt on tcp 127.0.0.1:\d+ \(telnet\), and not one byte has arrived since it opened/);
+
+  // A chardev socket like QEMU's: it serves one client and leaves the next in its backlog.
+  const path = join(dir, 'held.sock');
+  const holder = spawn('python3', ['-c', HOLDING_SERVER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  defer(holder, (h) => h.kill('SIGKILL'));
+  await new Promise<void>((r) => holder.stdout.once('data', () => r()));
+  const first = defer(connect(path), (s) => s.destroy());
+  await new Promise<void>((r) => first.once('data', () => r()));
+  const second = defer(await Console.open(consoleSchema.parse({ kind: 'unix', path }), { name: 'held', logPath: join(dir, 'held.log') }), (c) => c.close());
+  const held = await caught(second.expect(/login: /, { timeoutMs: 500, what: 'the login prompt' }));
+  expect((held as LabError).kind).toBe('console-silent');
+  expect(held.message).toContain('the console is dead or another client holds it');
+
+  // A console that spoke and then went quiet is the product's silence, not the lab's.
+  const spoke = defer(await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'spoke', logPath: join(dir, 'spoke.log') }), (c) => c.close());
+  ser2net.sockets.at(-1)!.write('U-Boot 2024.01\r\n');
+  await spoke.expect('U-Boot', { timeoutMs: 5000 });
+  const quiet = await caught(spoke.expect(/login: /, { timeoutMs: 300 }));
+  expect((quiet as ProductError).kind).toBe('timeout');
+});
+
+/** Listens with a backlog, accepts one client, greets it, and never accepts another. */
+const HOLDING_SERVER = `
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(4)
+print("listening", flush=True)
+c, _ = s.accept(); c.send(b"first client\\r\\n")
+time.sleep(120)
+`;
 
 test('TCP console, plain and telnet (ser2net): IAC negotiation answered and stripped', async () => {
   const IAC = 255, WILL = 251, WONT = 252, DO = 253, SB = 250, SE = 240;
