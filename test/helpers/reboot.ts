@@ -4,7 +4,8 @@
  * boot dies (the holder), and the tmpfs lock folder is emptied. Only processes our own sshd
  * started are killed, found by PID through /proc.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 
 async function parentOf(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
@@ -38,4 +39,22 @@ export async function simulateReboot(o: { holderPid: number; sshdPid: number; wi
     // already gone with its connection
   }
   for (const dir of o.wipe) await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * A process that is someone else's but has `pid`, as the old holder's pid is after a reboot:
+ * the kernel hands out ns_last_pid + 1 next (root only; retried while other forks race us).
+ */
+export async function spawnWithPid(pid: number, tries = 500): Promise<ChildProcess> {
+  for (let i = 0; i < tries; i++) {
+    if (await readFile(`/proc/${pid}/stat`).then(() => true, () => false)) {
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
+    await writeFile('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+    const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+    if (child.pid === pid) return child;
+    child.kill('SIGKILL');
+  }
+  throw new Error(`could not start a process with pid ${pid} in ${tries} tries`);
 }
