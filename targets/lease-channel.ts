@@ -1,5 +1,19 @@
-/** The runner's end of a lease holder process: lines in, nonce-framed replies out. */
-import type { CommandStream } from '../drivers/ssh.js';
+/** The runner's end of a lease holder process: lines in, nonce-framed replies out; and the break. */
+import { randomBytes } from 'node:crypto';
+import { LabError } from '../drivers/errors.js';
+import { shellQuote, type CommandStream, type SshSession } from '../drivers/ssh.js';
+import { BREAK_SCRIPT, HOLDER_SCRIPT, parseState, printable, type LeaseState } from './lease-protocol.js';
+
+/** What the probe needs of the lease's options. */
+interface Where {
+  path: string;
+  runId: string;
+  reservePath?: string;
+}
+
+const command = (script: string, name: string, args: string[]) => ['sh', '-c', script, name, ...args].map(shellQuote).join(' ');
+
+export const defaultReservePath = (path: string) => `/var/lib/labrig/${path.split('/').filter(Boolean).pop() ?? 'labrig.lease'}.reserved`;
 
 export class HolderChannel {
   text = '';
@@ -74,4 +88,47 @@ export class HolderChannel {
   async close(): Promise<void> {
     await this.stream.close();
   }
+}
+
+export interface Probe {
+  ch: HolderChannel;
+  state: LeaseState;
+}
+
+/** Opens a holder process and reads the lease's state; the caller answers take or leave. */
+export async function probe(ssh: SshSession, o: Where, mode: 'acquired' | 'reclaimed', token: string, who: string): Promise<Probe> {
+  const nonce = randomBytes(16).toString('hex');
+  const info = `{"holder":${JSON.stringify(who)},"runId":${JSON.stringify(o.runId)},"token":${JSON.stringify(token)},`;
+  const ch = new HolderChannel(await ssh.openCommand(command(HOLDER_SCRIPT, 'labrig-lease', [mode, o.path, o.reservePath ?? defaultReservePath(o.path), info, token])), nonce);
+  ch.send(nonce);
+  const asked = await ch.until('ask', 30_000);
+  const state = asked ? parseState(ch.text, nonce) : undefined;
+  if (!state) {
+    await ch.close();
+    throw new LabError('lab-setup', `cannot read the lease at ${o.path}: ${printable(ch.stderr.trim() || ch.text.trim() || 'no answer within 30 s', 400)}`, { host: ssh.host });
+  }
+  return { ch, state };
+}
+
+/** Answers take; resolves to the holder's pid once it holds the lease. */
+export async function take(ssh: SshSession, o: Where, p: Probe): Promise<number> {
+  p.ch.send('take');
+  const m = await p.ch.until(/taken (\d+)/, 30_000);
+  if (!m) {
+    await p.ch.close();
+    throw new LabError('lab-setup', `the lease holder at ${o.path} did not take the lease: ${printable(p.ch.stderr.trim() || 'no answer', 400)}`, { host: ssh.host });
+  }
+  return Number(m[1]);
+}
+
+export async function leave(p: Probe): Promise<void> {
+  p.ch.send('leave');
+  await p.ch.close();
+}
+
+/** Kills `pid` only if it is the process holding the lease's lock (checked on the host); logs `line`. */
+export async function breakHolder(ssh: SshSession, o: Where, pid: number, line: string): Promise<boolean> {
+  if (!Number.isSafeInteger(pid) || pid <= 1) return false;
+  const r = await ssh.exec(command(BREAK_SCRIPT, 'labrig-lease-break', [String(pid), o.path, line]), { timeoutMs: 10_000 });
+  return r.code === 0;
 }

@@ -12,14 +12,14 @@
  * release() never kills a process: it asks the holder to end, or finds it already gone.
  * Protocol and decisions: lease-protocol.ts.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { LabError } from '../drivers/errors.js';
-import { silentRecorder, type Recorder } from '../drivers/recorder.js';
-import { SshSession, shellQuote } from '../drivers/ssh.js';
+import type { Recorder } from '../drivers/recorder.js';
+import { SshSession } from '../drivers/ssh.js';
 import type { Host, HostGuard } from './host.js';
-import { HolderChannel } from './lease-channel.js';
-import { BREAK_SCRIPT, decideAcquire, decideReclaim, describeHolder, HOLDER_SCRIPT, parseState, printable, type HolderRecord, type LeaseState } from './lease-protocol.js';
+import { breakHolder, defaultReservePath, HolderChannel, leave, probe, take } from './lease-channel.js';
+import { decideAcquire, decideReclaim, describeHolder, printable, type HolderRecord, type LeaseState } from './lease-protocol.js';
 
 export interface LeaseOptions {
   path: string;
@@ -46,52 +46,6 @@ export interface Lease extends HostGuard {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // The run id's rule (as targets/run-context.ts checks LABRIG_RUN_ID): it goes to every host's lease log.
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const command = (script: string, name: string, args: string[]) => ['sh', '-c', script, name, ...args].map(shellQuote).join(' ');
-
-export const defaultReservePath = (path: string) => `/var/lib/labrig/${path.split('/').filter(Boolean).pop() ?? 'labrig.lease'}.reserved`;
-
-interface Probe {
-  ch: HolderChannel;
-  state: LeaseState;
-}
-
-/** Opens a holder process and reads the lease's state; the caller answers take or leave. */
-async function probe(ssh: SshSession, o: LeaseOptions, mode: 'acquired' | 'reclaimed', token: string, who: string): Promise<Probe> {
-  const nonce = randomBytes(16).toString('hex');
-  const info = `{"holder":${JSON.stringify(who)},"runId":${JSON.stringify(o.runId)},"token":${JSON.stringify(token)},`;
-  const ch = new HolderChannel(await ssh.openCommand(command(HOLDER_SCRIPT, 'labrig-lease', [mode, o.path, o.reservePath ?? defaultReservePath(o.path), info, token])), nonce);
-  ch.send(nonce);
-  const asked = await ch.until('ask', 30_000);
-  const state = asked ? parseState(ch.text, nonce) : undefined;
-  if (!state) {
-    await ch.close();
-    throw new LabError('lab-setup', `cannot read the lease at ${o.path}: ${printable(ch.stderr.trim() || ch.text.trim() || 'no answer within 30 s', 400)}`, { host: ssh.host });
-  }
-  return { ch, state };
-}
-
-/** Answers take; resolves to the holder's pid once it holds the lease. */
-async function take(ssh: SshSession, o: LeaseOptions, p: Probe): Promise<number> {
-  p.ch.send('take');
-  const m = await p.ch.until(/taken (\d+)/, 30_000);
-  if (!m) {
-    await p.ch.close();
-    throw new LabError('lab-setup', `the lease holder at ${o.path} did not take the lease: ${printable(p.ch.stderr.trim() || 'no answer', 400)}`, { host: ssh.host });
-  }
-  return Number(m[1]);
-}
-
-async function leave(p: Probe): Promise<void> {
-  p.ch.send('leave');
-  await p.ch.close();
-}
-
-/** Kills `pid` only if it is the process holding the lease's lock (checked on the host); logs `line`. */
-async function breakHolder(ssh: SshSession, o: LeaseOptions, pid: number, line: string): Promise<boolean> {
-  if (!Number.isSafeInteger(pid) || pid <= 1) return false;
-  const r = await ssh.exec(command(BREAK_SCRIPT, 'labrig-lease-break', [String(pid), o.path, line]), { timeoutMs: 10_000 });
-  return r.code === 0;
-}
 
 type State = 'held' | 'away' | 'interrupted' | 'lost' | 'released';
 
@@ -173,6 +127,8 @@ class HostLease implements Lease {
 
   async check(): Promise<void> {
     if (this.lostError) throw this.lostError;
+    // Announced, but the host never went (the reboot command failed) and the holder is gone since.
+    if (this.state === 'away' && (!this.ch || this.ch.closed)) this.state = 'interrupted';
     if (this.state !== 'interrupted') return;
     this.pending ??= this.reclaim().then(
       () => undefined,
@@ -224,7 +180,12 @@ class HostLease implements Lease {
     this.unregister?.();
     await this.pending;
     this.pending = undefined;
-    // Our reservation must not outlive the run: take the lease back first if the host is.
+    // Our reservation must not outlive the run: withdraw it through the holder, or take the
+    // lease back first (the host is back, or never went) and let the release remove it.
+    if (this.state === 'away' && this.ch && !this.ch.closed) {
+      this.ch.send('back');
+      if (await this.ch.until('back', 5_000)) this.state = 'held';
+    }
     if (this.state === 'away' || this.state === 'interrupted') await this.reclaim().catch(() => undefined);
     const ch = this.state === 'held' ? this.ch : undefined;
     this.state = 'released';
@@ -298,7 +259,7 @@ export async function withLease<T>(host: Host, o: LeaseOptions, body: (lease: Le
 
 /** What a probe sees, without taking the lease: for doctor on hosts it does not type into. */
 export async function readLease(ssh: SshSession, o: Pick<LeaseOptions, 'path' | 'reservePath'>): Promise<string> {
-  const p = await probe(ssh, { ...o, runId: 'probe', ttlMs: 0, heartbeatMs: 0, waitMs: 0, recorder: silentRecorder }, 'acquired', 'probe', 'probe');
+  const p = await probe(ssh, { ...o, runId: 'probe' }, 'acquired', 'probe', 'probe');
   await leave(p);
   const d = decideAcquire(p.state);
   return d.action === 'take' ? ['free', ...d.notes].join('; ') : d.why;

@@ -196,6 +196,20 @@ test('release never kills a process that is not provably ours: not the old holde
   }
 });
 
+test('a transition announced but never made (the reboot command failed): commands go on, release withdraws the reservation', async () => {
+  const p = await place();
+  const host = localHost('stayed-host');
+  const lease = await acquireLease(host, opts(p, 'run-A'));
+  await host.announceTransition(30_000);
+  expect(await readFile(p.reservePath, 'utf8')).toMatch(/^\S+ \d+ \{/);
+  expect((await host.run('echo still-here')).stdout).toBe('still-here\n');
+  await host.close();
+  await lease.release();
+  await expect(readFile(p.reservePath)).rejects.toThrow(/ENOENT/);
+  expect(await leaseLog(p)).toMatch(/reserved-until-\d+ .*run-A[^]*released .*run-A/);
+  expect(await refusal(p, 'run-C')).toBe('acquired');
+});
+
 test('doctor types into a console only holding its lease: refused naming the holder, done when free', async () => {
   const p = await place();
   const typed = join(root, 'typed-into-console');

@@ -2,7 +2,7 @@
  * Lease faults a lab meets, each provoked for real on a real sshd (this machine's processes
  * stand in for the host's): a lease held by another run, a stale one, a reboot in the middle
  * of a test with a second runner trying to take the host meanwhile, and a holder file planted
- * by a hostile local user.
+ * by a hostile local user. Last, one real reboot of an emulated host (emu-mini, QEMU).
  */
 import { expect, test } from '@playwright/test';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,7 +13,10 @@ import { silentRecorder, type Recorder } from '../../drivers/recorder.js';
 import { SshSession } from '../../drivers/ssh.js';
 import { Host } from '../../targets/host.js';
 import { acquireLease, readLease, type LeaseOptions } from '../../targets/lease.js';
-import { hostSchema } from '../../targets/schema.js';
+import { parseLab } from '../../targets/config.js';
+import { emulatedLab, labDown, labUp } from '../../targets/emulated/lab.js';
+import { hostSchema, type Lab } from '../../targets/schema.js';
+import { takeQemuSlot } from '../helpers/qemu-slot.js';
 import { alive, simulateReboot } from '../helpers/reboot.js';
 import { testSshd } from '../helpers/sshd.js';
 
@@ -180,4 +183,52 @@ test('hostile holder, heartbeat, reservation and log files → nothing they say 
   expect(await exists(p.reservePath)).toBe(false);
   await d.release();
   await noneRan();
+});
+
+test.describe('on the emulated lab', () => {
+  let runDir: string | undefined;
+  let releaseSlot: (() => Promise<void>) | undefined;
+  let lab: Lab;
+
+  test.beforeAll(async () => {
+    test.setTimeout(20 * 60_000);
+    releaseSlot = await takeQemuSlot('faults/lease.test');
+    runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
+    await labUp({ runDir, hosts: ['emu-mini'], ports: { 'emu-mini': 30000 + Math.floor(Math.random() * 10000) } });
+    lab = parseLab(emulatedLab({ runDir }));
+  });
+  test.afterAll(async () => {
+    if (runDir) {
+      await labDown({ runDir }).catch(() => undefined);
+      await rm(runDir, { recursive: true, force: true });
+    }
+    await releaseSlot?.();
+  });
+
+  test('a real power-cycle reboot clears /var/lock: the lease is taken again at once, still ours; a second runner is refused', async () => {
+    test.setTimeout(10 * 60_000);
+    const config = lab.hosts.find((h) => h.name === 'emu-mini')!;
+    const host = new Host(config, { logDir: join(runDir!, 'logs') });
+    const lines: string[] = [];
+    const o = { ...lab.lease, runId: 'faults-reboot', heartbeatMs: 1000, waitMs: 0, recorder: logged(lines) };
+    const lease = await acquireLease(host, o);
+    const { token } = lease.holder;
+    try {
+      const back = await host.reboot('power', 180_000);
+      expect(back.ms).toBeGreaterThan(0);
+      expect(lease.lost).toBeUndefined();
+      expect(lease.holder.token).toBe(token);
+      expect(lines.join('\n')).toMatch(/reserved across the transition[^]*taken again, still ours/);
+      // The boot emptied the tmpfs: the new log starts with our reclaim, the acquire is gone.
+      const log = (await host.run(`cat ${lab.lease.path}.log`)).stdout;
+      expect(log).toMatch(new RegExp(`^\\S+ reclaimed .*"token":"${token}"`));
+      expect(log).not.toMatch(/ acquired /);
+      const other = new Host(config, { logDir: join(runDir!, 'logs') });
+      const refused = await acquireLease(other, { ...o, runId: 'other-runner' }).catch((e: Error) => e);
+      expect(String(refused)).toMatch(/\[lab:lease-held\] host emu-mini: the lease at \S+ is held by .*\(run faults-reboot\)/);
+    } finally {
+      await host.close();
+      await lease.release();
+    }
+  });
 });
