@@ -110,7 +110,7 @@ class HostLease implements Lease {
     this.ch!.send(`reserve ${secs}`);
     const m = await this.ch!.until(/(reserved (\d+)|unreserved)/, 5_000);
     if (m?.[2]) this.o.recorder.log(`${this.name}: reserved across the transition until ${new Date(Number(m[2]) * 1000).toISOString()} (host clock)`);
-    else this.o.recorder.log(`${this.name}: could not write the reservation at ${this.o.reservePath ?? defaultReservePath(this.o.path)}; the lease is checked when the host is back`);
+    else this.o.recorder.log(`${this.name}: no reservation confirmed at ${this.o.reservePath ?? defaultReservePath(this.o.path)} within 5 s; the lease is checked when the host is back`);
   }
 
   async afterReturn(): Promise<void> {
