@@ -21,7 +21,7 @@ const config = lab.hosts.find((h) => (wanted ? h.name === wanted : h.role.includ
 if (!config) throw new Error(`no ${wanted ?? 'x86-pmem'} host in lab ${lab.name}`);
 const rec = consoleRecorder(`[${config.name}] `);
 const host = new Host(config, { logDir: resolve(lab.outDir, 'logs', runId), recorder: rec });
-const lease = await acquireLease(host, { ...lab.lease, runId, recorder: rec });
+const lease = await acquireLease(host.ssh, { ...lab.lease, runId, recorder: rec });
 const p = paramsOf(host);
 let stop: (() => Promise<void>) | undefined;
 try {
