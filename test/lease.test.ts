@@ -6,6 +6,7 @@
  * console and what the main job installs.
  */
 import { expect, test } from '@playwright/test';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,7 +109,7 @@ test('a run id that is not one is a config error before anything reaches a host'
     await expect(acquireLease(new SshSession('never-connected', env.config), opts(p, bad))).rejects.toThrow(/^\[lab:config\] run id ".*" is not a run id: /);
 });
 
-test('a second holder waits for the first; a holder whose connection died leaves the lease free at once', async () => {
+test('a second holder waits for the first; a runner killed while holding leaves the lease free at once', async () => {
   const p = await place();
   const first = await acquireLease(session('runner-a'), opts(p, 'run-A'));
   const waiting = acquireLease(session('runner-b'), opts(p, 'run-B', { waitMs: 60_000 }));
@@ -116,11 +117,18 @@ test('a second holder waits for the first; a holder whose connection died leaves
   await first.release();
   const second = await waiting;
   expect(second.holder.runId).toBe('run-B');
-  sessions.at(-1)!.close(); // runner B's connection dies with its holder
-  const third = await acquireLease(session('runner-c'), opts(p, 'run-C', { waitMs: 20_000 }));
-  expect(third.holder.runId).toBe('run-C');
-  await third.release();
-  expect(await leaseLog(p)).toMatch(/acquired .*run-A[^]*released .*run-A[^]*acquired .*run-B[^]*dropped .*run-B[^]*acquired .*run-C[^]*released .*run-C/);
+  await second.release();
+  // Runner C, a process of its own, is killed while it holds the lease: its connection dies with it.
+  const c = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'helpers', 'lease-runner.ts'), JSON.stringify(opts(p, 'run-C')), JSON.stringify(env.config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const held = await new Promise<string>((r) => c.stdout.once('data', (d: Buffer) => r(d.toString())));
+  expect(held).toMatch(/^held \d+/);
+  c.kill('SIGKILL');
+  const t0 = Date.now();
+  const fourth = await acquireLease(session('runner-d'), opts(p, 'run-D', { waitMs: 20_000 }));
+  expect(fourth.holder.runId).toBe('run-D');
+  expect(Date.now() - t0, 'free at once, not after the TTL').toBeLessThan(20_000);
+  await fourth.release();
+  expect(await leaseLog(p)).toMatch(/acquired .*run-A[^]*released .*run-A[^]*acquired .*run-B[^]*released .*run-B[^]*acquired .*run-C[^]*dropped .*run-C[^]*acquired .*run-D[^]*released .*run-D/);
 });
 
 test('a lease another run took while the host was away fails the test [lab:lease-lost], and the host refuses commands', async () => {
