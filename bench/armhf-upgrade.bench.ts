@@ -72,7 +72,7 @@ async function measure(): Promise<{ outcomes: ArmhfOutcome[]; bare: number[]; ho
     const kernels = params.guest.kernels;
     const recorder = consoleRecorder(`[${config.name}] `);
     const host = new Host(config, { logDir, recorder });
-    const lease = await acquireLease(host.ssh, { ...lab.lease, runId: `bench-${process.pid}`, recorder });
+    const lease = await acquireLease(host, { ...lab.lease, runId: `bench-${process.pid}`, recorder });
     const outcomes: ArmhfOutcome[] = [];
     const bare: number[] = [];
     try {

@@ -10,6 +10,7 @@ export type LabErrorKind =
   | 'host-key'
   | 'console-busy'
   | 'lease-held'
+  | 'lease-lost'
   | 'did-not-return'
   | 'lab-timeout'
   | 'lab-setup'

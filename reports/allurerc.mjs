@@ -19,6 +19,7 @@ export const labCategoryNames = {
   'host-key': 'Lab: host key mismatch',
   'console-busy': 'Lab: console busy',
   'lease-held': 'Lab: host leased by another run',
+  'lease-lost': 'Lab: lease lost while the host was away',
   'did-not-return': 'Lab: host did not return',
   'lab-timeout': 'Lab: lab operation timed out',
   'lab-setup': 'Lab: lab setup failed',

@@ -3,11 +3,14 @@
  * (`components`), before the run. A package not at its version is installed with the host's
  * package manager and read back; a QEMU build directory is checked to hold runnable
  * qemu-system-* binaries. Whatever fails is a lab failure: the host sits this run out.
+ * The main job applies them holding the host's lease: never under a test another run is doing.
  */
 import { join } from 'node:path';
 import { LabError } from '../drivers/errors.js';
+import { silentRecorder } from '../drivers/recorder.js';
 import { shellQuote } from '../drivers/ssh.js';
 import { Host } from './host.js';
+import { withLease } from './lease.js';
 import type { ComponentsConfig, HostConfig, Lab } from './schema.js';
 
 export interface AppliedComponent {
@@ -31,6 +34,7 @@ export function qemuBuildBinary(config: HostConfig, binary: string): string | un
   return config.components.qemuDir ? `${config.components.qemuDir.replace(/\/$/, '')}/${binary}` : undefined;
 }
 
+/** Changes the host: the caller holds its lease (applyLabComponents does). */
 export async function applyComponents(host: Host, c: ComponentsConfig = host.config.components): Promise<AppliedComponent[]> {
   const fail = (message: string) => new LabError('config', message, { host: host.name });
   const installed = async (name: string) => {
@@ -68,14 +72,18 @@ export const componentsFile = (outDir: string) => join(outDir, 'components.json'
 
 export type ComponentsRecord = Record<string, AppliedComponent[] | { error: string }>;
 
-/** Applies every host's components, one host after another; a host that fails is named in `failed`. */
+/**
+ * Applies every host's components, one host after another, each under its lease (a host
+ * leased by another run is refused, naming the holder); a host that fails is named in `failed`.
+ */
 export async function applyLabComponents(lab: Lab, logDir: string, say: (line: string) => void): Promise<{ record: ComponentsRecord; failed: Record<string, string> }> {
   const record: ComponentsRecord = {};
   const failed: Record<string, string> = {};
+  const lease = { ...lab.lease, runId: process.env.LABRIG_RUN_ID || `components-${process.pid}`, recorder: silentRecorder };
   for (const config of lab.hosts.filter(hasComponents)) {
     const host = new Host(config, { logDir });
     try {
-      record[config.name] = await applyComponents(host);
+      record[config.name] = await withLease(host, lease, () => applyComponents(host));
       for (const a of record[config.name] as AppliedComponent[]) say(`${config.name}: ${a.component} ${a.has} (${a.action})`);
     } catch (e) {
       const error = (e as Error).message;

@@ -5,9 +5,10 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { shellQuote } from '../drivers/ssh.js';
+import { silentRecorder } from '../drivers/recorder.js';
 import { versionMismatches } from './facts.js';
 import { Host } from './host.js';
+import { acquireLease, readLease, type Lease } from './lease.js';
 import type { HostConfig, Lab } from './schema.js';
 
 export interface Check {
@@ -29,15 +30,33 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
   const host = new Host(config, { logDir });
   const checks: Check[] = [];
   const name = config.name;
+  let lease: Lease | undefined;
   try {
     const ssh = await attempt(name, 'ssh', async () => {
       await host.exec('true', { timeoutMs: 20_000, check: true });
       return `${config.ssh.user}@${config.ssh.address}:${config.ssh.port}, host key ${config.ssh.hostKey} matches`;
     });
     checks.push(ssh);
+    // doctor types into the console: only while holding the host's lease, so never into a test's host.
+    let noLease = 'SSH is down, so the lease cannot be taken';
+    if (ssh.ok)
+      checks.push(
+        await attempt(name, 'lease', async () => {
+          if (!config.console) return await readLease(host.ssh, lab.lease);
+          try {
+            lease = await acquireLease(host, { ...lab.lease, runId: process.env.LABRIG_RUN_ID || `doctor-${process.pid}`, recorder: silentRecorder });
+            return 'free: taken while doctor types into the console';
+          } catch (e) {
+            noLease = (e as Error).message.split('\n')[0]!;
+            if (!noLease.startsWith('[lab:lease-held]')) throw e;
+            return noLease.replace(/^\[lab:lease-held\] (host \S+: )?the lease at \S+ is /, '');
+          }
+        }),
+      );
     if (config.console)
       checks.push(
         await attempt(name, 'console', async () => {
+          if (!lease) throw new Error(`not typed into without the host's lease: ${noLease}`);
           const console = await host.console();
           await console.write('\n');
           await console.expect(/[^\s]/, { timeoutMs: 15_000, what: 'any output after a newline', from: console.received });
@@ -46,21 +65,6 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
       );
     if (host.power) checks.push(await attempt(name, 'power', async () => `status ${await host.power!.status()}`));
     if (ssh.ok) {
-      checks.push(
-        await attempt(name, 'lease', async () => {
-          const p = lab.lease.path;
-          const lock = shellQuote(`${p}.lock`);
-          // no lock file yet (nobody ever leased this host): free, and nothing is created here
-          const probe = await host.run(`if [ ! -e ${lock} ]; then echo never; elif flock -n ${lock} true; then echo free; else echo held; fi`);
-          const verdict = probe.stdout.trim();
-          if (verdict === 'never') return 'free (never leased)';
-          if (verdict === 'free') return 'free';
-          if (verdict !== 'held') throw new Error(`cannot read the lease lock ${p}.lock: ${(probe.stderr || probe.stdout).trim() || `exit ${probe.code}`}`);
-          const r = await host.run(`cat ${shellQuote(p)}; echo; echo $(( $(date +%s) - $(cat ${shellQuote(`${p}.heartbeat`)}) ))`);
-          const [holder, age] = r.stdout.trim().split('\n');
-          return `held by ${holder || 'an unknown holder'}, heartbeat ${age ?? '?'} s ago`;
-        }),
-      );
       checks.push(
         await attempt(name, 'facts', async () => {
           const facts = await host.facts();
@@ -73,6 +77,7 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
     }
   } finally {
     await host.close().catch(() => undefined);
+    await lease?.release();
   }
   return checks;
 }

@@ -53,7 +53,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       const host = new Host(config, { logDir, recorder: consoleRecorder(`[${name}] `) });
       const quarantined = readQuarantine()[config.name];
       if (quarantined) return use({ host, lease: undefined, factsAttached: true, quarantined });
-      const lease = await acquireLease(host.ssh, { ...lab.lease, runId, recorder: consoleRecorder(`[${name}] `) });
+      const lease = await acquireLease(host, { ...lab.lease, runId, recorder: consoleRecorder(`[${name}] `) });
       const state = { host, lease, factsAttached: false };
       try {
         if (config.console) await host.console();

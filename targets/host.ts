@@ -23,6 +23,16 @@ export interface HostOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** What must hold while a host is used and be re-established when it returns (the lease). */
+export interface HostGuard {
+  /** The host is about to go away on purpose (reboot, kexec) for up to `awayMs`. */
+  beforeTransition(awayMs: number): Promise<void>;
+  /** The host is back with a new boot_id: re-establish, or throw a LabError. */
+  afterReturn(): Promise<void>;
+  /** Before each command: throws a LabError when the guard does not hold. */
+  check(): Promise<void>;
+}
+
 export class Host {
   readonly name: string;
   readonly ssh: SshSession;
@@ -31,6 +41,7 @@ export class Host {
   private consoleStream: Console | undefined;
   private consoleShellInstance: Shell | undefined;
   private recorder: Recorder;
+  private readonly guards = new Set<HostGuard>();
   /** Set after a failed transition (did not return): later tests skip with this reason. */
   broken: string | undefined;
 
@@ -45,6 +56,21 @@ export class Host {
     this.power = config.power ? createPower(config.power, forwarding) : undefined;
   }
 
+  /** Registers a guard (the lease does); returns its removal. */
+  addGuard(guard: HostGuard): () => void {
+    this.guards.add(guard);
+    return () => void this.guards.delete(guard);
+  }
+
+  /** Before sending the host away (reboot, kexec): the guards prepare for it, e.g. the lease reserves itself. */
+  async announceTransition(awayMs: number): Promise<void> {
+    for (const g of this.guards) await g.beforeTransition(awayMs);
+  }
+
+  private async checkGuards(): Promise<void> {
+    for (const g of this.guards) await g.check();
+  }
+
   /** Fixtures swap the recorder per test so steps land in the right test. */
   useRecorder(recorder: Recorder): void {
     this.recorder = recorder;
@@ -57,6 +83,7 @@ export class Host {
   /** An ordinary command, through the persistent shell over SSH (stdin is /dev/null). */
   async run(command: string, opts: ShellRunOptions = {}): Promise<CommandResult> {
     this.assertUsable();
+    await this.checkGuards();
     try {
       this.shell ??= await openSshShell(this.ssh, this.opts.logDir, this.recorder);
     } catch (e) {
@@ -77,6 +104,7 @@ export class Host {
   /** A command on its own SSH channel: when it needs stdin, a pty, or must not share a shell. */
   async exec(command: string, opts: ExecOptions & { check?: boolean } = {}): Promise<CommandResult> {
     this.assertUsable();
+    await this.checkGuards();
     const r = await this.ssh.exec(command, opts);
     if (opts.check && r.code !== 0)
       throw new ProductError('command-failed', `exit ${r.code ?? r.signal}: ${command}\n${(r.stderr || r.stdout).trim().slice(-2000)}`, { host: this.name });
@@ -124,33 +152,41 @@ export class Host {
 
   /**
    * Waits until the host answers SSH with a boot_id other than `previousBootId`, watching
-   * the console (if open) for death strings meanwhile. Polls every 100 ms.
+   * the console (if open) for death strings meanwhile. Polls every 100 ms. Once it is back the
+   * guards re-establish themselves (the lease is taken again, or the wait fails `lease-lost`).
    */
   async waitForReturn(previousBootId: string, timeoutMs = this.config.returnTimeoutMs): Promise<{ bootId: string; ms: number }> {
     const t0 = performance.now();
     return this.recorder.step(`wait for ${this.name} to return`, { timeoutMs }, async () => {
+      // A transition the caller did not announce (its own `reboot`): best effort, the host may be going already.
+      await this.announceTransition(timeoutMs);
       await this.dropSessions();
       const deadline = Date.now() + timeoutMs;
       const console = this.consoleStream && !this.consoleStream.closed ? this.consoleStream : undefined;
       const ac = new AbortController();
       const watch = console?.expect(/(?!)/, { timeoutMs, what: 'death strings while the host returns', signal: ac.signal }).catch((e: unknown) => e);
+      let back: { bootId: string; ms: number } | undefined;
       try {
-        while (Date.now() < deadline) {
+        while (!back && Date.now() < deadline) {
           const died = await Promise.race([watch, sleep(0).then(() => undefined)]);
           if (died instanceof ProductError && died.kind === 'panic') throw died;
           try {
             await this.ssh.connect();
             const r = await this.ssh.exec('cat /proc/sys/kernel/random/boot_id', { timeoutMs: 10_000 });
             const bootId = r.stdout.trim();
-            if (r.code === 0 && bootId && bootId !== previousBootId) return { bootId, ms: Math.round(performance.now() - t0) };
-            this.ssh.close();
+            if (r.code === 0 && bootId && bootId !== previousBootId) back = { bootId, ms: Math.round(performance.now() - t0) };
+            else this.ssh.close();
           } catch {
             // not back yet
           }
-          await sleep(100);
+          if (!back) await sleep(100);
         }
       } finally {
         ac.abort();
+      }
+      if (back) {
+        for (const g of this.guards) await g.afterReturn();
+        return back;
       }
       this.broken = `did not return within ${timeoutMs} ms`;
       throw new LabError('did-not-return', `no SSH with a new boot_id within ${timeoutMs} ms`, {
@@ -164,6 +200,7 @@ export class Host {
   /** Reboot through the OS (or the power controller with how='power'), proven by a new boot_id. */
   async reboot(how: 'os' | 'power' = 'os', timeoutMs?: number): Promise<{ bootId: string; ms: number }> {
     const before = await this.bootId();
+    await this.announceTransition(timeoutMs ?? this.config.returnTimeoutMs);
     await this.recorder.step(`reboot ${this.name}`, { how }, async () => {
       if (how === 'power') {
         if (!this.power) throw new LabError('config', 'reboot via power requested but the host has no power controller', { host: this.name });

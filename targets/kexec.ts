@@ -79,6 +79,8 @@ export async function kexecInto(host: Host, opts: KexecOptions = {}): Promise<Ke
     if (r.code !== 0) throw new ProductError('command-failed', `kexec -l ${target.image} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`, { host: host.name });
   });
 
+  // The lease reserves itself before the holder dies with the old kernel (sync below keeps it).
+  await host.announceTransition(timeoutMs);
   const t0 = await rec.step('sync; kexec -e', { host: host.name }, async () => {
     // kexec -e does not sync (FIELD-NOTES). The marker says the shell reached kexec; the
     // connection then dies with the kernel, so this channel is never waited on again.
