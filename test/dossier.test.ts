@@ -147,6 +147,6 @@ test('the verifier reads what GNU tar writes for long names, gnu and pax formats
   for (const format of ['gnu', 'posix']) {
     const out = join(work, `long-${format}.tar.gz`);
     await sh('tar', ['-czf', out, `--format=${format}`, '-C', dir, longName]);
-    expect((await readTarGz(out)).map((e) => [e.name, e.kind, e.data.toString()])).toEqual([[longName, 'file', 'x\n']]);
+    expect((await readTarGz(out)).map((e) => [e.name, e.type, e.data.toString()])).toEqual([[longName, 'file', 'x\n']]);
   }
 });
