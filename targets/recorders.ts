@@ -35,3 +35,20 @@ export function allureRecorder(redact: (text: string) => string): Recorder {
     log: (line) => void allure.logStep(redact(line)),
   };
 }
+
+/**
+ * Masks secrets in everything this process writes to stdout and stderr from now on: in a test
+ * worker that is what Playwright captures as a test's stdout/stderr (the live terminal lines, the
+ * junit system-out/err, the Allure stdout/stderr attachments), the driver log lines included.
+ * One write is matched at a time (console.log writes whole lines). Returns the undo.
+ */
+export function maskStdio(redact: (text: string) => string): () => void {
+  const streams = [process.stdout, process.stderr];
+  const originals = streams.map((s) => s.write);
+  for (const stream of streams) {
+    const write = stream.write.bind(stream) as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean;
+    stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) =>
+      write(typeof chunk === 'string' ? redact(chunk) : Buffer.from(redact(Buffer.from(chunk).toString('latin1')), 'latin1'), ...rest)) as typeof stream.write;
+  }
+  return () => streams.forEach((s, i) => (s.write = originals[i]!));
+}

@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { isLabError, LabError } from '../drivers/errors.js';
 
 const MAX_MESSAGE = 64 * 1024;
+const ALLURE_RUNTIME_MESSAGE = 'application/vnd.allure.message+json';
 
 const attemptSchema = z.object({
   retry: z.number().int().min(0),
@@ -37,6 +38,8 @@ export async function rememberFailure(testInfo: TestInfo, outDir: string): Promi
   await mkdir(dir, { recursive: true });
   const evidence: AttemptRecord['evidence'] = [];
   for (const [i, a] of testInfo.attachments.entries()) {
+    // allure-js runtime messages (steps, parameters) belong to the attempt that made them
+    if (a.contentType === ALLURE_RUNTIME_MESSAGE) continue;
     const kept = join(dir, `${i}-${a.name.replace(/[^\w.-]/g, '_')}`);
     if (a.body) await writeFile(kept, a.body);
     else if (a.path) await copyFile(a.path, kept).catch(() => undefined);
