@@ -43,7 +43,8 @@ declare module 'tar-stream' {
   }
 
   export interface Pack extends Readable {
-    entry(header: Headers, buffer?: string | Buffer, callback?: (err?: Error) => void): Writable;
+    entry(header: Headers, callback?: (err?: Error) => void): Writable;
+    entry(header: Headers, buffer: string | Buffer, callback?: (err?: Error) => void): Writable;
     finalize(): void;
   }
 
