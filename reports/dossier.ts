@@ -9,7 +9,7 @@
  *   lab.json           the lab config the run used (secrets only as env-var names)
  *   run-manifest.json  the run's own manifest (facts, counts, SHA-256 of every Allure attachment)
  *   junit.xml          when the run has one
- *   logs/…             console and shell logs of the run
+ *   logs/…             console and shell logs of the run (secrets masked)
  * tar.gz rather than zip: GNU tar and gzip are on every Linux runner (and tar.exe on Windows 10+),
  * so a vendor unpacks it with nothing to install, and node's zlib lets the verifier read it in
  * memory without unpacking; a zip would need a new dependency or the zip tool in the setup.
@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { singleFileReport } from './dossier-html.js';
 import { findSecrets, secretsOf, type SecretHit } from './dossier-secrets.js';
+import { redactRunOutput } from './redact.js';
 import { DOSSIER_MANIFEST, sha256, verifyDossier, type DossierManifest, type DossierVerification } from './dossier-verify.js';
 import { versionComponents } from './compare.js';
 import { readRunManifest, resolveRunDir, runResultsDir, defaultRunsDir } from './run-dir.js';
@@ -103,6 +104,9 @@ export async function buildDossier(opts: DossierOptions): Promise<BuiltDossier> 
   const stageDir = await mkdtemp(join(tmpdir(), 'labrig-dossier-'));
   try {
     const names = await stage(runDir, stageDir);
+    const lab = JSON.parse(await readFile(join(stageDir, 'lab.json'), 'utf8')) as unknown;
+    // Raw logs were written as the console spoke: what leaves the lab is masked; the scan below is the last gate.
+    await redactRunOutput({ dirs: [join(stageDir, 'logs'), join(stageDir, 'junit.xml')], config: lab, env: opts.env ?? process.env });
     const { hits, unscanned } = await scanForSecrets(stageDir, names, runResultsDir(runDir)!, opts.env ?? process.env);
     if (hits.length) {
       const list = [...new Set(hits.map((h) => `  ${h.file}: ${h.what}`))].join('\n');

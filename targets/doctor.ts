@@ -2,7 +2,7 @@
  * The lab's health check (LAVA's idea): for every host, can we reach it the way the suites
  * will? One line per check; a host with a failed check is not fit for a run.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentRecorder } from '../drivers/recorder.js';
@@ -82,9 +82,14 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
   return checks;
 }
 
-export async function doctor(lab: Lab, only?: string[]): Promise<Check[]> {
-  const logDir = await mkdtemp(join(tmpdir(), 'labrig-doctor-'));
+/** Console logs go to `logDir` when given (a run keeps them as evidence), else to a temporary folder removed at the end. */
+export async function doctor(lab: Lab, only?: string[], logDir?: string): Promise<Check[]> {
+  const dir = logDir ?? (await mkdtemp(join(tmpdir(), 'labrig-doctor-')));
   const results: Check[] = [];
-  for (const config of lab.hosts.filter((h) => !only?.length || only.includes(h.name))) results.push(...(await doctorHost(config, lab, logDir)));
+  try {
+    for (const config of lab.hosts.filter((h) => !only?.length || only.includes(h.name))) results.push(...(await doctorHost(config, lab, dir)));
+  } finally {
+    if (!logDir) await rm(dir, { recursive: true, force: true });
+  }
   return results;
 }

@@ -25,7 +25,7 @@ export const sshSchema = z.strictObject({
   hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned host-key fingerprint "SHA256:…" (ssh-keygen -lf)'),
   /** sshd MaxSessions: channels open at once on one connection. */
   maxChannels: z.number().int().min(1).max(64).default(10),
-  keepaliveMs: z.number().int().min(0).default(10_000),
+  keepaliveMs: z.number().int().positive().default(10_000),
   connectTimeoutMs: z.number().int().min(100).default(15_000),
 });
 
@@ -39,15 +39,18 @@ const loginSchema = z.strictObject({
   prompt: z.string().default(DEFAULT_PROMPT),
 });
 
-export const consoleSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('serial'), path: z.string().min(1), baud: z.number().int().positive().default(115200) }),
-  z.strictObject({ kind: z.literal('tcp'), address: z.string().min(1), port, telnet: z.boolean().default(false) }),
-  z.strictObject({ kind: z.literal('unix'), path: z.string().min(1) }),
-  /** A command whose stdio is the console: ipmitool sol activate (on the runner), virsh/xl console (over SSH). */
-  z.strictObject({ kind: z.literal('command'), argv, on: z.enum(['runner', 'ssh']).default('runner') }),
-]);
+/** Env-var names of the secrets a `command` console or power command reads from its environment: masked wherever they show. */
+const secretEnv = z.array(envVarName).optional();
 
-const consoleWithLogin = z.intersection(consoleSchema, z.object({ login: loginSchema.optional() }));
+/** Each kind is strict with its login: a typo (`buad`, `telent`) is an error, never a silently ignored key. */
+const login = loginSchema.optional();
+export const consoleSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('serial'), path: z.string().min(1), baud: z.number().int().positive().default(115200), login }),
+  z.strictObject({ kind: z.literal('tcp'), address: z.string().min(1), port, telnet: z.boolean().default(false), login }),
+  z.strictObject({ kind: z.literal('unix'), path: z.string().min(1), login }),
+  /** A command whose stdio is the console: ipmitool sol activate (on the runner), virsh/xl console (over SSH). */
+  z.strictObject({ kind: z.literal('command'), argv, on: z.enum(['runner', 'ssh']).default('runner'), secretEnv, login }),
+]);
 
 export const powerSchema = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -74,6 +77,7 @@ export const powerSchema = z.discriminatedUnion('kind', [
     off: argv,
     /** Prints on/off (case-insensitive) on stdout. */
     status: argv,
+    secretEnv,
     minOffMs: z.number().int().min(0).default(5000),
   }),
   z.strictObject({
@@ -288,7 +292,7 @@ export const hostSchema = z.strictObject({
   role: z.union([z.enum(roles), z.array(z.enum(roles)).min(1)]).transform((r) => (Array.isArray(r) ? r : [r])),
   description: z.string().optional(),
   ssh: sshSchema,
-  console: consoleWithLogin.optional(),
+  console: consoleSchema.optional(),
   power: powerSchema.optional(),
   expect: expectSchema,
   /** How long a reboot or kexec may take before the host counts as lost. */
@@ -309,7 +313,7 @@ export const labSchema = z
         heartbeatMs: z.number().int().positive().default(20_000),
         /** How long to wait for a held lease before failing. */
         waitMs: z.number().int().min(0).default(60_000),
-        path: z.string().default('/var/lock/labrig.lease'),
+        path: z.string().startsWith('/', 'an absolute path on the host').default('/var/lock/labrig.lease'),
       })
       .default({ ttlMs: 120_000, heartbeatMs: 20_000, waitMs: 60_000, path: '/var/lock/labrig.lease' }),
     /** How often a test that failed for a lab reason (unreachable, lease held, …) is run again. Product failures never are. */
@@ -319,6 +323,8 @@ export const labSchema = z
     hosts: z.array(hostSchema).min(1),
   })
   .superRefine((lab, ctx) => {
+    if (lab.lease.ttlMs <= lab.lease.heartbeatMs)
+      ctx.addIssue({ code: 'custom', path: ['lease', 'ttlMs'], message: `must be more than lease.heartbeatMs (${lab.lease.heartbeatMs}): a live lease would look stale between two heartbeats` });
     const seen = new Set<string>();
     lab.hosts.forEach((h, i) => {
       if (seen.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${h.name}"` });
@@ -332,7 +338,7 @@ export type LabInput = z.input<typeof labSchema>;
 export type Lab = z.output<typeof labSchema>;
 export type HostConfig = z.output<typeof hostSchema>;
 export type SshConfig = z.output<typeof sshSchema>;
-export type ConsoleConfig = z.output<typeof consoleWithLogin>;
+export type ConsoleConfig = z.output<typeof consoleSchema>;
 export type PowerConfig = z.output<typeof powerSchema>;
 export type Role = (typeof roles)[number];
 export type Feature = (typeof features)[number];

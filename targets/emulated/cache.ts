@@ -6,12 +6,13 @@
  * so a half-built image is never mistaken for a cached one.
  */
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { isLabError, LabError } from '../../drivers/errors.js';
 import { ensureKeyPair, fingerprintOf } from './sshd.js';
-import { acquireLock } from './proc.js';
+import { acquireLock, isOurProcess } from './proc.js';
+import { ensurePrivateDir } from './private-dir.js';
 import type { DebPackage, Progress } from './debs.js';
 
 export function cacheRoot(): string {
@@ -22,8 +23,8 @@ export const debCacheDir = (arch: string) => join(cacheRoot(), 'debs', arch);
 
 /** The lab's client key pair: generated once, its public half baked into every image. */
 export async function clientKey(): Promise<{ privateKey: string; publicKey: string; publicKeyText: string }> {
-  const dir = join(cacheRoot(), 'client');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Its public half is root's authorized_keys on every image: a key pair someone else planted would let them in.
+  const dir = ensurePrivateDir(join(cacheRoot(), 'client'), "the emulated lab's client key directory");
   const privateKey = join(dir, 'id_ed25519');
   await ensureKeyPair(privateKey, 'labrig-emulated-lab');
   const publicKey = `${privateKey}.pub`;
@@ -82,6 +83,22 @@ function loaded(dir: string, manifest: ImageManifest): BuiltImage {
 }
 
 /**
+ * Build folders (`<image>.tmp-<pid>`, `<image>.work-<pid>`: hundreds of MB each) of a build whose
+ * process is gone — killed, or the machine rebooted mid-build — are removed. A live PID keeps its
+ * folders (a reused PID only delays their removal).
+ */
+export async function sweepStaleBuilds(images: string): Promise<string[]> {
+  const swept: string[] = [];
+  for (const name of await readdir(images).catch(() => [] as string[])) {
+    const pid = /\.(?:tmp|work)-(\d+)$/.exec(name)?.[1];
+    if (!pid || Number(pid) === process.pid || isOurProcess(Number(pid))) continue;
+    await rm(join(images, name), { recursive: true, force: true });
+    swept.push(name);
+  }
+  return swept;
+}
+
+/**
  * Returns the cached image `<name>-<key>`, or builds it with `build(tmpDir, workDir)` (which
  * writes its files to tmpDir, scratch to workDir, and returns the manifest) and moves it
  * into place. The scratch (unpacked packages: hundreds of MB for a kernel) is removed.
@@ -94,9 +111,19 @@ export async function cachedImage(
 ): Promise<BuiltImage> {
   const images = join(cacheRoot(), 'images');
   const dir = join(images, `${name}-${key}`);
-  await mkdir(images, { recursive: true });
+  // Images hold guest host private keys (in their initrds and disks): readable by us only.
+  await mkdir(images, { recursive: true, mode: 0o700 });
+  await chmod(images, 0o700);
   const manifestPath = join(dir, 'manifest.json');
-  const read = async () => loaded(dir, JSON.parse(await readFile(manifestPath, 'utf8')) as ImageManifest);
+  const read = async () => {
+    let manifest: ImageManifest;
+    try {
+      manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as ImageManifest;
+    } catch (e) {
+      throw new LabError('lab-setup', `cached image manifest ${manifestPath} is unreadable (${(e as Error).message}): remove ${dir} to rebuild it`, {}, { cause: e });
+    }
+    return loaded(dir, manifest);
+  };
   if (await access(manifestPath).then(() => true, () => false)) {
     progress(`using cached image ${dir}`);
     return read();
@@ -105,11 +132,12 @@ export async function cachedImage(
   const release = await acquireLock(`${dir}.lock`, { timeoutMs: 30 * 60_000, what: `building image ${name}` });
   try {
     if (await access(manifestPath).then(() => true, () => false)) return read();
+    await sweepStaleBuilds(images);
     const tmp = `${dir}.tmp-${process.pid}`;
     const work = `${dir}.work-${process.pid}`;
     for (const d of [tmp, work]) {
       await rm(d, { recursive: true, force: true });
-      await mkdir(d, { recursive: true });
+      await mkdir(d, { recursive: true, mode: 0o700 });
     }
     const t0 = Date.now();
     progress(`building image ${name}-${key} in ${tmp}`);

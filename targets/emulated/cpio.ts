@@ -5,7 +5,7 @@
  * devtmpfs exists; making it with mknod in the cache would need privileges we do not want).
  */
 import { createWriteStream } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { chmod, lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export type CpioEntry =
@@ -75,12 +75,14 @@ export const CONSOLE_AND_NULL: readonly CpioEntry[] = [
   { type: 'char', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
 ];
 
+/** Written 0600: an initramfs may carry a guest's host private key (emu-mini, xen dom0). */
 export async function writeInitramfs(root: string, extra: readonly CpioEntry[], outFile: string): Promise<number> {
   const archive = newcArchive([...(await entriesOf(root)), ...extra]);
   await new Promise<void>((resolve, reject) => {
-    const ws = createWriteStream(outFile, { mode: 0o644 });
+    const ws = createWriteStream(outFile, { mode: 0o600 });
     ws.on('error', reject);
     ws.end(archive, () => resolve());
   });
+  await chmod(outFile, 0o600);
   return archive.length;
 }

@@ -4,7 +4,7 @@
  * real (process ours, QEMU running, SSH answering with the pinned key). A host that fails
  * any check is stopped and started again by labUp, never reused as it is.
  */
-import { readFile, mkdir, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabError } from '../../drivers/errors.js';
@@ -17,7 +17,7 @@ import { vmHost, vmHosts, type EmulatedVmHost, type HostInput, type VmHostRecord
 import { acquireLock, isOurProcess, stopProcess } from './proc.js';
 import { assertPortFree, sshBootId, waitForSsh, writeKnownHosts } from './probe.js';
 import { launchVm, logTail, waitForConsole } from './qemu-vm.js';
-import { markerOf, readState, removeState, runDirOf, writeState, type HostRecord, type LabState } from './state.js';
+import { ensureRunDir, markerOf, readState, removeState, runDirOf, writeState, type HostRecord, type LabState } from './state.js';
 import { daemonsHealthy, EMU_ARM64, emuArm64LabHost, startEmuArm64, stopDaemons } from './emu-arm64.js';
 
 export const EMU_ARM64_SSH_PORT = 2222;
@@ -128,7 +128,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   const progress = opts.progress ?? stderrProgress;
   const wanted = opts.hosts?.length ? opts.hosts : labHostNames;
   checkNames(wanted);
-  await mkdir(runDir, { recursive: true });
+  ensureRunDir(runDir);
   const release = await lockOf(runDir);
   try {
     const state: LabState = readState(runDir) ?? { version: 1, runDir, hosts: {} };

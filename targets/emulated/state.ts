@@ -1,12 +1,17 @@
 /**
- * The running emulated lab, as `lab up` left it: `${LABRIG_RUN_DIR:-/tmp/labrig-lab}/state.json`
- * with every PID, port, socket, pty and pinned host key. `lab down`, `lab status` and the
- * lab config all read it; nothing is trusted from it without checking the process is ours.
+ * The running emulated lab, as `lab up` left it: `<run dir>/state.json` with every PID, port,
+ * socket, pty and pinned host key. The run dir is `$LABRIG_RUN_DIR`, else `~/.cache/labrig/run`:
+ * never a predictable /tmp path, and refused unless it is ours alone (private-dir.ts), because
+ * its keys and state.json's startArgv are trusted. `lab down`, `lab status` and the lab config
+ * all read it; nothing is trusted from it without checking the process is ours.
  */
-import { readFileSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstatSync, readFileSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { LabError } from '../../drivers/errors.js';
 import type { VmHostRecord } from './hosts.js';
+import { checkPrivateDir, ensurePrivateDir } from './private-dir.js';
 
 /** A daemon the lab needs on a host; stopped by the lab only when it started it. */
 export interface DaemonRecord {
@@ -43,27 +48,42 @@ export interface LabState {
 }
 
 export function runDirOf(explicit?: string): string {
-  return explicit ?? process.env.LABRIG_RUN_DIR ?? '/tmp/labrig-lab';
+  return resolve(explicit ?? process.env.LABRIG_RUN_DIR ?? join(homedir(), '.cache', 'labrig', 'run'));
+}
+
+/** Creates the run dir (0700) or checks the one there; a lab-setup error when it is not ours alone. */
+export function ensureRunDir(runDir: string): string {
+  return ensurePrivateDir(runDir, 'the emulated lab run directory');
 }
 
 export const statePath = (runDir: string) => join(runDir, 'state.json');
 
 /** Synchronous, so a lab config can be computed where the runner loads it. */
 export function readState(runDir: string): LabState | undefined {
+  if (!checkPrivateDir(runDir, 'the emulated lab run directory')) return undefined;
+  const path = statePath(runDir);
   let text: string;
   try {
-    text = readFileSync(statePath(runDir), 'utf8');
-  } catch {
-    return undefined;
+    const st = lstatSync(path);
+    if (!st.isFile() || st.uid !== (process.getuid?.() ?? 0)) throw new LabError('lab-setup', `refusing ${path}: not a regular file of ours`);
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
   }
-  const parsed = JSON.parse(text) as LabState;
+  let parsed: LabState;
+  try {
+    parsed = JSON.parse(text) as LabState;
+  } catch (e) {
+    throw new LabError('lab-setup', `${path} is not valid JSON (${(e as Error).message}): the emulated lab's state is unreadable; remove the file and stop what is left of the lab by hand`, {}, { cause: e });
+  }
   return parsed.version === 1 ? parsed : undefined;
 }
 
 export async function writeState(state: LabState): Promise<void> {
-  await mkdir(state.runDir, { recursive: true });
+  ensureRunDir(state.runDir);
   const tmp = `${statePath(state.runDir)}.${process.pid}`;
-  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   await rename(tmp, statePath(state.runDir));
 }
 
