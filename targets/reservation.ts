@@ -37,7 +37,8 @@ export interface RemoteExec {
   exec(command: string, opts?: ExecOptions): Promise<CommandResult>;
 }
 
-const TIMEOUT_MS = 20_000;
+// generous: an emulated host under TCG on a loaded runner answers a `cat` in seconds, not milliseconds
+const TIMEOUT_MS = 60_000;
 
 /** user@runner; LABRIG_USER names the person when everybody logs in to a shared runner as root. */
 export function whoAmI(env: NodeJS.ProcessEnv = process.env): string {
