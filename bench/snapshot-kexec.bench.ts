@@ -21,7 +21,7 @@ if (!config) throw new Error(`no ${wanted ?? 'x86-pmem'} host in lab ${lab.name}
 const rec = consoleRecorder(`[${config.name}] `);
 const { runId } = runContext();
 const host = new Host(config, { logDir: logsDirOf(runContext()), recorder: rec });
-const lease = await acquireLease(host.ssh, { ...lab.lease, runId, recorder: rec });
+const lease = await acquireLease(host, { ...lab.lease, runId, recorder: rec });
 const p = paramsOf(host);
 let stop: (() => Promise<void>) | undefined;
 try {

@@ -1,4 +1,4 @@
-/** `npx labrig <command>`: doctor, console, report, compare, dossier, lab up/down/status, run. */
+/** `npx labrig <command>`: doctor, console, power, ssh, lock/unlock/who, state, report, compare, trend, dossier, lab up/down/status, run. */
 import { Command, CommanderError } from 'commander';
 import { isLabError } from '../drivers/errors.js';
 import { reportCommand } from '../reports/cli.js';
@@ -8,11 +8,13 @@ import { trendCommand } from '../reports/trend-cli.js';
 import { loadLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
-import { labDown, labStatus } from '../targets/emulated/lab.js';
+import { labDown, labHostNames, labStatus } from '../targets/emulated/lab.js';
 import { attachConsole } from './console.js';
+import { commandAction, pickHosts, UsageError } from './host-args.js';
+import { registerHostCommands } from './host-commands.js';
 import { onInterrupt } from './interrupt.js';
 import { runCommand } from './run.js';
-import { UsageError } from './usage.js';
+import { labrigVersion } from './version.js';
 
 const EXIT_CODES = `
 Exit codes (every command):
@@ -43,17 +45,33 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('labrig')
     .description('hardware-in-the-loop harness for virtualization labs')
     .showHelpAfterError()
-    .exitOverride()
     .addHelpText('after', EXIT_CODES);
+  // `labrig ssh host ls -la`: options after a command's arguments belong to it
+  program.enablePositionalOptions();
+  // a usage error (bad arguments, unknown command or option) exits 2, as config errors do
+  program.exitOverride((e) => {
+    if (e.exitCode !== 0) process.exit(2);
+  });
+  program.option('-V, --version', 'print the version (package.json and git revision)');
+  program.on('option:version', () => {
+    process.stdout.write(`${labrigVersion()}\n`);
+    process.exit(0);
+  });
 
   program
     .command('doctor')
     .description('check every host: SSH with the pinned key, console, power, lease, facts')
     .argument('[hosts...]', 'only these hosts')
-    .action(async (hosts: string[]) => {
-      const checks = await doctor(await loadLab(), hosts);
-      for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
-      code = checks.every((c) => c.ok) ? 0 : 3;
+    .option('--json', 'the checks as JSON: [{host, check, ok, detail}]')
+    .action(async (hosts: string[], opts: { json?: boolean }) => {
+      code = await commandAction('doctor', async () => {
+        const lab = await loadLab();
+        pickHosts(lab, hosts);
+        const checks = await doctor(lab, hosts);
+        if (opts.json) process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
+        else for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
+        return checks.every((c) => c.ok) ? 0 : 3;
+      });
     });
 
   program
@@ -61,8 +79,10 @@ export async function main(argv: string[]): Promise<number> {
     .description('attach to a host console interactively (detach: Ctrl-])')
     .argument('<host>')
     .action(async (host: string) => {
-      code = await attachConsole(await loadLab(), host);
+      code = await commandAction('console', async () => attachConsole(await loadLab(), host));
     });
+
+  registerHostCommands(program, (c) => (code = c));
 
   program
     .command('report')
@@ -105,13 +125,22 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   const lab = program.command('lab').description('the emulated lab on this machine');
-  for (const action of ['up', 'down', 'status'] as const)
-    lab
-      .command(action)
-      .argument('[hosts...]')
-      .action(async (hosts: string[]) => {
-        code = action === 'up' ? await labUpInterruptible(hosts) : await labCommand(action, hosts.length ? hosts : undefined);
+  for (const action of ['up', 'down', 'status'] as const) {
+    const sub = lab.command(action).argument('[hosts...]');
+    if (action === 'status') sub.option('--json', 'one {name, state, detail} per host, as JSON');
+    sub.action(async (hosts: string[], opts: { json?: boolean }) => {
+      code = await commandAction(`lab ${action}`, async () => {
+        const unknown = hosts.filter((h) => !labHostNames.includes(h));
+        if (unknown.length) throw new UsageError(`no emulated host ${unknown.map((h) => `"${h}"`).join(', ')} (hosts: ${labHostNames.join(', ')})`);
+        // every way `lab up/down/status` fails (a host down, a build, a boot) is the lab's
+        if (action === 'up') return labUpInterruptible(hosts);
+        if (!opts.json) return (await labCommand(action, hosts.length ? hosts : undefined)) === 0 ? 0 : 3;
+        const rows = (await labStatus()).filter((r) => !hosts.length || hosts.includes(r.name));
+        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        return rows.every((r) => r.state === 'up') ? 0 : 3;
       });
+    });
+  }
 
   program
     .command('run')

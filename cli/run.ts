@@ -21,7 +21,7 @@ import { repoRoot, resolveRunContext, runContextEnv, type RunContext } from '../
 import type { Lab } from '../targets/schema.js';
 import { archiveRun } from './archive.js';
 import { onInterrupt } from './interrupt.js';
-import { UsageError } from './usage.js';
+import { UsageError } from './host-args.js';
 
 const say = (line: string) => process.stderr.write(`labrig: ${line}\n`);
 const playwrightCli = join(repoRoot, 'node_modules', '@playwright', 'test', 'cli.js');

@@ -209,11 +209,22 @@ class CommandPower extends OffOnPower {
   constructor(private readonly c: CommandConfig, recorder: Recorder, opts: PowerOptions) {
     super('command', c.minOffMs, recorder, opts);
   }
+  /** The power tool failing to run at all (not found, hung) is the lab's failure, like a BMC that does not answer. */
+  private async local(argv: readonly string[], timeoutMs: number) {
+    try {
+      return await runLocal(argv, { timeoutMs, recorder: this.recorder, check: false });
+    } catch (e) {
+      throw new LabError('unreachable', `power command ${argv.join(' ')}: ${(e as Error).message.split('\n')[0]}`, { host: this.opts.host }, { cause: e });
+    }
+  }
   protected async switchTo(state: 'on' | 'off') {
-    await runLocal(state === 'on' ? this.c.on : this.c.off, { timeoutMs: 60_000, recorder: this.recorder });
+    const argv = state === 'on' ? this.c.on : this.c.off;
+    const r = await this.local(argv, 60_000);
+    if (r.code !== 0)
+      throw new LabError('unreachable', `power ${state} command failed (${r.code !== null ? `exit ${r.code}` : r.signal ? `signal ${r.signal}` : 'did not start'}): ${argv.join(' ')}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`, { host: this.opts.host });
   }
   protected async read(): Promise<PowerState> {
-    const r = await runLocal(this.c.status, { timeoutMs: 30_000, recorder: this.recorder, check: false });
+    const r = await this.local(this.c.status, 30_000);
     if (r.code !== 0) return 'unknown';
     const word = r.stdout.trim().toLowerCase();
     return word === 'on' ? 'on' : word === 'off' ? 'off' : 'unknown';

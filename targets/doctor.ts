@@ -9,6 +9,7 @@ import { silentRecorder } from '../drivers/recorder.js';
 import { versionMismatches } from './facts.js';
 import { Host } from './host.js';
 import { acquireLease, readLease, type Lease } from './lease.js';
+import { markChecks } from './reservation.js';
 import type { HostConfig, Lab } from './schema.js';
 
 export interface Check {
@@ -65,6 +66,8 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
       );
     if (host.power) checks.push(await attempt(name, 'power', async () => `status ${await host.power!.status()}`));
     if (ssh.ok) {
+      // reserved by someone else, or not in state good: failed, so `labrig run` quarantines it
+      checks.push(...(await markChecks(host.ssh, lab.hostStateDir)).map((c) => ({ host: name, ...c })));
       checks.push(
         await attempt(name, 'facts', async () => {
           const facts = await host.facts();

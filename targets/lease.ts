@@ -14,6 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
+import { checkRunId } from './run-context.js';
 import { LabError } from '../drivers/errors.js';
 import type { Recorder } from '../drivers/recorder.js';
 import { SshSession } from '../drivers/ssh.js';
@@ -44,8 +45,6 @@ export interface Lease extends HostGuard {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// The run id's rule (as targets/run-context.ts checks LABRIG_RUN_ID): it goes to every host's lease log.
-const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 type State = 'held' | 'away' | 'interrupted' | 'lost' | 'released';
 
@@ -207,8 +206,8 @@ class HostLease implements Lease {
  * across the host's reboots and kexecs; on a bare SshSession, the caller drives transitions.
  */
 export async function acquireLease(on: Host | SshSession, o: LeaseOptions): Promise<Lease> {
-  if (!RUN_ID.test(o.runId))
-    throw new LabError('config', `run id ${JSON.stringify(printable(o.runId))} is not a run id: letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit`);
+  // It goes to every host's lease log.
+  checkRunId(o.runId);
   const host = on instanceof SshSession ? undefined : on;
   const ssh = host ? new SshSession(host.name, host.config.ssh) : (on as SshSession);
   const who = `${userInfo().username}@${hostname()} pid ${process.pid}`;

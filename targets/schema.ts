@@ -316,6 +316,8 @@ export const labSchema = z
         path: z.string().startsWith('/', 'an absolute path on the host').default('/var/lock/labrig.lease'),
       })
       .default({ ttlMs: 120_000, heartbeatMs: 20_000, waitMs: 60_000, path: '/var/lock/labrig.lease' }),
+    /** Where `labrig lock` and `labrig state` keep each host's reservation and state, on the host: a directory that survives reboots. */
+    hostStateDir: z.string().startsWith('/').default('/var/lib/labrig'),
     /** How often a test that failed for a lab reason (unreachable, lease held, …) is run again. Product failures never are. */
     labRetries: z.number().int().min(0).max(5).default(1),
     /** How many hosts are tested at once, one worker each (default: every host; LABRIG_WORKERS overrides). */

@@ -100,8 +100,9 @@ test('after redactRunOutput, a grep over the whole output folder finds no secret
 
 test('the report, the archived run and the dossier made from it: no secret, and the dossier verifies', async () => {
   test.setTimeout(300_000);
-  await finalizeReport({ resultsDirs: [join(run.outDir, 'allure-results')], outDir: run.outDir, runId: run.runId, gitRevision: 'test', historyPath: join(work, 'history.jsonl') });
-  const archived = await archiveRun({ outDir: run.outDir, runId: run.runId, lab: run.lab });
+  const historyPath = join(work, 'history.jsonl');
+  await finalizeReport({ resultsDirs: [join(run.outDir, 'allure-results')], outDir: run.outDir, runId: run.runId, gitRevision: 'test', historyPath, runsDir: join(work, 'runs') });
+  const archived = await archiveRun({ outDir: run.outDir, runId: run.runId, runsDir: join(work, 'runs'), historyPath, lab: run.lab });
   expect((await grepTree(run.outDir)).hits).toEqual([]);
   expect((await grepTree(archived)).hits).toEqual([]);
 
