@@ -31,7 +31,8 @@ export function newRunId(): string {
 }
 
 export function checkRunId(id: string): string {
-  if (!RUN_ID.test(id)) throw new LabError('config', `LABRIG_RUN_ID "${id}" is not a run id: letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit`);
+  if (!RUN_ID.test(id))
+    throw new LabError('config', `run id ${JSON.stringify(id.slice(0, 160))} is not a run id: letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit (LABRIG_RUN_ID)`);
   return id;
 }
 
