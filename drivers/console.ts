@@ -8,6 +8,7 @@
  * patterns match that text as it is. `stripAnsi`/`cleanForHumans` are offered for what a
  * caller does with `before`; tails in errors are cleaned for reading.
  */
+import { LineStamper, timestampedLogPath } from './console-timestamps.js';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -87,6 +88,8 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 
 export class Console {
   readonly logPath: string;
+  /** The same bytes with a wall-clock stamp on every line (console-timestamps.ts). */
+  private stamped: LineStamper | undefined;
   readonly name: string;
   /** Where the bytes come from ("serial /dev/ttyUSB0 @115200"). */
   readonly where: string;
@@ -155,6 +158,7 @@ export class Console {
     );
     mkdirSync(dirname(this.logPath), { recursive: true });
     this.logFd = openSync(this.logPath, 'a');
+    this.stamped = new LineStamper(timestampedLogPath(this.logPath));
     const { readable, writable } = transport;
     readable.on('data', (chunk: Buffer | string) => this.ingest(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
     readable.once('end', () => void this.finish('the stream ended', false));
@@ -258,6 +262,7 @@ export class Console {
     try {
       let off = 0;
       while (off < chunk.length) off += writeSync(this.logFd, chunk, off);
+      this.stamped?.write(chunk);
     } catch (e) {
       if (!this.logError) this.recorder.log(`console ${this.name}: cannot write ${this.logPath}: ${(e as Error).message}`);
       this.logError = e as Error;
@@ -303,6 +308,8 @@ export class Console {
       await withDeadline(this.transport.close().catch(() => {}), 5000);
       if (this.logFd !== undefined) closeSync(this.logFd);
       this.logFd = undefined;
+      this.stamped?.close();
+      this.stamped = undefined;
     })();
     return this.finished;
   }
