@@ -17,7 +17,7 @@ const DETACH = 0x1d; // Ctrl-]
 
 async function takeLease(host: Host, lab: Lab): Promise<Lease | undefined> {
   try {
-    return await acquireLease(host.ssh, { ...lab.lease, waitMs: 0, runId: 'labrig console', recorder: silentRecorder });
+    return await acquireLease(host.ssh, { ...lab.lease, waitMs: 0, runId: 'labrig-console', recorder: silentRecorder });
   } catch (e) {
     if (!(e instanceof LabError) || e.kind !== 'unreachable') throw e;
     process.stderr.write(`labrig console: cannot take the lease of ${host.name} (${e.message.split('\n')[0]}); attaching without it\n`);

@@ -271,7 +271,7 @@ test('console takes the lease: refused naming the run that holds it, attached on
   const attached = await labrig(['console', 'box']);
   expect(attached.code).toBe(0);
   expect(attached.stderr).toContain('labrig: attached to box');
-  expect(await fileText(`${leasePath()}.log`)).toMatch(/acquired .*"runId":"labrig console".*\n.*released .*"runId":"labrig console"/);
+  expect(await fileText(`${leasePath()}.log`)).toMatch(/acquired .*"runId":"labrig-console".*\n.*released .*"runId":"labrig-console"/);
 });
 
 test('two engineers locking at the same moment: exactly one gets the reservation', async () => {

@@ -14,7 +14,7 @@ import { hostViewCommand, parseHostView, type HostView } from './share-view.js';
 export interface HostShell {
   readonly name: string;
   run(command: string, opts?: { timeoutMs?: number; check?: boolean }): Promise<CommandResult>;
-  exec(command: string, opts?: { timeoutMs?: number; input?: string; check?: boolean }): Promise<CommandResult>;
+  exec(command: string, opts?: { timeoutMs?: number; input?: string; check?: boolean; hangIsProduct?: boolean }): Promise<CommandResult>;
   readonly ssh: Pick<SshSession, 'put' | 'openCommand'>;
 }
 
@@ -104,7 +104,8 @@ export class ArmhfHostSide {
 
   /** Runs the installed hook as libvirt does (arguments, domain XML on stdin). */
   async runHook(vm: string, operation: string, xml: string): Promise<CommandResult> {
-    return this.host.exec(`${q(this.params.hookPath)} ${q(vm)} ${q(operation)} begin -`, { input: xml, timeoutMs: 30_000 });
+    // The hook is under test: its hang is the product's.
+    return this.host.exec(`${q(this.params.hookPath)} ${q(vm)} ${q(operation)} begin -`, { input: xml, timeoutMs: 30_000, hangIsProduct: true });
   }
 
   /** The share, writable by the QEMU user (mapped mode creates files as that user), and the disk. */
