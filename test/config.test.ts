@@ -1,6 +1,8 @@
 import { expect, test } from '@playwright/test';
 import { LabError } from '../drivers/errors.js';
 import { loadLab, parseLab } from '../targets/config.js';
+import { labRedactor } from '../targets/recorders.js';
+import { secretEnvNames } from '../targets/secrets.js';
 
 const key = 'SHA256:' + 'x'.repeat(43);
 const host = (over: Record<string, unknown> = {}) => ({
@@ -66,6 +68,28 @@ test('a command console and command power name their secrets by env var; logins 
   expect(parsed.hosts[0]!.console).toMatchObject({ kind: 'command', on: 'runner', secretEnv: ['BMC_PASSWORD'], login: { user: 'root', passwordEnv: 'CONSOLE_PASSWORD' } });
   expect(parsed.hosts[0]!.power).toMatchObject({ kind: 'command', secretEnv: ['PDU_TOKEN'] });
   expect(parseLab(lab([host({ console: { kind: 'serial', path: '/dev/ttyS0' } })])).hosts[0]!.console).toEqual({ kind: 'serial', path: '/dev/ttyS0', baud: 115200 });
+});
+
+test("every secret a config names is one: ssh, console login, power, secretEnv lists, a suite guest's login", () => {
+  const parsed = parseLab(
+    lab([
+      host({
+        ssh: { address: 'a', identityEnv: 'SSH_KEY', hostKey: key },
+        console: { kind: 'command', argv: ['ipmitool'], secretEnv: ['SOL_TOKEN'], login: { passwordEnv: 'CONSOLE_PASSWORD' } },
+        power: { kind: 'ipmi', address: 'bmc', user: 'u', passwordEnv: 'IPMI_PASSWORD' },
+        suites: {
+          armhfKernelUpgrade: {
+            vm: 'g', restartLibvirtd: 'true',
+            guest: { kind: 'prepared', disk: '/d', installKernel: '/k', installInitrd: '/i', installCommand: 'x', upgradeCommand: 'y', login: { passwordEnv: 'GUEST_PASSWORD' } },
+          },
+        },
+      }),
+      host({ name: 'h2', power: { kind: 'command', on: ['a'], off: ['b'], status: ['c'], secretEnv: ['PDU_TOKEN', 'PDU_USER'] } }),
+    ]),
+  );
+  expect(secretEnvNames(parsed)).toEqual(['CONSOLE_PASSWORD', 'GUEST_PASSWORD', 'IPMI_PASSWORD', 'PDU_TOKEN', 'PDU_USER', 'SOL_TOKEN', 'SSH_KEY']);
+  const env = { GUEST_PASSWORD: 'guest-pw-1234', PDU_TOKEN: 'tok<en>&9', SOL_TOKEN: 'abc' };
+  expect(labRedactor(parsed, env)(`login guest-pw-1234 then <t v="tok&lt;en&gt;&amp;9"/> abc`)).toBe('login *** then <t v="***"/> abc');
 });
 
 test('a valid config gets its defaults', () => {
