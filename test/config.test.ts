@@ -1,6 +1,8 @@
 import { expect, test } from '@playwright/test';
 import { LabError } from '../drivers/errors.js';
 import { loadLab, parseLab } from '../targets/config.js';
+import { labRedactor } from '../targets/recorders.js';
+import { secretEnvNames } from '../targets/secrets.js';
 
 const key = 'SHA256:' + 'x'.repeat(43);
 const host = (over: Record<string, unknown> = {}) => ({
@@ -28,6 +30,15 @@ const malformed: Array<[string, unknown, string]> = [
   ['duplicate host names', lab([host(), host()]), 'hosts[1].name: duplicate host name "h1"'],
   ['bad host name', lab([host({ name: 'Kunpeng 920' })]), 'hosts[0].name: a host name'],
   ['lease ttl negative', lab([host()], { lease: { ttlMs: -1 } }), 'lease.ttlMs:'],
+  ['typo in a serial console (buad)', lab([host({ console: { kind: 'serial', path: '/dev/ttyS0', buad: 9600 } })]), 'hosts[0].console: Unrecognized key: "buad"'],
+  ['typo in a tcp console (telent)', lab([host({ console: { kind: 'tcp', address: 'ser2net', port: 7001, telent: true } })]), 'hosts[0].console: Unrecognized key: "telent"'],
+  ['typo in a command console', lab([host({ console: { kind: 'command', argv: ['ipmitool'], onn: 'ssh' } })]), 'hosts[0].console: Unrecognized key: "onn"'],
+  ['typo in a console login', lab([host({ console: { kind: 'unix', path: '/s', login: { user: 'root', pasword: 'x' } } })]), 'hosts[0].console.login: Unrecognized key: "pasword"'],
+  ['a secret where a secretEnv name belongs', lab([host({ console: { kind: 'command', argv: ['ipmitool'], secretEnv: ['hunter2!'] } })]), 'hosts[0].console.secretEnv[0]: an environment variable NAME'],
+  ['power command secretEnv not a list', lab([host({ power: { kind: 'command', on: ['a'], off: ['b'], status: ['c'], secretEnv: 'BMC_PASS' } })]), 'hosts[0].power.secretEnv:'],
+  ['lease ttl not above the heartbeat', lab([host()], { lease: { ttlMs: 20_000, heartbeatMs: 20_000 } }), 'lease.ttlMs: must be more than lease.heartbeatMs (20000)'],
+  ['lease path relative', lab([host()], { lease: { path: 'var/lock/labrig.lease' } }), 'lease.path: an absolute path on the host'],
+  ['ssh keepalive zero', lab([host({ ssh: { address: 'a', identityFile: '/k', hostKey: key, keepaliveMs: 0 } })]), 'hosts[0].ssh.keepaliveMs:'],
 ];
 
 for (const [what, input, path] of malformed) {
@@ -44,6 +55,42 @@ for (const [what, input, path] of malformed) {
     expect((err as Error).message).toContain(path);
   });
 }
+
+test('a command console and command power name their secrets by env var; logins keep their defaults', () => {
+  const parsed = parseLab(
+    lab([
+      host({
+        console: { kind: 'command', argv: ['ipmitool', '-E', 'sol', 'activate'], secretEnv: ['BMC_PASSWORD'], login: { passwordEnv: 'CONSOLE_PASSWORD' } },
+        power: { kind: 'command', on: ['pdu', 'on'], off: ['pdu', 'off'], status: ['pdu', 'status'], secretEnv: ['PDU_TOKEN'] },
+      }),
+    ]),
+  );
+  expect(parsed.hosts[0]!.console).toMatchObject({ kind: 'command', on: 'runner', secretEnv: ['BMC_PASSWORD'], login: { user: 'root', passwordEnv: 'CONSOLE_PASSWORD' } });
+  expect(parsed.hosts[0]!.power).toMatchObject({ kind: 'command', secretEnv: ['PDU_TOKEN'] });
+  expect(parseLab(lab([host({ console: { kind: 'serial', path: '/dev/ttyS0' } })])).hosts[0]!.console).toEqual({ kind: 'serial', path: '/dev/ttyS0', baud: 115200 });
+});
+
+test("every secret a config names is one: ssh, console login, power, secretEnv lists, a suite guest's login", () => {
+  const parsed = parseLab(
+    lab([
+      host({
+        ssh: { address: 'a', identityEnv: 'SSH_KEY', hostKey: key },
+        console: { kind: 'command', argv: ['ipmitool'], secretEnv: ['SOL_TOKEN'], login: { passwordEnv: 'CONSOLE_PASSWORD' } },
+        power: { kind: 'ipmi', address: 'bmc', user: 'u', passwordEnv: 'IPMI_PASSWORD' },
+        suites: {
+          armhfKernelUpgrade: {
+            vm: 'g', restartLibvirtd: 'true',
+            guest: { kind: 'prepared', disk: '/d', installKernel: '/k', installInitrd: '/i', installCommand: 'x', upgradeCommand: 'y', login: { passwordEnv: 'GUEST_PASSWORD' } },
+          },
+        },
+      }),
+      host({ name: 'h2', power: { kind: 'command', on: ['a'], off: ['b'], status: ['c'], secretEnv: ['PDU_TOKEN', 'PDU_USER'] } }),
+    ]),
+  );
+  expect(secretEnvNames(parsed)).toEqual(['CONSOLE_PASSWORD', 'GUEST_PASSWORD', 'IPMI_PASSWORD', 'PDU_TOKEN', 'PDU_USER', 'SOL_TOKEN', 'SSH_KEY']);
+  const env = { GUEST_PASSWORD: 'guest-pw-1234', PDU_TOKEN: 'tok<en>&9', SOL_TOKEN: 'abc' };
+  expect(labRedactor(parsed, env)(`login guest-pw-1234 then <t v="tok&lt;en&gt;&amp;9"/> abc`)).toBe('login *** then <t v="***"/> abc');
+});
 
 test('a valid config gets its defaults', () => {
   const parsed = parseLab(lab([host()]));

@@ -46,6 +46,10 @@ test('the product failure ran once; its retry was refused and says what attempt 
   expect(refused.statusDetails?.message).toContain('[product:not-retried]');
   expect(refused.statusDetails?.message).toContain('attempt 2 refused');
   expect(refused.statusDetails?.message).toContain('ceiling 15, the host config expects 28');
+  // The test body never ran again: no command of it on the host.
+  const stepNames = (n: { name?: string; steps?: unknown[] }): string[] => [n.name ?? '', ...((n.steps ?? []) as { name?: string }[]).flatMap(stepNames)];
+  expect(stepNames(first).some((t) => t.includes('echo ceiling probe'))).toBe(true);
+  expect(stepNames(refused).some((t) => t.includes('echo ceiling probe'))).toBe(false);
   // The evidence of attempt 1 is on the final attempt, under the names the report and findings.json read.
   const names = attachmentsOf(refused).map((a) => a.name);
   expect(names).toEqual(expect.arrayContaining(['labrig-findings.json', `console-${FAULT_HOST}.log`, 'labrig-facts.json']));
