@@ -9,6 +9,7 @@
 import { defineConfig } from '@playwright/test';
 import { configDir, loadLab } from './targets/config.js';
 import { resolveRunContext, runContextEnv } from './targets/run-context.js';
+import { secretEnvNames } from './targets/secrets.js';
 import { suitesByRole } from './suites/roles.js';
 
 const lab = await loadLab();
@@ -26,6 +27,8 @@ export default defineConfig({
   outputDir: `${out}/test-results`,
   metadata: { lab: lab.name, runId: ctx.runId },
   reporter: [
+    // First: masks every secret the lab names before any reporter after it sees a test's output.
+    ['./reports/redact-reporter.ts', { envNames: secretEnvNames(lab) }],
     ['list'],
     ['./reports/progress-reporter.ts'],
     // CI servers ignore `hostname`: the project (host) goes into each test's name.

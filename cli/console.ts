@@ -4,6 +4,7 @@
  * the holder. A host that does not answer SSH holds no lease (the holder dies with its
  * connection), and that is exactly when a console is needed: it attaches with a warning.
  */
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabError } from '../drivers/errors.js';
@@ -28,7 +29,8 @@ async function takeLease(host: Host, lab: Lab): Promise<Lease | undefined> {
 export async function attachConsole(lab: Lab, name: string): Promise<number> {
   const config = pickHost(lab, name);
   if (!config.console) throw new LabError('lab-setup', `host ${name} has no console in the lab config (hosts.${name}.console)`);
-  const host = new Host(config, { logDir: join(tmpdir(), 'labrig-console') });
+  // A folder of our own (0700, unpredictable name): the session's log is kept there for the user.
+  const host = new Host(config, { logDir: await mkdtemp(join(tmpdir(), 'labrig-console-')) });
   let lease: Lease | undefined;
   try {
     lease = await takeLease(host, lab);

@@ -9,6 +9,7 @@ import { execa, type ResultPromise } from 'execa';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { reportCommand } from '../reports/cli.js';
+import { redactRunOutput } from '../reports/redact.js';
 import { readResults } from '../reports/results.js';
 import { EXIT, runVerdict } from '../reports/verdict.js';
 import { configDir, loadLab, writeResolvedLab } from '../targets/config.js';
@@ -111,6 +112,9 @@ export async function runCommand(playwrightArgs: string[]): Promise<number> {
       env: { ...runContextEnv(ctx), LABRIG_QUARANTINE: quarantineFile(ctx.outDir) },
     });
     const runnerExit = (await child).exitCode ?? 1;
+    // Raw logs and attempt records hold what the hosts printed: masked before anything is built from them.
+    const redacted = await redactRunOutput({ dirs: [ctx.outDir], config: lab });
+    if (redacted.skipped.length) say(`not scanned for secrets (media or over 1 GiB): ${redacted.skipped.join(', ')}`);
     const reportCode = await reportCommand([join(ctx.outDir, 'allure-results')], ctx);
     const archived = await archiveRun({ ...ctx, lab });
     const results = await readResults(join(ctx.outDir, 'allure-results')).catch(() => []);

@@ -10,7 +10,7 @@ import { loadLab } from './config.js';
 import { Host } from './host.js';
 import { acquireLease, type Lease } from './lease.js';
 import { readQuarantine } from './quarantine.js';
-import { allureRecorder, redactor, secretValues, showFinding } from './recorders.js';
+import { allureRecorder, labRedactor, maskStdio, showFinding } from './recorders.js';
 import { refuseProductRetry, rememberFailure } from './retry-policy.js';
 import { logsDirOf, runContext } from './run-context.js';
 import type { Lab } from './schema.js';
@@ -42,7 +42,19 @@ interface TestFixtures {
 }
 
 export const test = base.extend<TestFixtures, WorkerFixtures>({
-  lab: [async ({}, use) => use(await loadLab()), { scope: 'worker' }],
+  lab: [
+    async ({}, use) => {
+      const lab = await loadLab();
+      // What a worker prints (and so the terminal and the report's stdout) never shows a secret.
+      const unmask = maskStdio(labRedactor(lab));
+      try {
+        await use(lab);
+      } finally {
+        unmask();
+      }
+    },
+    { scope: 'worker' },
+  ],
 
   leasedHost: [
     async ({ lab }, use, workerInfo) => {
@@ -72,7 +84,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     if (leasedHost.quarantined) testInfo.skip(true, `[lab:quarantined] host ${host.name} failed the health check before the run: ${leasedHost.quarantined}`);
     if (host.broken) testInfo.skip(true, `[lab:did-not-return] host ${host.name} is broken: ${host.broken}`);
     await refuseProductRetry(testInfo, ctx.outDir);
-    const redact = redactor(secretValues(lab));
+    const redact = labRedactor(lab);
     host.useRecorder(allureRecorder(redact));
     const console = host.config.console ? await host.console() : undefined;
     const from = console?.received ?? 0;
