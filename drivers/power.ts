@@ -214,14 +214,14 @@ class CommandPower extends OffOnPower {
     try {
       return await runLocal(argv, { timeoutMs, recorder: this.recorder, check: false });
     } catch (e) {
-      throw new LabError('unreachable', `power command ${argv.join(' ')}: ${(e as Error).message.split('\n')[0]}`, { host: this.opts.host }, { cause: e });
+      throw new LabError('runner-tool', `power command ${argv.join(' ')}: ${(e as Error).message.split('\n')[0]}`, { host: this.opts.host }, { cause: e });
     }
   }
   protected async switchTo(state: 'on' | 'off') {
     const argv = state === 'on' ? this.c.on : this.c.off;
     const r = await this.local(argv, 60_000);
     if (r.code !== 0)
-      throw new LabError('unreachable', `power ${state} command failed (${r.code !== null ? `exit ${r.code}` : r.signal ? `signal ${r.signal}` : 'did not start'}): ${argv.join(' ')}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`, { host: this.opts.host });
+      throw new LabError('runner-tool', `power ${state} command failed (${r.code !== null ? `exit ${r.code}` : r.signal ? `signal ${r.signal}` : 'did not start'}): ${argv.join(' ')}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`, { host: this.opts.host });
   }
   protected async read(): Promise<PowerState> {
     const r = await this.local(this.c.status, 30_000);

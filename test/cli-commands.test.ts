@@ -120,7 +120,7 @@ test('power: a host without power and a failing power tool are lab failures (exi
   const broken = await labrig(['power', 'on', 'brokenpdu']);
   expect(broken.code).toBe(3);
   expect(broken.stderr.trim().split('\n')).toHaveLength(1);
-  expect(broken.stderr).toContain('[lab:unreachable] host brokenpdu: power on command failed (exit 1)');
+  expect(broken.stderr).toContain('[lab:runner-tool] host brokenpdu: power on command failed (exit 1)');
   expect(broken.stderr).toContain('PDU outlet 7 does not answer');
   const unknown = await labrig(['power', 'status', 'brokenpdu']);
   expect(unknown).toMatchObject({ code: 3, stdout: 'brokenpdu: unknown' });

@@ -89,7 +89,7 @@ test('one run: self-contained report, findings, manifest, lab and product catego
   await runFixture(results, [], join(outDir, 'junit.xml'));
 
   const history = join(work, 'history', 'history.jsonl');
-  const out = await finalizeReport({ resultsDirs: [results], outDir, runId: 'nightly-42', gitRevision: 'abc123', historyPath: history });
+  const out = await finalizeReport({ resultsDirs: [results], outDir, runId: 'nightly-42', gitRevision: 'abc123', historyPath: history, runsDir: join(work, 'runs') });
 
   await test.step('the report exists and loads nothing from outside', async () => {
     const index = await readFile(join(out.reportDir, 'index.html'), 'utf8');
@@ -174,7 +174,7 @@ test('one run: self-contained report, findings, manifest, lab and product catego
     const kept = join(work, 'runs', 'nightly-42');
     await mkdir(kept, { recursive: true });
     for (const f of ['findings.json', 'manifest.json']) await cp(join(outDir, f), join(kept, f));
-    await finalizeReport({ resultsDirs: [results], outDir, runId: 'nightly-43', historyPath: history });
+    await finalizeReport({ resultsDirs: [results], outDir, runId: 'nightly-43', historyPath: history, runsDir: join(work, 'runs') });
     expect((await readFile(history, 'utf8')).trim().split('\n')).toHaveLength(2);
     const tests = (await reportTests(out.reportDir)) as (ReportTestResult & { history?: unknown[] })[];
     for (const t of tests) expect(t.history?.length, t.name).toBe(1);

@@ -50,7 +50,7 @@ test('SIGINT while the tests run: teardown, lab down, exit 3, nothing left runni
   });
   await Promise.race([started, child]);
   qemuPid = readState(runDir)?.hosts['emu-mini']?.pid;
-  expect(qemuPid, output).toBeGreaterThan(0);
+  expect(qemuPid ?? 0, output).toBeGreaterThan(0);
   child.kill('SIGINT');
   const r = await child;
   expect(r.exitCode, r.all).toBe(3);
