@@ -5,7 +5,8 @@
  *   2  a usage or config error (decided before any test: see cli/main.ts)
  *   3  a lab failure: a host quarantined or unreachable, a lab error in a test, an interrupted
  *      run, or a run in which nothing was tested
- * A product failure outranks a lab failure: it is the news of the night.
+ * A product failure outranks a lab failure: it is the news of the night. An interrupted run is
+ * a lab failure whatever its tests say: the runner stopped them.
  */
 import { finalAttempts, isLabFailure, type AllureResult } from './results.js';
 
@@ -33,8 +34,9 @@ export function runVerdict(o: RunOutcome): Verdict {
   const lab = finals.filter((r) => failed(r) && isLabFailure(r.statusDetails?.message));
   const passed = finals.filter((r) => r.status === 'passed').length;
   const names = (rs: AllureResult[]) => rs.map((r) => r.fullName ?? r.name).join(', ');
+  // An interrupted test fails as the runner stopped it, not as the product: the run is incomplete.
+  if (o.interrupted) return { code: EXIT.lab, why: `the run was interrupted${product.length ? ` (failed before or as it stopped: ${names(product)})` : ''}` };
   if (product.length) return { code: EXIT.product, why: `${product.length} product failure(s): ${names(product)}` };
-  if (o.interrupted) return { code: EXIT.lab, why: 'the run was interrupted' };
   if (lab.length) return { code: EXIT.lab, why: `${lab.length} lab failure(s): ${names(lab)}` };
   if (o.quarantined.length) return { code: EXIT.lab, why: `quarantined: ${o.quarantined.join(', ')}` };
   if (passed === 0) return { code: EXIT.lab, why: 'nothing was tested' };
