@@ -57,6 +57,13 @@ const categories = [
     expand: true,
   })),
   {
+    // Playwright's own deadline (targets/retry-policy.ts RUNNER_TIMEOUT): the lab stalled.
+    id: 'lab-runner-timeout',
+    name: "Lab: the test runner's own deadline passed",
+    matchers: { statuses: ['failed', 'broken'], message: /^(?:\w*Error: )?(?:Test|Worker teardown|Fixture "[^"]+"|"\w+" hook) timeout of \d+ms exceeded/ },
+    expand: true,
+  },
+  {
     id: 'lab-other',
     name: 'Lab failures (infrastructure, other kind)',
     matchers: { statuses: labStatuses, message: prefixed('lab', '[a-z-]+') },

@@ -3,6 +3,7 @@
  * test results and the attachments they reference. Shards are merged by copying files,
  * because replaying Playwright blob reports into allure-playwright fails (FIELD-NOTES).
  */
+import { RUNNER_TIMEOUT } from '../targets/retry-policy.js';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -126,8 +127,8 @@ export function attachmentsOf(node: AllureStepLike): AllureAttachment[] {
 // Same prefix as the lab categories in reports/allurerc.mjs: Playwright puts the class name first.
 const LAB_FAILURE = /^(?:[A-Za-z_$][\w$]*: )?\[lab:[a-z-]+\]/;
 
-/** A failure message of the lab (the product was not tested), not of the product. */
-export const isLabFailure = (message: string | undefined) => LAB_FAILURE.test(message ?? '');
+/** A failure message of the lab (the product was not tested, or the runner's own deadline passed), not of the product. */
+export const isLabFailure = (message: string | undefined) => LAB_FAILURE.test(message ?? '') || RUNNER_TIMEOUT.test(message ?? '');
 
 /**
  * One result per test: a retried test leaves one result per attempt with the same historyId,

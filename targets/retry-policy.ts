@@ -14,6 +14,12 @@ import { z } from 'zod';
 import { isLabError, LabError } from '../drivers/errors.js';
 
 const MAX_MESSAGE = 64 * 1024;
+/**
+ * Playwright's own deadline on a test, a fixture or a hook: the harness's waits each have a
+ * tighter deadline of their own, so reaching the runner's means the lab stalled, not the product.
+ */
+export const RUNNER_TIMEOUT = /^(?:\w*Error: )?(?:Test|Worker teardown|Fixture "[^"]+"|"\w+" hook) timeout of \d+ms exceeded/;
+
 const ALLURE_RUNTIME_MESSAGE = 'application/vnd.allure.message+json';
 
 const attemptSchema = z.object({
@@ -48,7 +54,7 @@ export async function rememberFailure(testInfo: TestInfo, outDir: string): Promi
   }
   const record: AttemptRecord = {
     retry: testInfo.retry,
-    lab: isLabError(new Error(message.replace(/^\w*Error: /, ''))),
+    lab: isLabError(new Error(message.replace(/^\w*Error: /, ''))) || RUNNER_TIMEOUT.test(message),
     message: message.slice(0, MAX_MESSAGE),
     evidence,
   };

@@ -23,6 +23,9 @@ test('exit codes: 0 passed, 1 product failure, 3 lab failure / quarantine / noth
   expect(runVerdict({ results: [result('a', 'skipped', '[lab:quarantined] x')], quarantined: ['x'], runnerExit: 0 })).toEqual({ code: 3, why: 'quarantined: x' });
   expect(runVerdict({ results: [], quarantined: [], runnerExit: 0 })).toEqual({ code: 3, why: 'nothing was tested' });
   expect(runVerdict({ results: [ok], quarantined: [], runnerExit: 1 }).code).toBe(3);
+  // Playwright's own deadline is the lab's: the harness's own waits have tighter ones.
+  expect(runVerdict({ results: [result('b', 'failed', 'Test timeout of 900000ms exceeded.')], quarantined: [], runnerExit: 1 }).code).toBe(3);
+  expect(runVerdict({ results: [result('b', 'failed', 'Error: Fixture "leasedHost" timeout of 60000ms exceeded during setup.')], quarantined: [], runnerExit: 1 }).code).toBe(3);
   expect(runVerdict({ results: [ok], quarantined: [], runnerExit: 0, interrupted: true }).code).toBe(3);
   // A product failure outranks a quarantined host; a lab failure retried into a pass counts as passed.
   expect(runVerdict({ results: [result('b', 'failed', '[product:mismatch] y')], quarantined: ['x'], runnerExit: 1 }).code).toBe(1);
