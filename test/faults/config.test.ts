@@ -133,7 +133,7 @@ test("a run dir another user owns, with a planted key pair and state.json: refus
   expect(await readdir(planted)).toEqual(['emu-arm64', 'state.json']);
 
   const r = await labrig(['lab', 'status'], { LABRIG_RUN_DIR: planted });
-  expect(r.exitCode).toBe(1);
+  expect(r.exitCode).toBe(3);
   expect(r.stderr).toContain(`[lab:lab-setup] refusing the emulated lab run directory ${planted}: ${why}`);
 });
 
