@@ -58,8 +58,11 @@ export function describeState(s: HostState): string {
 }
 
 async function run(ssh: RemoteExec, what: string, command: string, input?: string): Promise<string> {
-  const r = await ssh.exec(command, { timeoutMs: TIMEOUT_MS, input });
-  if (r.code !== 0) throw new LabError('lab-setup', `${what}: exit ${r.code ?? r.signal}: ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`, { host: ssh.host });
+  let r = await ssh.exec(command, { timeoutMs: TIMEOUT_MS, input });
+  // A channel closed with neither an exit status nor a signal (seen on dropbear under TCG with
+  // several clients at once) ran nothing we can judge: once more, then it is the lab's failure.
+  if (r.code === null && !r.signal) r = await ssh.exec(command, { timeoutMs: TIMEOUT_MS, input });
+  if (r.code !== 0) throw new LabError('lab-setup', `${what}: exit ${r.code ?? r.signal ?? 'status missing (channel closed)'}: ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`, { host: ssh.host });
   return r.stdout;
 }
 
