@@ -9,18 +9,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isOurProcess } from '../../targets/emulated/proc.js';
 import { readState } from '../../targets/emulated/state.js';
 import { takeQemuSlot } from '../helpers/qemu-slot.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+// A stopped QEMU is a zombie until PID 1 reaps it (here PID 1 is a VM agent that reaps late):
+// `kill(pid, 0)` still answers for it, so "alive" means running, not merely listed.
+const alive = (pid: number) => isOurProcess(pid);
 
 let release: (() => Promise<void>) | undefined;
 let work: string | undefined;
