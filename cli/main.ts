@@ -1,14 +1,15 @@
-/** `npx labrig <command>`: doctor, console, power, ssh, lock/unlock/who, state, report, compare, trend, dossier, lab up/down/status, run. */
+/** `npx labrig <command>`: doctor, localize, console, power, ssh, lock/unlock/who, state, report, compare, trend, dossier, lab up/down/status, run. */
 import { Command, CommanderError } from 'commander';
 import { isLabError } from '../drivers/errors.js';
 import { reportCommand } from '../reports/cli.js';
 import { compareCommand, regressionRulesHelp } from '../reports/compare-cli.js';
 import { dossierCommand } from '../reports/dossier.js';
 import { trendCommand } from '../reports/trend-cli.js';
-import { loadLab } from '../targets/config.js';
+import { loadLab, writeResolvedLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
 import { labDown, labHostNames, labStatus } from '../targets/emulated/lab.js';
+import { localizeLab } from '../targets/localize.js';
 import { attachConsole } from './console.js';
 import { commandAction, pickHosts, UsageError } from './host-args.js';
 import { registerHostCommands } from './host-commands.js';
@@ -71,6 +72,21 @@ export async function main(argv: string[]): Promise<number> {
         if (opts.json) process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
         else for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
         return checks.every((c) => c.ok) ? 0 : 3;
+      });
+    });
+
+  program
+    .command('localize')
+    .description('a copy of a lab config with every address moved to its own 127.0.0.x, as JSON (use it with LABRIG_CONFIG)')
+    .argument('<config>', 'the lab config (.ts or .json)')
+    .requiredOption('--out <file>', 'where to write the copy')
+    .action(async (config: string, opts: { out: string }) => {
+      code = await commandAction('localize', async () => {
+        const { lab, moved } = localizeLab(await loadLab(config));
+        await writeResolvedLab(lab, opts.out);
+        for (const [from, to] of Object.entries(moved)) process.stdout.write(`${from} -> ${to}\n`);
+        process.stdout.write(`written: ${opts.out}\n`);
+        return 0;
       });
     });
 

@@ -3,7 +3,7 @@
  * (ipmitool, Redfish, an external command, QEMU's QMP for emulated hosts). Secrets come
  * from the environment variable the config names and never reach an argv or a log.
  */
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { LabError } from './errors.js';
@@ -168,6 +168,7 @@ class IpmiPower extends OffOnPower {
   protected override reset = () => this.switchTo('reset');
   protected async read(): Promise<PowerState> {
     const r = await this.run('status');
+    if (r.code !== 0) throw new LabError('unreachable', `ipmitool power status failed: ${r.stderr.trim().split('\n').pop() || `exit ${r.code ?? r.signal}`}`, { host: this.opts.host });
     return parseIpmiStatus(r.stdout);
   }
 }
@@ -178,15 +179,23 @@ export function parseIpmiStatus(stdout: string): PowerState {
 }
 
 class RedfishPower extends OffOnPower {
-  private readonly ca: string | undefined;
   constructor(private readonly c: RedfishConfig, recorder: Recorder, opts: PowerOptions) {
     super('redfish', c.minOffMs, recorder, opts);
-    this.ca = c.caFile ? readFileSync(c.caFile, 'utf8') : undefined;
+  }
+  /** Read when used, so a missing CA file fails the power part alone, naming the field. */
+  private async ca(): Promise<string | undefined> {
+    if (!this.c.caFile) return undefined;
+    try {
+      return await readFile(this.c.caFile, 'utf8');
+    } catch (e) {
+      throw new LabError('config', `power.caFile: cannot read ${this.c.caFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { host: this.opts.host }, { cause: e });
+    }
   }
   private async call(action: RedfishAction): Promise<{ status: number; body: string }> {
     const req = redfishRequest(this.c, action, secret(this.opts.env ?? process.env, this.c.passwordEnv, this.opts.host));
+    const ca = await this.ca();
     try {
-      return await httpJson(req, this.ca, 30_000);
+      return await httpJson(req, ca, 30_000);
     } catch (e) {
       throw new LabError('unreachable', `Redfish ${req.method} ${req.url}: ${(e as Error).message}`, { host: this.opts.host }, { cause: e });
     }
@@ -225,6 +234,7 @@ class CommandPower extends OffOnPower {
   }
   protected async read(): Promise<PowerState> {
     const r = await this.local(this.c.status, 30_000);
+    if (r.code === null && !r.signal) throw new LabError('runner-tool', `power status command did not start: ${this.c.status.join(' ')}`, { host: this.opts.host });
     if (r.code !== 0) return 'unknown';
     const word = r.stdout.trim().toLowerCase();
     return word === 'on' ? 'on' : word === 'off' ? 'off' : 'unknown';

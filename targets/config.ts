@@ -1,6 +1,6 @@
 /**
  * Loads and checks the lab: lab.config.ts by default, LABRIG_CONFIG to choose another file (from
- * any folder). Inside a run, the lab resolved once by `labrig run` (LABRIG_LAB_FILE) is used.
+ * any folder; a .json lab too). Inside a run, the lab resolved once by `labrig run` (LABRIG_LAB_FILE) is used.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -32,6 +32,7 @@ export function configPath(): string {
 export const configDir = () => dirname(configPath());
 
 async function importLab(path: string): Promise<Lab> {
+  if (path.endsWith('.json')) return parseLab(await readJson(path, 'cannot read the lab'), path);
   let mod: { lab?: unknown };
   try {
     // tsx's own loader: a config kept in the lab's repository (no package.json saying "module")
@@ -45,17 +46,18 @@ async function importLab(path: string): Promise<Lab> {
   return parseLab(exported, path);
 }
 
+async function readJson(file: string, what: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new LabError('config', `${what} ${file}: ${(e as Error).message}`, {}, { cause: e });
+  }
+}
+
+/** A lab config: a .ts/.mjs module exporting `lab`, or a .json file (a resolved or localized lab). */
 export async function loadLab(path?: string): Promise<Lab> {
   const resolved = process.env.LABRIG_LAB_FILE;
-  if (!path && resolved) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(await readFile(resolved, 'utf8'));
-    } catch (e) {
-      throw new LabError('config', `cannot read the run's resolved lab ${resolved}: ${(e as Error).message}`, {}, { cause: e });
-    }
-    return parseLab(parsed, resolved);
-  }
+  if (!path && resolved) return parseLab(await readJson(resolved, "cannot read the run's resolved lab"), resolved);
   return importLab(path ? resolve(path) : configPath());
 }
 

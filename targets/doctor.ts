@@ -9,6 +9,7 @@ import { silentRecorder } from '../drivers/recorder.js';
 import { versionMismatches } from './facts.js';
 import { Host } from './host.js';
 import { acquireLease, readLease, type Lease } from './lease.js';
+import { preflight, type Part } from './preflight.js';
 import { markChecks } from './reservation.js';
 import type { HostConfig, Lab } from './schema.js';
 
@@ -28,19 +29,24 @@ async function attempt(host: string, check: string, body: () => Promise<string>)
 }
 
 export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): Promise<Check[]> {
-  const host = new Host(config, { logDir });
-  const checks: Check[] = [];
   const name = config.name;
+  const problems = await preflight(config, lab.hosts.indexOf(config));
+  const failed = (part: Part) => problems.filter((p) => p.part === part);
+  // Every runner-side problem is its own line; a part that has one is not tried.
+  const checks: Check[] = problems.map((p) => ({ host: name, check: p.part, ok: false, detail: p.line }));
+  const host = new Host(config, { logDir });
   let lease: Lease | undefined;
   try {
-    const ssh = await attempt(name, 'ssh', async () => {
-      await host.exec('true', { timeoutMs: 20_000, check: true });
-      return `${config.ssh.user}@${config.ssh.address}:${config.ssh.port}, host key ${config.ssh.hostKey} matches`;
-    });
-    checks.push(ssh);
+    const ssh = failed('ssh').length
+      ? undefined
+      : await attempt(name, 'ssh', async () => {
+          await host.exec('true', { timeoutMs: 20_000, check: true });
+          return `${config.ssh.user}@${config.ssh.address}:${config.ssh.port}, host key ${config.ssh.hostKey} matches`;
+        });
+    if (ssh) checks.push(ssh);
     // doctor types into the console: only while holding the host's lease, so never into a test's host.
-    let noLease = 'SSH is down, so the lease cannot be taken';
-    if (ssh.ok)
+    let noLease = ssh ? 'SSH is down, so the lease cannot be taken' : 'SSH is not configured right, so the lease cannot be taken';
+    if (ssh?.ok)
       checks.push(
         await attempt(name, 'lease', async () => {
           if (!config.console) return await readLease(host.ssh, lab.lease);
@@ -54,7 +60,7 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
           }
         }),
       );
-    if (config.console)
+    if (config.console && !failed('console').length)
       checks.push(
         await attempt(name, 'console', async () => {
           if (!lease) throw new Error(`not typed into without the host's lease: ${noLease}`);
@@ -64,8 +70,15 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
           return `${console.where} answers (log ${console.logPath})`;
         }),
       );
-    if (host.power) checks.push(await attempt(name, 'power', async () => `status ${await host.power!.status()}`));
-    if (ssh.ok) {
+    if (host.power && !failed('power').length)
+      checks.push(
+        await attempt(name, 'power', async () => {
+          const status = await host.power!.status();
+          if (status === 'unknown') throw new Error(`the ${config.power!.kind} power controller answers, but not with on or off: check hosts[${lab.hosts.indexOf(config)}].power`);
+          return `status ${status}`;
+        }),
+      );
+    if (ssh?.ok) {
       // reserved by someone else, or not in state good: failed, so `labrig run` quarantines it
       checks.push(...(await markChecks(host.ssh, lab.hostStateDir)).map((c) => ({ host: name, ...c })));
       checks.push(
