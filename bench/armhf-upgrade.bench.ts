@@ -20,6 +20,7 @@ import { stderrProgress } from '../targets/emulated/debs.js';
 import { EMU_ARM64 } from '../targets/emulated/emu-arm64.js';
 import { labDown, labStatus, labUp } from '../targets/emulated/lab.js';
 import { acquireLock, QEMU_SLOT_LOCK, stopProcess } from '../targets/emulated/proc.js';
+import { hostAccel } from '../targets/accel.js';
 import { Host } from '../targets/host.js';
 import { acquireLease } from '../targets/lease.js';
 
@@ -79,7 +80,7 @@ async function measure(): Promise<{ outcomes: ArmhfOutcome[]; bare: number[]; ho
       for (let i = 0; i < runs; i++) {
         bare.push(await bareQemuBootMs(kernels));
         const out: ArmhfOutcome = { boots: {}, libvirtdRestartMs: [] };
-        await armhfKernelUpgrade({ host, params, recorder, consoleLog: join(logDir, `console-${i}.log`), progress: stderrProgress }, out);
+        await armhfKernelUpgrade({ host, params, recorder, consoleLog: join(logDir, `console-${i}.log`), progress: stderrProgress, accel: (await hostAccel(host)).accel }, out);
         outcomes.push(out);
       }
     } finally {

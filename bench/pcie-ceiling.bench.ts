@@ -9,6 +9,7 @@ import { consoleRecorder } from '../drivers/recorder.js';
 import { Virsh } from '../drivers/libvirt.js';
 import { loadLab } from '../targets/config.js';
 import { aarch64ProbeGuest, PROBE_SERIAL } from '../targets/emulated/aarch64-probe-guest.js';
+import { domainTypeOf, hostAccel } from '../targets/accel.js';
 import { Host } from '../targets/host.js';
 import { pcieRootPortsSchema } from '../targets/schema.js';
 import { bisectCeiling, ceilingFinding } from '../suites/pcie-root-ports/bisect.js';
@@ -20,18 +21,19 @@ if (!config) throw new Error('emu-arm64 is not in the lab: npx labrig lab up emu
 const p = config.suites.pcieRootPorts ?? pcieRootPortsSchema.parse({});
 const host = new Host(config, { logDir: '/tmp/labrig-bench-pcie', recorder: consoleRecorder('  ') });
 const virsh = new Virsh(host);
+const domainType = p.domainType ?? domainTypeOf((await hostAccel(host)).accel);
 const img = await aarch64ProbeGuest(() => undefined);
 await host.run(`mkdir -p ${p.workDir}; test -e ${p.workDir}/probe.raw || truncate -s 1M ${p.workDir}/probe.raw`, { check: true });
 await host.ssh.put(img.file('kernel'), join(p.workDir, 'probe-vmlinuz'));
 await host.ssh.put(img.file('initrd'), join(p.workDir, 'probe-initrd.img'));
 try {
   for (const mt of p.machineTypes) {
-    const machine = mt === 'newest' ? (/<machine>([^<]+)<\/machine>/.exec(await virsh.domcapabilities('aarch64', 'virt', p.domainType))?.[1] ?? 'virt') : mt;
+    const machine = mt === 'newest' ? (/<machine>([^<]+)<\/machine>/.exec(await virsh.domcapabilities('aarch64', 'virt', domainType))?.[1] ?? 'virt') : mt;
     const records: ProbeRecord[] = [];
     const t0 = performance.now();
     const r = await bisectCeiling(p.lower, p.upper, async (n) => {
       const rec = await probeRootPorts(host, virsh, n, {
-        machine, domainType: p.domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, ioReserve: p.ioReserve, firmware: p.firmware,
+        machine, domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, ioReserve: p.ioReserve, firmware: p.firmware,
         kernel: join(p.workDir, 'probe-vmlinuz'), initrd: join(p.workDir, 'probe-initrd.img'), cmdline: 'console=ttyAMA0',
         probeDisk: join(p.workDir, 'probe.raw'), probeSerial: PROBE_SERIAL, workDir: p.workDir, timeoutMs: p.probeTimeoutMs,
       });

@@ -9,6 +9,7 @@
 import { consoleRecorder } from '../drivers/recorder.js';
 import { loadLab } from '../targets/config.js';
 import { logsDirOf, runContext } from '../targets/run-context.js';
+import { hostAccel } from '../targets/accel.js';
 import { Host } from '../targets/host.js';
 import { acquireLease } from '../targets/lease.js';
 import { inspectHost } from '../suites/snapshot-kexec/host-prep.js';
@@ -25,7 +26,7 @@ const lease = await acquireLease(host, { ...lab.lease, runId, recorder: rec });
 const p = paramsOf(host);
 let stop: (() => Promise<void>) | undefined;
 try {
-  const prep = await inspectHost(host, { qemu: p.qemu, accel: p.accel, workDir: p.workDir });
+  const prep = await inspectHost(host, { qemu: p.qemu, accel: (await hostAccel(host)).accel, workDir: p.workDir });
   const mode = p.modes.find((m) => prep.modes[m].ok);
   if (!mode) throw new Error(`${config.name}: none of ${p.modes.join(', ')} is usable`);
   const files = await uploadGuest(host, p, prep.running);

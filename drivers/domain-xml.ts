@@ -34,7 +34,8 @@ export interface DomainSpec {
   emulator?: string;
   memoryMiB: number;
   vcpus: number;
-  cpu?: { mode: 'host-passthrough' | 'maximum' | 'custom'; model?: string };
+  /** `disable`: CPU features turned off, e.g. `aarch64` for an AArch32 guest under KVM on arm64. */
+  cpu?: { mode: 'host-passthrough' | 'maximum' | 'custom'; model?: string; disable?: string[] };
   /** UEFI: a read-only pflash loader and a per-domain copy of the vars template. */
   uefi?: { loader: string; varsTemplate: string; nvram: string };
   /** Direct kernel boot. */
@@ -116,7 +117,15 @@ export function domainXml(spec: DomainSpec): string {
       memory: { '@_unit': 'MiB', '#text': spec.memoryMiB },
       vcpu: spec.vcpus,
       os,
-      ...(spec.cpu ? { cpu: { '@_mode': spec.cpu.mode, ...(spec.cpu.model ? { model: spec.cpu.model } : {}) } } : {}),
+      ...(spec.cpu
+        ? {
+            cpu: {
+              '@_mode': spec.cpu.mode,
+              ...(spec.cpu.model ? { model: spec.cpu.model } : {}),
+              ...(spec.cpu.disable?.length ? { feature: spec.cpu.disable.map((name) => ({ '@_policy': 'disable', '@_name': name })) } : {}),
+            },
+          }
+        : {}),
       on_poweroff: 'destroy',
       on_reboot: spec.onReboot ?? 'restart',
       on_crash: 'destroy',

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import type { Recorder } from '../drivers/recorder.js';
+import { hostAccel } from '../targets/accel.js';
 import { qemuBuildBinary } from '../targets/components.js';
 import { stderrProgress } from '../targets/emulated/debs.js';
 import { expect, logsDir, test } from '../targets/fixtures.js';
@@ -30,8 +31,11 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
     };
     const consoleLog = join(logsDir(), `${host.name}-${params.vm}-console.log`);
     const out: ArmhfOutcome = { boots: {}, libvirtdRestartMs: [] };
+    const accel = await hostAccel(host);
+    findings.record('accel', accel.accel);
+    findings.record('accel_evidence', accel.evidence);
     try {
-      await armhfKernelUpgrade({ host, params, recorder, consoleLog, progress: stderrProgress, emulator: qemuBuildBinary(host.config, 'qemu-system-arm') }, out);
+      await armhfKernelUpgrade({ host, params, recorder, consoleLog, progress: stderrProgress, emulator: qemuBuildBinary(host.config, 'qemu-system-arm'), accel: accel.accel }, out);
     } finally {
       const record = (key: string, value: string | number | undefined, unit?: string) => value !== undefined && findings.record(key, value, unit);
       record('libvirt_version', out.libvirtVersion);

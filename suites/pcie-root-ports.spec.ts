@@ -11,6 +11,7 @@ import { Virsh } from '../drivers/libvirt.js';
 import { shellQuote } from '../drivers/ssh.js';
 import { aarch64ProbeGuest, PROBE_SERIAL } from '../targets/emulated/aarch64-probe-guest.js';
 import { expect, test } from '../targets/fixtures.js';
+import { domainTypeOf, hostAccel } from '../targets/accel.js';
 import { qemuBuildBinary } from '../targets/components.js';
 import type { Host } from '../targets/host.js';
 import { loadLab } from '../targets/config.js';
@@ -55,15 +56,19 @@ test.describe('pcie-root-port ceiling @pcie', () => {
       test.setTimeout(p.probeTimeoutMs * 12 + 10 * 60_000);
       const virsh = new Virsh(host);
       const emulator = qemuBuildBinary(host.config, 'qemu-system-aarch64');
+      const accel = await hostAccel(host);
+      const domainType = p.domainType ?? domainTypeOf(accel.accel);
+      findings.record('domain_type', domainType);
+      findings.record('accel_evidence', p.domainType ? `set in pcieRootPorts.domainType` : accel.evidence);
       const machine = await test.step('resolve the machine type', async () => {
         if (machineType !== 'newest') return machineType;
-        const caps = await virsh.domcapabilities('aarch64', 'virt', p.domainType, emulator);
+        const caps = await virsh.domcapabilities('aarch64', 'virt', domainType, emulator);
         return /<machine>([^<]+)<\/machine>/.exec(caps)?.[1] ?? 'virt';
       });
       const versions = await test.step('record versions', async () => ({ ...(await virsh.version()), edk2: (await host.facts()).edk2 ?? 'unknown' }));
       const files = await test.step('put the probe guest on the host', () => guestFiles(host, p));
       const settings: ProbeSettings = {
-        machine, emulator, domainType: p.domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, ioReserve: p.ioReserve,
+        machine, emulator, domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, ioReserve: p.ioReserve,
         firmware: p.firmware, ...files, probeDisk: join(p.workDir, 'probe.raw'), probeSerial: PROBE_SERIAL, workDir: p.workDir, timeoutMs: p.probeTimeoutMs,
       };
       const records: ProbeRecord[] = [];

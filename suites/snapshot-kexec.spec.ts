@@ -7,6 +7,7 @@
  * kernel it reached; the next run kexecs from there to the other one.
  */
 import type { Recorder } from '../drivers/recorder.js';
+import { hostAccel } from '../targets/accel.js';
 import { expect, test } from '../targets/fixtures.js';
 import type { Host } from '../targets/host.js';
 import type { NestedGuest } from './snapshot-kexec/cycle.js';
@@ -35,7 +36,7 @@ let running: { guest: NestedGuest; backing: ModeBacking } | undefined;
 
 async function prepared(host: Host): Promise<{ prep: HostPrep; files: GuestFiles }> {
   const p = paramsOf(host);
-  prep ??= await test.step('inspect the host: pmem, drivers, QEMU, kernels', () => inspectHost(host, { qemu: p.qemu, accel: p.accel, workDir: p.workDir }));
+  prep ??= await test.step('inspect the host: pmem, drivers, QEMU, kernels', async () => inspectHost(host, { qemu: p.qemu, accel: (await hostAccel(host)).accel, workDir: p.workDir }));
   files ??= await test.step('upload the guest initramfs', () => uploadGuest(host, p, prep!.running));
   return { prep, files };
 }
@@ -65,6 +66,7 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
     findings.record('qemu_version', prep.qemuVersion);
     findings.record('qemu_libpmem', prep.qemuLibpmem.ok ? true : `no: ${prep.qemuLibpmem.reason}`);
     findings.record('accel', prep.accel);
+    findings.record('accel_evidence', (await hostAccel(host)).evidence);
     findings.record('kernel_running', prep.running);
     findings.record('kernels_installed', prep.kernels.map((k) => k.version).join(' '));
     for (const mode of ['devdax', 'fsdax'] as const) {

@@ -112,7 +112,8 @@ export const pcieRootPortsSchema = z.strictObject({
   lower: z.number().int().min(1).default(1),
   /** nova caps num_pcie_ports at 28 on aarch64/virt. */
   upper: z.number().int().min(1).max(255).default(28),
-  domainType: z.enum(['kvm', 'qemu']).default('kvm'),
+  /** libvirt domain type; default: the host's accel (kvm, or qemu = TCG). */
+  domainType: z.enum(['kvm', 'qemu']).optional(),
   cpu: z.strictObject({ mode: z.enum(['host-passthrough', 'maximum', 'custom']), model: z.string().optional() }).default({ mode: 'host-passthrough' }),
   memoryMiB: z.number().int().positive().default(1024),
   /** pcie-root-port io-reserve in bytes (0: ports stop claiming the 64 KiB I/O window). */
@@ -242,8 +243,6 @@ export const suiteParamsSchema = z.strictObject({
       /** The installed kernel to kexec into (`uname -r` form); default: an installed one other than the running kernel. */
       targetKernel: z.string().min(1).optional(),
       qemu: z.string().min(1).default('qemu-system-x86_64'),
-      /** auto: kvm where /dev/kvm exists, else tcg (the emulated lab has no KVM). */
-      accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
       guest: z
         .strictObject({
           /** Guest RAM, all of it on pmem. */
@@ -295,6 +294,8 @@ export const hostSchema = z.strictObject({
   console: consoleSchema.optional(),
   power: powerSchema.optional(),
   expect: expectSchema,
+  /** What the host's VMs run under: kvm, tcg, or auto (kvm when the host has a usable /dev/kvm). */
+  accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
   /** How long a reboot or kexec may take before the host counts as lost. */
   returnTimeoutMs: z.number().int().positive().default(300_000),
   components: componentsSchema.prefault({}),

@@ -242,7 +242,7 @@ test('domain: the seed’s definition — armv7l virt, highmem=off, mapped 9p vi
     installDir: '/srv/labrig-armhf-guest-install',
     serialLog: '/var/log/libvirt/qemu/labrig-armhf-guest-serial.log',
   });
-  const spec = armhfDomainSpec({ params, paths, from: 'share', cmdline: 'console=ttyAMA0 root=/dev/vda rw', diskFormat: 'raw' });
+  const spec = armhfDomainSpec({ params, paths, from: 'share', cmdline: 'console=ttyAMA0 root=/dev/vda rw', diskFormat: 'raw', accel: 'tcg' });
   const summary = summariseDomain(domainXml(spec));
   expect(summary).toMatchObject({
     arch: 'armv7l',
@@ -263,8 +263,16 @@ test('domain: the seed’s definition — armv7l virt, highmem=off, mapped 9p vi
     'no -machine highmem=off',
     'virtio-boot accessmode passthrough, not mapped',
   ]);
-  const installer = armhfDomainSpec({ params, paths, from: 'installer', cmdline: 'x', diskFormat: 'raw' });
+  const installer = armhfDomainSpec({ params, paths, from: 'installer', cmdline: 'x', diskFormat: 'raw', accel: 'tcg' });
   expect(installer.kernel?.path).toBe('/srv/labrig-armhf-guest-install/vmlinuz');
+
+  // Under KVM on an arm64 host (the MP30-AR1): a kvm domain whose vCPU has AArch64 turned off.
+  const kvm = armhfDomainSpec({ params, paths, from: 'share', cmdline: 'x', diskFormat: 'raw', accel: 'kvm' });
+  const kvmXml = domainXml(kvm);
+  expect(kvmXml).toMatch(/<domain type="kvm"/);
+  expect(kvmXml).toMatch(/<cpu mode="host-passthrough">\s*<feature policy="disable" name="aarch64"><\/feature>|<cpu mode="host-passthrough">\s*<feature policy="disable" name="aarch64"\/>/);
+  expect(domainProblems(summariseDomain(kvmXml), kvm)).toEqual([]);
+  expect(domainProblems(summary, kvm)).toContain('domain type qemu, not kvm');
 });
 
 test('verdicts: uname -r must be the version /boot/vmlinuz names; a reboot must not start a kernel', () => {

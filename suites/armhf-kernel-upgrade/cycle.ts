@@ -28,6 +28,8 @@ export interface CycleContext {
   progress: Progress;
   /** A QEMU build's qemu-system-arm (components.qemuDir); default: libvirt's. */
   emulator?: string | undefined;
+  /** The host's accelerator: KVM on an arm64 server that runs AArch32 guests, TCG elsewhere. */
+  accel: 'kvm' | 'tcg';
 }
 
 export interface ArmhfOutcome {
@@ -121,7 +123,7 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
     let uuid: string | undefined;
     const define = (from: BootFrom) =>
       step(`define ${vm}: armv7l virt, highmem=off, kernel from the ${from === 'share' ? 'share (virtio-vmlinuz)' : 'installer files'}`, async () => {
-        const spec = armhfDomainSpec({ params, paths, from, cmdline: plan.cmdline, diskFormat: plan.diskFormat, uuid, emulator: ctx.emulator });
+        const spec = armhfDomainSpec({ params, paths, from, cmdline: plan.cmdline, diskFormat: plan.diskFormat, uuid, emulator: ctx.emulator, accel: ctx.accel });
         const { xml, summary } = await virsh.define(spec);
         if (uuid && summary.uuid !== uuid) throw fail(`redefining ${vm} gave UUID ${summary.uuid}, not ${uuid}`);
         uuid = summary.uuid;

@@ -40,7 +40,8 @@ export function bootFiles(paths: ArmhfPaths, from: BootFrom): { path: string; in
 }
 
 /**
- * The seed's domain: armv7l on `virt` under TCG, direct kernel boot, root disk on virtio, /boot
+ * The seed's domain: armv7l on `virt` (under KVM on an arm64 host whose cores run AArch32, with
+ * the vCPU's AArch64 turned off as QEMU's `-cpu host,aarch64=off`; TCG elsewhere), direct kernel boot, root disk on virtio, /boot
  * as a mapped 9p share tagged virtio-boot, console on the PL011, and on_reboot=destroy so a
  * guest reboot cannot come back on the kernel QEMU already holds. highmem=off: Debian's
  * non-LPAE armmp kernel cannot reach the high PCIe ECAM window (FIELD-NOTES).
@@ -54,12 +55,14 @@ export function armhfDomainSpec(o: {
   /** Set when redefining the domain (the seed's `virsh edit` after the installer boot). */
   uuid?: string | undefined;
   emulator?: string | undefined;
+  accel: 'kvm' | 'tcg';
 }): DomainSpec {
   const kernel = bootFiles(o.paths, o.from);
   return {
     name: o.params.vm,
     ...(o.uuid ? { uuid: o.uuid } : {}),
-    type: 'qemu',
+    type: o.accel === 'kvm' ? 'kvm' : 'qemu',
+    ...(o.accel === 'kvm' ? { cpu: { mode: 'host-passthrough' as const, disable: ['aarch64'] } } : {}),
     arch: 'armv7l',
     machine: 'virt',
     ...(o.emulator ? { emulator: o.emulator } : {}),
@@ -77,7 +80,7 @@ export function armhfDomainSpec(o: {
 /** What libvirt made of the definition, checked against what the seed needs; empty when it all holds. */
 export function domainProblems(summary: DomainSummary, spec: DomainSpec): string[] {
   const problems: string[] = [];
-  if (summary.type !== 'qemu') problems.push(`domain type ${summary.type}, not qemu (TCG)`);
+  if (summary.type !== spec.type) problems.push(`domain type ${summary.type}, not ${spec.type}${spec.type === 'qemu' ? ' (TCG)' : ''}`);
   if (summary.arch !== 'armv7l') problems.push(`arch ${summary.arch}, not armv7l`);
   if (!/^virt(-|$)/.test(summary.machine)) problems.push(`machine ${summary.machine}, not virt`);
   if (summary.onReboot !== 'destroy') problems.push(`on_reboot ${summary.onReboot}, not destroy`);

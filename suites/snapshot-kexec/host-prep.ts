@@ -59,7 +59,7 @@ export interface HostPrep {
 
 const TOOLS = ['ndctl', 'kexec', 'qemu-img', 'mkfs.ext4', 'sync'];
 
-export async function inspectHost(host: Host, o: { qemu: string; accel: 'auto' | 'kvm' | 'tcg'; workDir: string }): Promise<HostPrep> {
+export async function inspectHost(host: Host, o: { qemu: string; accel: 'kvm' | 'tcg'; workDir: string }): Promise<HostPrep> {
   const run = async (cmd: string, timeoutMs = 60_000) => host.run(cmd, { timeoutMs });
   const missing = (await run(`for t in ${[...TOOLS, o.qemu].map(shellQuote).join(' ')}; do command -v "$t" >/dev/null || echo "$t"; done`)).stdout.trim();
   if (missing) throw new LabError('config', `the host lacks ${missing.split('\n').join(', ')} (seed 003 needs ndctl, kexec-tools, QEMU)`, { host: host.name });
@@ -84,8 +84,7 @@ export async function inspectHost(host: Host, o: { qemu: string; accel: 'auto' |
     120_000,
   );
   const qemuLibpmem: HostPrep['qemuLibpmem'] = p.code === 0 ? { ok: true } : { ok: false, reason: p.stdout.trim().split('\n').filter((l) => !l.startsWith('{')).join(' ') || `exit ${p.code}` };
-  const kvm = (await run('test -w /dev/kvm')).code === 0;
-  const accel = o.accel === 'auto' ? (kvm ? 'kvm' : 'tcg') : o.accel;
+  const accel = o.accel;
   const running = (await run('uname -r')).stdout.trim();
   const kernels = installedKernels((await run('ls -1 /boot')).stdout);
   return { pmemSource, regions, modes, qemuVersion, qemuLibpmem, accel, running, kernels };

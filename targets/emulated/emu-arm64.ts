@@ -96,11 +96,10 @@ export function emuArm64LabHost(r: Arm64HostRecord): HostInput {
     expect: { arch: 'x86_64', features: ['libvirt', 'qemu', 'uefi'] },
     suites: {
       hostFacts: { domcapsArch: 'aarch64' },
-      // TCG: no host-passthrough (domcapabilities offers maximum/custom only). virt-2.12 is the
+      // TCG (the lab's accel): no host-passthrough (domcapabilities offers maximum/custom only). virt-2.12 is the
       // machine type of the seed's qemu 2.12 era (16 MiB ECAM: bus 0 + 15 ports); newest has 256 buses.
       pcieRootPorts: {
         machineTypes: ['virt-2.12', 'newest'],
-        domainType: 'qemu',
         cpu: { mode: 'custom', model: 'cortex-a57' },
         memoryMiB: 512,
         probeTimeoutMs: 120_000,

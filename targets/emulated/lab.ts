@@ -212,6 +212,7 @@ export function emulatedLab(opts: { runDir?: string } = {}): LabInput {
     if (!def) throw new LabError('lab-setup', `state.json lists ${r.name}, which this version does not know: run \`npx labrig lab down\``);
     return def.labHost(r);
   });
-  // Every emulated host shares this machine's cores.
-  return { name: 'emulated', parallelHosts: EMULATED_PARALLEL_HOSTS, hosts };
+  // Every emulated host shares this machine's cores. Their VMs run under TCG: the VM hosts have
+  // no KVM, and emu-arm64 (this machine) runs arm guests, which KVM on x86 cannot.
+  return { name: 'emulated', parallelHosts: EMULATED_PARALLEL_HOSTS, hosts: hosts.map((h) => ({ ...h, accel: 'tcg' })) };
 }
