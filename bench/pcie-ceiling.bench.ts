@@ -31,9 +31,9 @@ try {
     const machine = mt === 'newest' ? (/<machine>([^<]+)<\/machine>/.exec(await virsh.domcapabilities('aarch64', 'virt', domainType))?.[1] ?? 'virt') : mt;
     const records: ProbeRecord[] = [];
     const t0 = performance.now();
-    const r = await bisectCeiling(p.lower, p.upper, async (n) => {
+    const r = await bisectCeiling(Math.max(p.lower, p.portDevices.length + 1), p.upper, async (n) => {
       const rec = await probeRootPorts(host, virsh, n, {
-        machine, domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, ioReserve: p.ioReserve, firmware: p.firmware,
+        machine, domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, portDevices: p.portDevices, ioReserve: p.ioReserve, firmware: p.firmware,
         kernel: join(p.workDir, 'probe-vmlinuz'), initrd: join(p.workDir, 'probe-initrd.img'), cmdline: 'console=ttyAMA0',
         probeDisk: join(p.workDir, 'probe.raw'), probeSerial: PROBE_SERIAL, workDir: p.workDir, timeoutMs: p.probeTimeoutMs,
       });

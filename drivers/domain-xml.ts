@@ -22,6 +22,8 @@ export interface FilesystemSpec {
   accessMode: 'mapped' | 'passthrough' | 'squash';
 }
 
+export type PortDevice = 'xhci' | 'video' | 'scsi-cdrom' | 'pcie-to-pci-bridge';
+
 export interface DomainSpec {
   name: string;
   /** Redefining an existing domain (libvirt refuses the same name under a new UUID): its UUID. */
@@ -47,6 +49,12 @@ export interface DomainSpec {
   packRootPorts?: boolean;
   /** QEMU pcie-root-port io-reserve (bytes): 0 stops each port asking for 4 KiB of the 64 KiB I/O window. */
   rootPortIoReserve?: number;
+  /**
+   * Devices that each take a root port, in this order from port 1 (seed 001's budget: an xhci
+   * controller and a virtio video take 2 of the 15 ports; a CD-ROM sits on a virtio-scsi
+   * controller; a pcie-to-pci-bridge for legacy PCI devices). Needs rootPorts > their count.
+   */
+  portDevices?: PortDevice[];
   /** -machine highmem=off: non-LPAE armmp kernels cannot reach the high ECAM/MMIO (FIELD-NOTES). */
   highmem?: boolean;
   disks?: DiskSpec[];
@@ -79,6 +87,28 @@ function rootPortControllers(spec: DomainSpec): object[] {
   return [{ '@_type': 'pci', '@_index': 0, '@_model': 'pcie-root' }, ...ports];
 }
 
+const onPort = (port: number) => ({ '@_type': 'pci', '@_domain': '0x0000', '@_bus': hex(port), '@_slot': '0x00', '@_function': '0x0' });
+
+/** Each port device on its own root port, 1, 2, … (the probe disk stays behind the last one). */
+function portDeviceNodes(spec: DomainSpec): { controller: object[]; video: object[]; disk: object[] } {
+  const out = { controller: [] as object[], video: [] as object[], disk: [] as object[] };
+  const devices = spec.portDevices ?? [];
+  if (devices.length && (spec.rootPorts ?? 0) <= devices.length)
+    throw new Error(`${devices.length} port devices (${devices.join(', ')}) need more than ${devices.length} root ports, asked ${spec.rootPorts ?? 0}`);
+  const nextIndex = (spec.rootPorts ?? 0) + 1;
+  devices.forEach((d, i) => {
+    const address = onPort(i + 1);
+    if (d === 'xhci') out.controller.push({ '@_type': 'usb', '@_index': 0, '@_model': 'qemu-xhci', address });
+    if (d === 'video') out.video.push({ model: { '@_type': 'virtio', '@_heads': 1, '@_primary': 'yes' }, address });
+    if (d === 'pcie-to-pci-bridge') out.controller.push({ '@_type': 'pci', '@_index': nextIndex, '@_model': 'pcie-to-pci-bridge', model: { '@_name': 'pcie-pci-bridge' }, address });
+    if (d === 'scsi-cdrom') {
+      out.controller.push({ '@_type': 'scsi', '@_index': 0, '@_model': 'virtio-scsi', address });
+      out.disk.push({ '@_type': 'file', '@_device': 'cdrom', driver: { '@_name': 'qemu', '@_type': 'raw' }, target: { '@_dev': 'sda', '@_bus': 'scsi' }, readonly: '', address: { '@_type': 'drive', '@_controller': 0, '@_bus': 0, '@_target': 0, '@_unit': 0 } });
+    }
+  });
+  return out;
+}
+
 function disk(spec: DomainSpec, d: DiskSpec): object {
   const last = spec.rootPorts ?? 0;
   if (d.behindLastRootPort && last < 1) throw new Error(`disk ${d.target}: behindLastRootPort needs rootPorts ≥ 1`);
@@ -90,7 +120,7 @@ function disk(spec: DomainSpec, d: DiskSpec): object {
     target: { '@_dev': d.target, '@_bus': 'virtio' },
     ...(d.serial ? { serial: d.serial } : {}),
     ...(d.readonly ? { readonly: '' } : {}),
-    ...(d.behindLastRootPort ? { address: { '@_type': 'pci', '@_domain': '0x0000', '@_bus': hex(last), '@_slot': '0x00', '@_function': '0x0' } } : {}),
+    ...(d.behindLastRootPort ? { address: onPort(last) } : {}),
   };
 }
 
@@ -108,6 +138,7 @@ export function domainXml(spec: DomainSpec): string {
     if (spec.kernel.initrd) os.initrd = spec.kernel.initrd;
     if (spec.kernel.cmdline) os.cmdline = spec.kernel.cmdline;
   }
+  const ports = portDeviceNodes(spec);
   const doc = {
     domain: {
       '@_type': spec.type,
@@ -131,8 +162,9 @@ export function domainXml(spec: DomainSpec): string {
       on_crash: 'destroy',
       devices: {
         ...(spec.emulator ? { emulator: spec.emulator } : {}),
-        controller: spec.rootPorts !== undefined ? rootPortControllers(spec) : [],
-        disk: (spec.disks ?? []).map((d) => disk(spec, d)),
+        controller: [...(spec.rootPorts !== undefined ? rootPortControllers(spec) : []), ...ports.controller],
+        disk: [...(spec.disks ?? []).map((d) => disk(spec, d)), ...ports.disk],
+        ...(ports.video.length ? { video: ports.video } : {}),
         filesystem: (spec.filesystems ?? []).map((f) => ({
           '@_type': 'mount',
           '@_accessmode': f.accessMode,

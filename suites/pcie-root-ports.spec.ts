@@ -68,12 +68,14 @@ test.describe('pcie-root-port ceiling @pcie', () => {
       const versions = await test.step('record versions', async () => ({ ...(await virsh.version()), edk2: (await host.facts()).edk2 ?? 'unknown' }));
       const files = await test.step('put the probe guest on the host', () => guestFiles(host, p));
       const settings: ProbeSettings = {
-        machine, emulator, domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, ioReserve: p.ioReserve,
+        machine, emulator, domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, portDevices: p.portDevices, ioReserve: p.ioReserve,
         firmware: p.firmware, ...files, probeDisk: join(p.workDir, 'probe.raw'), probeSerial: PROBE_SERIAL, workDir: p.workDir, timeoutMs: p.probeTimeoutMs,
       };
       const records: ProbeRecord[] = [];
+      // The port devices sit on ports 1…k: a probe needs one more port for the probe disk.
+      const lower = Math.max(p.lower, p.portDevices.length + 1);
       const result = await bisectCeiling(
-        p.lower,
+        lower,
         p.upper,
         (n) =>
           test.step(`probe: ${n} root ports on ${machine}`, async () => {
@@ -94,6 +96,9 @@ test.describe('pcie-root-port ceiling @pcie', () => {
       const total = records.reduce((s, r) => s + r.seconds, 0);
       const harness = records.reduce((s, r) => s + r.harnessMs, 0) / 1000;
       findings.record(`ceiling_${machineType}`, ceiling);
+      findings.record('port_devices', p.portDevices.join(' ') || 'none');
+      // Seed 001's way: 15 ports in all, of which xhci and video take 2, leaves 13 for devices.
+      if (typeof ceiling === 'number') findings.record(`ports_left_${machineType}`, ceiling - p.portDevices.length);
       findings.record(`probes_${machineType}`, records.length);
       findings.record('upper_bound', p.upper);
       findings.record(`machine_type_${machineType}`, machine);
@@ -104,7 +109,7 @@ test.describe('pcie-root-port ceiling @pcie', () => {
       findings.record('edk2', versions.edk2);
       if (result.verdict.kind === 'non-monotonic')
         throw new ProductError('mismatch', `the probes contradict each other on ${machine}: ${result.verdict.contradictions.join('; ')}`, { host: host.name });
-      expect(result.verdict.kind, `on ${machine} not even ${p.lower} root port(s) boot: ${records[0]?.reason}`).not.toBe('nothing-boots');
+      expect(result.verdict.kind, `on ${machine} not even ${lower} root port(s) boot: ${records[0]?.reason}`).not.toBe('nothing-boots');
       const expected = p.expectCeiling[machineType];
       if (expected !== undefined) expect(ceiling, `the root-port ceiling on ${machine} moved`).toBe(expected);
     });

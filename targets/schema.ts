@@ -119,6 +119,12 @@ export const pcieRootPortsSchema = z.strictObject({
   /** pcie-root-port io-reserve in bytes (0: ports stop claiming the 64 KiB I/O window). */
   ioReserve: z.number().int().min(0).optional(),
   packRootPorts: z.boolean().default(false),
+  /**
+   * Devices that each take a root port in every probe, as in seed 001 (xhci and virtio video take
+   * 2 of its 15 ports, leaving 13 for devices; a CD-ROM on virtio-scsi; a pcie-to-pci-bridge).
+   * The ceiling is then reported as ports in all and ports left for devices.
+   */
+  portDevices: z.array(z.enum(['xhci', 'video', 'scsi-cdrom', 'pcie-to-pci-bridge'])).default([]),
   /** Extra N probed after the bisection, to catch a gap it would not see. */
   spotChecks: z.array(z.number().int().min(1)).default([]),
   probeTimeoutMs: z.number().int().positive().default(300_000),

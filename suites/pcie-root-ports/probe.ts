@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Console } from '../../drivers/console.js';
-import type { DomainSpec } from '../../drivers/domain-xml.js';
+import type { DomainSpec, PortDevice } from '../../drivers/domain-xml.js';
 import { ProductError } from '../../drivers/errors.js';
 import { DefineRejected, type Virsh } from '../../drivers/libvirt.js';
 import { shellQuote } from '../../drivers/ssh.js';
@@ -23,6 +23,7 @@ export interface ProbeSettings {
   cpu: DomainSpec['cpu'];
   memoryMiB: number;
   packRootPorts: boolean;
+  portDevices: PortDevice[];
   ioReserve?: number;
   firmware: { loader: string; varsTemplate: string };
   /** Paths on the host. */
@@ -64,6 +65,7 @@ export function probeSpec(n: number, name: string, s: ProbeSettings): DomainSpec
     onReboot: 'destroy',
     rootPorts: n,
     packRootPorts: s.packRootPorts,
+    portDevices: s.portDevices,
     rootPortIoReserve: s.ioReserve,
     disks: [{ source: s.probeDisk, format: 'raw', target: 'vda', serial: s.probeSerial, readonly: true, behindLastRootPort: true }],
     serialLog: join(s.workDir, `${name}-serial.log`),
