@@ -65,7 +65,12 @@ test.describe('pcie-root-port ceiling @pcie', () => {
         const caps = await virsh.domcapabilities('aarch64', 'virt', domainType, emulator);
         return /<machine>([^<]+)<\/machine>/.exec(caps)?.[1] ?? 'virt';
       });
-      const versions = await test.step('record versions', async () => ({ ...(await virsh.version()), edk2: (await host.facts()).edk2 ?? 'unknown' }));
+      const versions = await test.step('record versions: the QEMU the domains run, libvirt, the firmware package', async () => {
+        const v = await virsh.version();
+        // A QEMU build (components.qemuDir) is what runs, not libvirt's default emulator.
+        const built = emulator ? /version ([\d.]+)/.exec((await host.run(`${shellQuote(emulator)} --version`, { timeoutMs: 60_000 })).stdout)?.[1] : undefined;
+        return { libvirt: v.libvirt, hypervisor: built ?? v.hypervisor, emulator: emulator ?? 'libvirt default', edk2: (await host.facts()).edk2 ?? 'unknown' };
+      });
       const files = await test.step('put the probe guest on the host', () => guestFiles(host, p));
       const settings: ProbeSettings = {
         machine, emulator, domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, portDevices: p.portDevices, ioReserve: p.ioReserve,
@@ -105,6 +110,12 @@ test.describe('pcie-root-port ceiling @pcie', () => {
       findings.record(`wall_s_${machineType}`, +total.toFixed(1), 's');
       findings.record(`harness_share_${machineType}`, +(harness / total).toFixed(3));
       findings.record('qemu', versions.hypervisor);
+      findings.record('qemu_binary', versions.emulator);
+      // The loader the probe domains were defined with (the file libvirt ran), and the knobs in force.
+      findings.record('firmware', /<loader[^>]*>([^<]+)<\/loader>/.exec(records.find((r) => r.xml)?.xml ?? '')?.[1] ?? p.firmware.loader);
+      findings.record('cpu', p.cpu.model ? `${p.cpu.mode} ${p.cpu.model}` : p.cpu.mode);
+      findings.record('io_reserve', p.ioReserve ?? 'default');
+      findings.record('pack_root_ports', p.packRootPorts);
       findings.record('libvirt', versions.libvirt);
       findings.record('edk2', versions.edk2);
       if (result.verdict.kind === 'non-monotonic')
