@@ -46,6 +46,9 @@ function prefixed(family, kind) {
 }
 
 // A quarantined host skips its tests with a [lab:quarantined] reason: show those too.
+/** Playwright's own deadline; the same as targets/retry-policy.ts RUNNER_TIMEOUT (a test holds them equal). */
+export const runnerTimeout = /^(?:\w*Error: )?(?:Test|Worker teardown|Fixture "[^"]+"|"\w+" hook) timeout of \d+ms exceeded/;
+
 const labStatuses = ['failed', 'broken', 'skipped'];
 const productStatuses = ['failed', 'broken'];
 
@@ -57,10 +60,10 @@ const categories = [
     expand: true,
   })),
   {
-    // Playwright's own deadline (targets/retry-policy.ts RUNNER_TIMEOUT): the lab stalled.
+    // Playwright's own deadline: the lab stalled.
     id: 'lab-runner-timeout',
     name: "Lab: the test runner's own deadline passed",
-    matchers: { statuses: ['failed', 'broken'], message: /^(?:\w*Error: )?(?:Test|Worker teardown|Fixture "[^"]+"|"\w+" hook) timeout of \d+ms exceeded/ },
+    matchers: { statuses: ['failed', 'broken'], message: runnerTimeout },
     expand: true,
   },
   {

@@ -14,6 +14,7 @@ import { execa } from 'execa';
 import { allureConfigPath, finalizeReport } from '../reports/finalize.js';
 import { findExternalLoadsInHtml, makeReportSelfContained, stripExternalLoads } from '../reports/external.js';
 import { reportCommand } from '../reports/cli.js';
+import { RUNNER_TIMEOUT } from '../targets/retry-policy.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 let work = '';
@@ -235,6 +236,12 @@ test('every error kind in drivers/errors.ts has its Allure category', async () =
   expect(kinds('LabErrorKind').length).toBeGreaterThan(0);
   expect(Object.keys(rc.labCategoryNames).sort()).toEqual(kinds('LabErrorKind').sort());
   expect(Object.keys(rc.productCategoryNames).sort()).toEqual(kinds('ProductErrorKind').sort());
+});
+
+test("Allure's runner-timeout category matches exactly what the retry policy calls a runner timeout", async () => {
+  const rc = (await import(pathToFileURL(allureConfigPath).href)) as { runnerTimeout: RegExp };
+  expect(rc.runnerTimeout.source).toBe(RUNNER_TIMEOUT.source);
+  expect(rc.runnerTimeout.test('Error: Test timeout of 30000ms exceeded.')).toBe(true);
 });
 
 test('the scanner tells loads from mere URLs', async () => {
