@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { LabError } from '../drivers/errors.js';
+import { parseLabJson, unreadable } from './lab-json.js';
 
 export type Quarantine = Record<string, string>;
 
@@ -21,15 +21,7 @@ export function readQuarantine(path = process.env.LABRIG_QUARANTINE): Quarantine
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new LabError('lab-setup', `quarantine file ${path} (LABRIG_QUARANTINE) cannot be read: ${(e as Error).message}`, {}, { cause: e });
+    throw unreadable('quarantine file (LABRIG_QUARANTINE)', path, e);
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new LabError('lab-setup', `quarantine file ${path} is not valid JSON: ${(e as Error).message}`, {}, { cause: e });
-  }
-  const checked = quarantineSchema.safeParse(parsed);
-  if (!checked.success) throw new LabError('lab-setup', `quarantine file ${path} is not a map of host → reason: ${z.prettifyError(checked.error)}`);
-  return checked.data;
+  return parseLabJson(text, { what: 'quarantine file', file: path, schema: quarantineSchema, shape: 'a map of host → reason' });
 }

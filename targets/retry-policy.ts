@@ -11,7 +11,8 @@ import type { TestInfo } from '@playwright/test';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { isLabError, LabError } from '../drivers/errors.js';
+import { isLabError } from '../drivers/errors.js';
+import { parseLabJson, unreadable } from './lab-json.js';
 
 const MAX_MESSAGE = 64 * 1024;
 /**
@@ -68,17 +69,9 @@ export async function readAttempt(file: string): Promise<AttemptRecord | undefin
     text = await readFile(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LabError('lab-setup', `attempt record ${file} cannot be read: ${(e as Error).message}`, {}, { cause: e });
+    throw unreadable('attempt record', file, e);
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new LabError('lab-setup', `attempt record ${file} is not valid JSON: ${(e as Error).message}`, {}, { cause: e });
-  }
-  const checked = attemptSchema.safeParse(parsed);
-  if (!checked.success) throw new LabError('lab-setup', `attempt record ${file} is not an attempt record: ${z.prettifyError(checked.error)}`);
-  return checked.data;
+  return parseLabJson(text, { what: 'attempt record', file, schema: attemptSchema, shape: 'an attempt record' });
 }
 
 export async function refuseProductRetry(testInfo: TestInfo, outDir: string): Promise<void> {
