@@ -144,4 +144,8 @@ export const defaultDeathStrings: readonly RegExp[] = [
   /\bBUG: /,
   /Internal error: Oops|\bOops\b/,
   /\(XEN\).*FATAL/,
+  // FreeBSD: trap_fatal()'s first line, then vpanic()'s "panic: <msg>" followed by "cpuid = N"
+  // or the backtrace; the panic line may follow other output on the same line.
+  /\bFatal trap \d+: [^\r\n]* while in (?:kernel|user) mode/,
+  /\bpanic: [^\r\n]*\r?\n(?:cpuid = \d+|KDB: stack backtrace:)/,
 ];

@@ -4,6 +4,7 @@
  */
 import { expect, test } from '../targets/fixtures.js';
 import { versionMismatches } from '../targets/facts.js';
+import { normalizeArch } from '../targets/platform.js';
 import { currentSpeedMhz, kvmOnArm64, kvmOnX86, parseDomCapabilities } from './host-facts/parse.js';
 
 const UEFI_AARCH64 = [
@@ -15,13 +16,16 @@ const UEFI_AARCH64 = [
 
 test.describe('host facts @facts', () => {
   test('architecture is the declared one', async ({ host, findings }) => {
-    const arch = (await host.run('uname -m', { check: true })).stdout.trim();
+    const raw = (await host.run('uname -m', { check: true })).stdout.trim();
+    // FreeBSD's uname -m says amd64 / arm64: the same machines as x86_64 / aarch64.
+    const arch = normalizeArch(raw) ?? raw;
     findings.record('arch', arch);
-    expect(arch, `${host.name}: declared arch ${host.config.expect.arch}, host says ${arch}`).toBe(host.config.expect.arch);
+    expect(arch, `${host.name}: declared arch ${host.config.expect.arch}, host says ${raw}`).toBe(host.config.expect.arch);
   });
 
   test('KVM availability, read the right way for the architecture', async ({ host, findings }) => {
-    const arch = (await host.run('uname -m', { check: true })).stdout.trim();
+    const raw = (await host.run('uname -m', { check: true })).stdout.trim();
+    const arch = normalizeArch(raw) ?? raw;
     const evidence = await test.step(`KVM on ${arch}`, async () => {
       if (arch === 'aarch64') return kvmOnArm64((await host.run('dmesg 2>/dev/null || true')).stdout);
       const modules = (await host.run('lsmod 2>/dev/null | tail -n +2 || true; ls /sys/module 2>/dev/null || true')).stdout;

@@ -9,6 +9,7 @@ import type { Host } from '../targets/host.js';
 import { expect, test } from '../targets/fixtures.js';
 import { commandlineMismatches, expectedDom0MiB, hvmSupport, parseDom0Mem, parseXenSerialBoot, type XenParams } from './xen/boot.js';
 import { markerArgument, readyPattern } from './xen/guest.js';
+import { backendNic, bridgeMembersScript, parseBridgeMembers, parseProcessNames, processNamesScript } from './xen/dom0.js';
 import { isClean, type DomainIdentity } from './xen/leftovers.js';
 import { attachDomainLogs, CFG_DIR, createDomain, guestShell, leftoversOf, listed, newMarker, type Attach } from './xen/lifecycle.js';
 import { watchForDeath } from './xen/watch.js';
@@ -97,7 +98,7 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
     });
 
     await test.step('xenstored and xenconsoled are running', async () => {
-      const comms = (await host.run('cat /proc/[0-9]*/comm 2>/dev/null', { timeoutMs: 30_000 })).stdout.split('\n').map((l) => l.trim());
+      const comms = parseProcessNames((await host.run(processNamesScript(await host.os()), { timeoutMs: 30_000 })).stdout);
       expect(comms.some((c) => c === 'xenstored' || c === 'oxenstored'), 'xenstored (C or OCaml) in the process list').toBe(true);
       expect(comms, 'xenconsoled in the process list').toContain('xenconsoled');
     });
@@ -188,9 +189,12 @@ async function domuLifecycle(host: Host, spec: XlDomainSpec, o: LifecycleOptions
       const { paused, shutdown, crashed, dying } = d!.state;
       expect({ paused, shutdown, crashed, dying }, `state ${d!.stateText}`).toEqual({ paused: false, shutdown: false, crashed: false, dying: false });
       expect({ id: d!.id, memMiB: d!.memMiB, vcpus: d!.vcpus }).toEqual({ id: created.domid, memMiB: spec.memoryMiB, vcpus: spec.vcpus });
+      const os = await host.os();
       for (const [i, vif] of (spec.vifs ?? []).entries()) {
-        const port = `/sys/class/net/${vif.bridge}/brif/vif${created.domid}.${i}`;
-        expect((await host.run(`test -e ${port}`)).code, `${port}: the vif is on its bridge in dom0`).toBe(0);
+        if (!vif.bridge) continue;
+        const r = await host.run(bridgeMembersScript(os, vif.bridge), { timeoutMs: 30_000, check: true });
+        const nic = backendNic(os, created.domid, i);
+        expect(parseBridgeMembers(os, r.stdout), `${nic}: the vif's backend is a member of ${vif.bridge} in dom0`).toContain(nic);
       }
     }));
 

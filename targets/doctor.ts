@@ -85,9 +85,11 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
         await attempt(name, 'facts', async () => {
           const facts = await host.facts();
           if (facts.arch !== config.expect.arch) throw new Error(`declared arch ${config.expect.arch}, host says ${facts.arch}`);
+          if (!facts.os) throw new Error('uname -s names an OS the lab does not drive (linux, freebsd)');
+          if (config.os && facts.os !== config.os) throw new Error(`declared os ${config.os}, host says ${facts.os}`);
           const wrong = versionMismatches(facts, config.expect.versions);
           if (wrong.length) throw new Error(`not the versions this run validates: ${wrong.join('; ')}`);
-          return `${facts.arch}, ${facts.kernel}, ${facts.distro}`;
+          return `${facts.os} ${facts.arch}, ${facts.kernel}, ${facts.distro}`;
         }),
       );
     }

@@ -4,8 +4,13 @@
  */
 import type { CommandResult } from '../drivers/local.js';
 import { shellQuote } from '../drivers/ssh.js';
+import { boottimeId, parseBoottime } from './boot-identity.js';
+import { normalizeArch, osFamilyOf, type OsFamily } from './platform.js';
 
 export interface HostFacts {
+  /** `uname -s` as the lab names it; null for an OS the lab does not drive. */
+  os: OsFamily | null;
+  /** The lab's name (x86_64, aarch64, armv7l) where it knows the host's (`amd64` on FreeBSD); else as `uname -m` says. */
   arch: string;
   kernel: string;
   bootId: string;
@@ -22,13 +27,16 @@ export interface HostFacts {
   edk2: string | null;
 }
 
+/** Linux's /proc first; FreeBSD has no /proc by default, its sysctl(8) answers instead. */
 const SECTIONS: Record<string, string> = {
+  os: 'uname -s',
   arch: 'uname -m',
   kernel: 'uname -r',
-  bootId: 'cat /proc/sys/kernel/random/boot_id',
+  bootId: 'cat /proc/sys/kernel/random/boot_id || sysctl -n kern.boottime',
   distro: 'test -r /etc/os-release && . /etc/os-release && echo "$PRETTY_NAME"',
   cpuinfo: 'cat /proc/cpuinfo',
   meminfo: 'grep MemTotal /proc/meminfo',
+  sysctlHw: 'test -r /proc/cpuinfo || sysctl -n hw.model hw.ncpu hw.physmem',
   kvm: 'test -c /dev/kvm && echo yes || echo no',
   qemu: 'for q in qemu-system-aarch64 qemu-system-x86_64 qemu-system-arm /usr/libexec/qemu-kvm; do command -v $q >/dev/null 2>&1 && { command -v $q; $q --version | head -1; break; }; done',
   libvirt: 'command -v libvirtd >/dev/null 2>&1 && libvirtd --version',
@@ -61,14 +69,18 @@ export function parseFacts(text: string): HostFacts {
   const xenInfo = get('xen');
   const xenField = (f: string) => new RegExp(`^xen_${f}\\s*:\\s*(\\S*)`, 'm').exec(xenInfo)?.[1] ?? '';
   const orNull = (s: string) => (s === '' ? null : s);
+  // FreeBSD: hw.model, hw.ncpu, hw.physmem (bytes), one value a line.
+  const [hwModel, hwNcpu, hwPhysmem] = get('sysctlHw').split('\n').map((l) => l.trim());
+  const boottime = parseBoottime(get('bootId'));
   return {
-    arch: get('arch'),
+    os: osFamilyOf(get('os')) ?? null,
+    arch: normalizeArch(get('arch')) ?? get('arch'),
     kernel: get('kernel'),
-    bootId: get('bootId'),
+    bootId: boottime ? boottimeId(boottime) : get('bootId'),
     distro: get('distro'),
-    cpuModel: model.trim(),
-    cpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length,
-    memTotalKiB: Number(/(\d+)/.exec(get('meminfo'))?.[1] ?? 0),
+    cpuModel: cpuinfo || !hwModel ? model.trim() : hwModel,
+    cpus: cpuinfo || !hwNcpu ? (cpuinfo.match(/^processor\s*:/gm) ?? []).length : Number(hwNcpu) || 0,
+    memTotalKiB: get('meminfo') || !hwPhysmem ? Number(/(\d+)/.exec(get('meminfo'))?.[1] ?? 0) : Math.floor(Number(hwPhysmem) / 1024) || 0,
     kvmDevice: get('kvm') === 'yes',
     qemu: orNull(/version\s+(\S+)/.exec(get('qemu'))?.[1] ?? ''),
     qemuPath: orNull(/^\/\S*$/m.exec(get('qemu'))?.[0] ?? ''),

@@ -13,7 +13,10 @@ import { silentRecorder, type Recorder } from '../drivers/recorder.js';
 import { Shell, type ShellRunOptions } from '../drivers/shell.js';
 import { openSshShell } from '../drivers/ssh-shell.js';
 import { SshSession, shellQuote, type ExecOptions } from '../drivers/ssh.js';
+import { isNewBoot, parseBootIdentity, bootIdentityCommand } from './boot-identity.js';
 import { collectFacts, type HostFacts } from './facts.js';
+import { detectOsFamily, readBootIdentity } from './host-os.js';
+import type { OsFamily } from './platform.js';
 import { DEFAULT_PROMPT, type HostConfig } from './schema.js';
 
 export interface HostOptions {
@@ -44,6 +47,7 @@ export class Host {
   private readonly guards = new Set<HostGuard>();
   /** Set after a failed transition (did not return): later tests skip with this reason. */
   broken: string | undefined;
+  private osFamily: OsFamily | undefined;
 
   constructor(
     readonly config: HostConfig,
@@ -142,8 +146,15 @@ export class Host {
     return this.consoleShellInstance;
   }
 
+  /** The OS family: declared in the config, else asked of the host once (plumbing, like boot_id: no guards). */
+  async os(): Promise<OsFamily> {
+    this.osFamily ??= this.config.os ?? (await detectOsFamily((c) => this.ssh.exec(c, { timeoutMs: 10_000 }), this.name));
+    return this.osFamily;
+  }
+
   async bootId(): Promise<string> {
-    return (await this.read('/proc/sys/kernel/random/boot_id')).trim();
+    const os = await this.os();
+    return (await readBootIdentity((c) => this.run(c), os, this.name)).id;
   }
 
   async facts(): Promise<HostFacts> {
@@ -172,9 +183,10 @@ export class Host {
           if (died instanceof ProductError && died.kind === 'panic') throw died;
           try {
             await this.ssh.connect();
-            const r = await this.ssh.exec('cat /proc/sys/kernel/random/boot_id', { timeoutMs: 10_000 });
-            const bootId = r.stdout.trim();
-            if (r.code === 0 && bootId && bootId !== previousBootId) back = { bootId, ms: Math.round(performance.now() - t0) };
+            const os = await this.os();
+            const r = await this.ssh.exec(bootIdentityCommand(os), { timeoutMs: 10_000 });
+            const now = r.code === 0 ? parseBootIdentity(os, r.stdout) : undefined;
+            if (now && isNewBoot(previousBootId, now, performance.now() - t0)) back = { bootId: now.id, ms: Math.round(performance.now() - t0) };
             else this.ssh.close();
           } catch {
             // not back yet

@@ -8,27 +8,9 @@ import { isLabError, LabError, ProductError } from '../drivers/errors.js';
 import { silentRecorder, type Recorder } from '../drivers/recorder.js';
 import { shellQuote } from '../drivers/ssh.js';
 import type { Host } from './host.js';
+import { installedKernels, KERNEL_LISTING_SCRIPT, type InstalledKernel } from './kernel-names.js';
 
-export interface InstalledKernel {
-  /** As `uname -r` prints it. */
-  version: string;
-  image: string;
-  initrd?: string;
-}
-
-/** Kernels in `ls -1 /boot`: vmlinuz-<version>, with initrd.img-<version> where there is one. */
-export function installedKernels(bootListing: string, bootDir = '/boot'): InstalledKernel[] {
-  const names = bootListing.split('\n').map((l) => l.trim()).filter(Boolean);
-  return names
-    .filter((n) => /^vmlinuz-.+/.test(n))
-    .map((n) => n.slice('vmlinuz-'.length))
-    .sort()
-    .map((version) => ({
-      version,
-      image: `${bootDir}/vmlinuz-${version}`,
-      ...(names.includes(`initrd.img-${version}`) ? { initrd: `${bootDir}/initrd.img-${version}` } : {}),
-    }));
-}
+export { installedKernels, type InstalledKernel } from './kernel-names.js';
 
 /** The kernel to kexec into: the one asked for, else the first installed one that is not running. */
 export function chooseKexecTarget(installed: readonly InstalledKernel[], running: string, wanted?: string): InstalledKernel {
@@ -68,7 +50,7 @@ export async function kexecInto(host: Host, opts: KexecOptions = {}): Promise<Ke
   const rec = opts.recorder ?? silentRecorder;
   const from = (await host.run('uname -r', { check: true })).stdout.trim();
   const bootIdBefore = await host.bootId();
-  const installed = installedKernels((await host.run('ls -1 /boot', { check: true })).stdout);
+  const installed = installedKernels((await host.run(KERNEL_LISTING_SCRIPT, { check: true })).stdout);
   const target = chooseKexecTarget(installed, from, opts.kernel);
   const timeoutMs = opts.timeoutMs ?? host.config.returnTimeoutMs;
 

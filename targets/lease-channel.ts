@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { LabError } from '../drivers/errors.js';
 import { shellQuote, type CommandStream, type SshSession } from '../drivers/ssh.js';
-import { BREAK_SCRIPT, HOLDER_SCRIPT, parseState, printable, type LeaseState } from './lease-protocol.js';
+import { parseState, printable, type LeaseState } from './lease-protocol.js';
+import { BREAK_SCRIPT, HOLDER_BODY, HOLDER_SCRIPT } from './lease-scripts.js';
 
 /** What the probe needs of the lease's options. */
 interface Where {
@@ -99,7 +100,7 @@ export interface Probe {
 export async function probe(ssh: SshSession, o: Where, mode: 'acquired' | 'reclaimed', token: string, who: string): Promise<Probe> {
   const nonce = randomBytes(16).toString('hex');
   const info = `{"holder":${JSON.stringify(who)},"runId":${JSON.stringify(o.runId)},"token":${JSON.stringify(token)},`;
-  const ch = new HolderChannel(await ssh.openCommand(command(HOLDER_SCRIPT, 'labrig-lease', [mode, o.path, o.reservePath ?? defaultReservePath(o.path), info, token])), nonce);
+  const ch = new HolderChannel(await ssh.openCommand(command(HOLDER_SCRIPT, 'labrig-lease', [mode, o.path, o.reservePath ?? defaultReservePath(o.path), info, token, HOLDER_BODY])), nonce);
   ch.send(nonce);
   const asked = await ch.until('ask', 30_000);
   const state = asked ? parseState(ch.text, nonce) : undefined;

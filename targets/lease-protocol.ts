@@ -5,7 +5,8 @@
  * (it arrives on stdin) and is parsed here as data — no host-written text ever reaches a
  * command line. On the host, for a lease at <path>:
  *   <path>            who holds it (one JSON line, written by the holder)
- *   <path>.lock       flock(1) held by the holder process for as long as it lives
+ *   <path>.lock       flock(1) held by the holder process for as long as it lives, or lockf(1)
+ *                     around it where there is no flock (FreeBSD): lease-scripts.ts
  *   <path>.heartbeat  epoch seconds, rewritten on every heartbeat the runner sends
  *   <path>.log        every acquire, reclaim, release, reservation and break
  *   <reserve>         "<token> <deadline> <holder JSON>": the lease is ours across a reboot or
@@ -13,58 +14,6 @@
  *                     the reboot clears /var/lock (tmpfs) and kills the holder.
  */
 import { z } from 'zod';
-
-/** sh -c HOLDER_SCRIPT labrig-lease <mode> <path> <reserve> <info> <token>; the first stdin line is the nonce. */
-export const HOLDER_SCRIPT = String.raw`mode=$1 p=$2 r=$3 info=$4 token=$5
-IFS= read -r n || exit 0
-sect() { printf '\n%s %s\n' "$n" "$1"; }
-mkdir -p "$(dirname "$p")" || exit 70
-exec 9>>"$p.lock" || exit 70
-if flock -n 9; then st=free; else st=held; fi
-now=$(date +%s)
-sect state; echo "$st $now"
-sect holder; head -c 4096 "$p" 2>/dev/null
-sect heartbeat; head -c 64 "$p.heartbeat" 2>/dev/null
-sect reserved; head -c 4096 "$r" 2>/dev/null
-sect log; tail -n 400 "$p.log" 2>/dev/null | head -c 200000
-sect ask
-[ "$st" = free ] || exit 0
-IFS= read -r answer || exit 0
-[ "$answer" = take ] || exit 0
-me=$(printf '%s"since":%s,"pid":%s}' "$info" "$now" "$$")
-log() { printf '%s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$me" >> "$p.log"; }
-unreserve() { [ -f "$r" ] && IFS=' ' read -r rt _ < "$r" && [ "$rt" = "$token" ] && rm -f "$r"; }
-t=$(mktemp "$p.XXXXXX") && printf '%s\n' "$me" > "$t" && mv -f "$t" "$p" || exit 71
-rm -f "$r"
-date +%s > "$p.heartbeat"
-log "$mode"
-sect "taken $$"
-released=
-while IFS=' ' read -r cmd arg; do
-  case $cmd in
-  hb) date +%s > "$p.heartbeat" ;;
-  reserve)
-    case $arg in ''|*[!0-9]*) sect unreserved; continue ;; esac
-    d=$(( $(date +%s) + arg ))
-    if mkdir -p "$(dirname "$r")" && t=$(mktemp "$r.XXXXXX") && printf '%s %s %s\n' "$token" "$d" "$me" > "$t" && mv -f "$t" "$r" && sync 9>&-; then
-      log "reserved-until-$d"; sect "reserved $d"
-    else sect unreserved; fi ;;
-  back) unreserve; sect back ;;
-  release) released=1; break ;;
-  esac
-done
-if [ -n "$released" ]; then unreserve; rm -f "$p"; log released; else log dropped; fi
-sect bye`;
-
-/**
- * sh -c BREAK_SCRIPT labrig-lease-break <pid> <path> <line>: kills <pid> only if it is the
- * process holding <path>.lock on fd 9 (the holder script's descriptor), and logs <line>.
- */
-export const BREAK_SCRIPT = String.raw`pid=$1 p=$2 line=$3
-case $pid in ''|*[!0-9]*) exit 64 ;; esac
-fd=$(readlink "/proc/$pid/fd/9") && lock=$(readlink -f "$p.lock") && [ "$fd" = "$lock" ] || exit 65
-printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$line" >> "$p.log"
-kill -KILL "$pid"`;
 
 const holderSchema = z.object({
   holder: z.string(),

@@ -4,10 +4,16 @@
  * Secrets never appear in a config: only the NAME of the environment variable holding them.
  */
 import { z } from 'zod';
+import { archNames, normalizeArch, osFamilies, type Arch } from './platform.js';
 
 const envVarName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable NAME (A-Z, 0-9, _), not a secret');
 const port = z.number().int().min(1).max(65535);
 const argv = z.array(z.string().min(1)).min(1);
+const oneOf = (what: string) => (i: { input: unknown }) => (i.input === undefined ? `required: ${what}` : `${what}, not ${JSON.stringify(i.input)}`);
+/** An architecture under any of its names (amd64 is x86_64, arm64 is aarch64, armhf is armv7l), kept as the lab's name. */
+const arch = z
+  .enum(archNames, { error: oneOf('an architecture: x86_64 (amd64), aarch64 (arm64) or armv7l (armhf)') })
+  .transform((a) => normalizeArch(a) as Arch);
 
 export const roles = ['arm64-armhf', 'arm64-kunpeng', 'x86-pmem', 'x86-xen', 'local'] as const;
 export const features = ['libvirt', 'kvm', 'uefi', 'pmem', 'xen', 'qemu', 'kexec'] as const;
@@ -90,7 +96,7 @@ export const powerSchema = z.discriminatedUnion('kind', [
 ]);
 
 export const expectSchema = z.strictObject({
-  arch: z.enum(['x86_64', 'aarch64', 'armv7l']),
+  arch,
   /** Features the host must have; anything not listed is not required. */
   features: z.array(z.enum(features)).default([]),
   /** Features the host must NOT have (e.g. kvm on the emulated lab). */
@@ -142,7 +148,7 @@ export type PcieRootPortsParams = z.output<typeof pcieRootPortsSchema>;
 
 /** Per-suite parameters. Each suite owns its block; unknown keys are an error. */
 export const suiteParamsSchema = z.strictObject({
-  hostFacts: z.strictObject({ domcapsArch: z.enum(['x86_64', 'aarch64', 'armv7l']).optional() }).optional(),
+  hostFacts: z.strictObject({ domcapsArch: arch.optional() }).optional(),
   pcieRootPorts: pcieRootPortsSchema.optional(),
   /** Seed 000: an armhf libvirt guest whose /boot is a 9p share, upgraded and rebooted (suites/armhf-kernel-upgrade.spec.ts). */
   armhfKernelUpgrade: z
@@ -296,6 +302,8 @@ export const hostSchema = z.strictObject({
   /** One role, or several when one machine stands in for more (emu-arm64 is both arm64 hosts). */
   role: z.union([z.enum(roles), z.array(z.enum(roles)).min(1)]).transform((r) => (Array.isArray(r) ? r : [r])),
   description: z.string().optional(),
+  /** The OS family (`uname -s`); default: asked of the host. Reboot proof, the lease's lock and the Xen checks follow it. */
+  os: z.enum(osFamilies, { error: oneOf('an OS family: linux or freebsd (uname -s: Linux or FreeBSD)') }).optional(),
   ssh: sshSchema,
   console: consoleSchema.optional(),
   power: powerSchema.optional(),

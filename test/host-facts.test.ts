@@ -43,12 +43,12 @@ test('domcapabilities on x86_64 kvm: host-passthrough offered, usability per mod
 
 test('host facts parsed from one script output', () => {
   const text = [
-    '@@arch', 'aarch64', '@@kernel', '4.18.0-193.1.2.el7.aarch64', '@@bootId', 'b1', '@@distro', 'CentOS Linux 7 (AltArch)',
+    '@@os', 'Linux', '@@arch', 'aarch64', '@@kernel', '4.18.0-193.1.2.el7.aarch64', '@@bootId', 'b1', '@@distro', 'CentOS Linux 7 (AltArch)',
     '@@cpuinfo', 'processor\t: 0\nCPU part\t: 0xd01\nprocessor\t: 1\nCPU part\t: 0xd01', '@@meminfo', 'MemTotal:       263518784 kB',
     '@@kvm', 'yes', '@@qemu', 'QEMU emulator version 2.12.0 (qemu-kvm-ev-2.12.0)', '@@libvirt', 'libvirtd (libvirt) 4.5.0', '@@xen', '', '@@edk2', '',
   ].join('\n');
   expect(parseFacts(text)).toEqual({
-    arch: 'aarch64', kernel: '4.18.0-193.1.2.el7.aarch64', bootId: 'b1', distro: 'CentOS Linux 7 (AltArch)', cpuModel: 'CPU part 0xd01',
+    os: 'linux', arch: 'aarch64', kernel: '4.18.0-193.1.2.el7.aarch64', bootId: 'b1', distro: 'CentOS Linux 7 (AltArch)', cpuModel: 'CPU part 0xd01',
     cpus: 2, memTotalKiB: 263518784, kvmDevice: true, qemu: '2.12.0', qemuPath: null, libvirt: '4.5.0', xen: null, edk2: null,
   });
 });

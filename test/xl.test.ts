@@ -24,7 +24,9 @@ import {
 } from '../drivers/xl.js';
 import { commandlineMismatches, expectedDom0MiB, hvmSupport, parseDom0Mem, parseXenCommandline, parseXenSerialBoot, xenSizeMiB } from '../suites/xen/boot.js';
 import { markerArgument, readyPattern } from '../suites/xen/guest.js';
-import { findLeftovers, isClean } from '../suites/xen/leftovers.js';
+import { backendNic, bridgeMembersScript, parseBridgeMembers, processNamesScript } from '../suites/xen/dom0.js';
+import { findLeftovers, isClean, leftoversScript, vifLeftovers } from '../suites/xen/leftovers.js';
+import { recordedOutput } from './helpers/recorded.js';
 import { watchForDeath } from '../suites/xen/watch.js';
 
 const rec = (name: string) => readFileSync(join(import.meta.dirname, 'recorded', 'xen', name), 'utf8');
@@ -170,9 +172,34 @@ test.describe('domU traces and markers', () => {
   });
 
   test('a device model of the domain is found by -xen-domid or its log name', () => {
-    const out = '@@xenstore\n@@net\nlo\n@@procs\n301 /usr/libexec/xen-qemu-system-i386 -xen-domid 5 -no-shutdown -chardev socket,id=libxl-cmd\n302 /usr/bin/qemu-system-i386 -xen-domid 15\n';
+    const out = '@@xenstore\n/local/domain/0 = ""\n@@net\nlo\n@@procs\n1 init\n301 /usr/libexec/xen-qemu-system-i386 -xen-domid 5 -no-shutdown -chardev socket,id=libxl-cmd\n302 /usr/bin/qemu-system-i386 -xen-domid 15\n';
     expect(findLeftovers(out, { domid: 5, name: 'g' }).deviceModels).toEqual(['301 /usr/libexec/xen-qemu-system-i386 -xen-domid 5 -no-shutdown -chardev socket,id=libxl-cmd']);
     expect(() => findLeftovers('@@net\n', { domid: 5, name: 'g' })).toThrow(/@@xenstore/);
+  });
+
+  test('a probe that printed nothing (or only its error) is a failed check, never "nothing left"', () => {
+    const after = rec('leftovers-after.txt');
+    expect(isClean(findLeftovers(after, domu))).toBe(true);
+    const emptied = (name: string, body: string) => after.replace(new RegExp(`@@${name}\\n[\\s\\S]*?(?=\\n@@|$)`), `@@${name}\n${body}`);
+    expect(() => findLeftovers(emptied('xenstore', 'sh: xenstore-ls: not found'), domu)).toThrow(/@@xenstore did not work: .*\/local\/domain\/0.*"sh: xenstore-ls: not found"/);
+    expect(() => findLeftovers(emptied('net', ''), domu)).toThrow(/@@net did not work: its output lacks the loopback interface/);
+    expect(() => findLeftovers(emptied('procs', ''), domu)).toThrow(/@@procs did not work: its output lacks process 1/);
+  });
+
+  test("FreeBSD dom0: backend NICs are xnb<domid>.<devid>, bridge members come from ifconfig, no /proc or /sys is read", () => {
+    // libxl_osdeps.h (xen tools/libs/light): NETBACK_NIC_NAME "vif%u.%d" on Linux, "xnb%u.%d" on FreeBSD
+    expect([backendNic('linux', 2, 0), backendNic('freebsd', 2, 0)]).toEqual(['vif2.0', 'xnb2.0']);
+    expect(vifLeftovers([backendNic('freebsd', 2, 0), `${backendNic('freebsd', 2, 1)}-emu`, backendNic('freebsd', 12, 0)], domu)).toEqual(['xnb2.0', 'xnb2.1-emu']);
+    const members = parseBridgeMembers('freebsd', recordedOutput('freebsd/ifconfig-bridge0.txt'));
+    expect(members).toEqual(['epair3a', 'epair1a', 'epair8a', 'epair12a', 'epair11a', 'epair6a']);
+    expect(parseBridgeMembers('linux', 'vif2.0\neth0\n')).toEqual(['vif2.0', 'eth0']);
+    expect(bridgeMembersScript('freebsd', 'bridge0')).toBe("ifconfig 'bridge0'");
+    expect(bridgeMembersScript('linux', 'xenbr0')).toBe("ls '/sys/class/net/xenbr0/brif'");
+    const script = leftoversScript('freebsd');
+    expect(script).not.toMatch(/\/proc|\/sys/);
+    expect(script).toContain('ifconfig -l');
+    expect(processNamesScript('freebsd')).toBe('ps -axo comm=');
+    expect(leftoversScript('linux')).toContain('ls /sys/class/net');
   });
 
   test("the guest's ready line matches; the kernel's echo of its command line does not", () => {

@@ -6,6 +6,8 @@
  * destroyed, and after it was gone.
  */
 
+import type { OsFamily } from '../../targets/platform.js';
+
 export interface DomainIdentity {
   domid: number;
   name: string;
@@ -14,13 +16,19 @@ export interface DomainIdentity {
   cfgPath?: string;
 }
 
-/** The command whose output `findLeftovers` reads, in sections. */
-export const leftoversScript = [
-  "echo '@@xenstore'; xenstore-ls -f 2>&1 | cut -c1-300",
-  "echo '@@net'; ls /sys/class/net",
-  // argv of every process, NULs as spaces (busybox ps truncates arguments)
-  "echo '@@procs'; for p in /proc/[0-9]*; do a=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); [ -n \"$a\" ] && echo \"${p#/proc/} $a\"; done; true",
-].join('; ');
+/**
+ * The command whose output `findLeftovers` reads, in sections. Linux: /sys and /proc;
+ * FreeBSD has neither by default: `ifconfig -l` names every interface, ps(1) gives argv.
+ */
+export function leftoversScript(os: OsFamily = 'linux'): string {
+  const net = os === 'freebsd' ? 'ifconfig -l' : 'ls /sys/class/net';
+  const procs =
+    os === 'freebsd'
+      ? 'ps -axww -o pid=,args='
+      : // argv of every process, NULs as spaces (busybox ps truncates arguments)
+        "for p in /proc/[0-9]*; do a=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); [ -n \"$a\" ] && echo \"${p#/proc/} $a\"; done; true";
+  return [`echo '@@xenstore'; xenstore-ls -f 2>&1 | cut -c1-300`, `echo '@@net'; ${net}`, `echo '@@procs'; ${procs}`].join('; ');
+}
 
 function sections(text: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -28,7 +36,7 @@ function sections(text: string): Map<string, string[]> {
   for (const line of text.replace(/\r/g, '').split('\n')) {
     const m = /^@@(\w+)$/.exec(line);
     if (m) out.set(m[1]!, (current = []));
-    else if (current && line.trim()) current.push(line);
+    else if (current && line.trim()) current.push(line.trimStart());
   }
   return out;
 }
@@ -47,9 +55,9 @@ export function xenstoreLeftovers(lines: readonly string[], d: DomainIdentity): 
   return lines.filter((l) => patterns.some((p) => p.test(l))).map((l) => l.replace(/ = .*$/, ''));
 }
 
-/** vif<domid>.<n> (netback) and vif<domid>.<n>-emu (HVM's emulated NIC tap). */
+/** vif<domid>.<n> (netback; xnb<domid>.<n> on FreeBSD) and its -emu twin (HVM's emulated NIC tap). */
 export function vifLeftovers(netDevs: readonly string[], d: DomainIdentity): string[] {
-  return netDevs.flatMap((l) => l.split(/\s+/)).filter((n) => new RegExp(`^vif${d.domid}\\.\\d+(-emu)?$`).test(n));
+  return netDevs.flatMap((l) => l.split(/\s+/)).filter((n) => new RegExp(`^(?:vif|xnb)${d.domid}\\.\\d+(-emu)?$`).test(n));
 }
 
 /** qemu-dm of this domain: started with `-xen-domid <domid>`, or named after it. */
@@ -84,6 +92,15 @@ export function findLeftovers(scriptOutput: string, d: DomainIdentity): Leftover
   const s = sections(scriptOutput);
   for (const name of ['xenstore', 'net', 'procs'])
     if (!s.has(name)) throw new Error(`leftovers script output lacks its @@${name} section`);
+  // An empty section would pass as "nothing left": each must show its probe saw the live system.
+  const proofs: Array<[string, RegExp, string]> = [
+    ['xenstore', /^\/local\/domain\/0(?: |$)/, "dom0's own /local/domain/0 (xenstore-ls failed?)"],
+    ['net', /(?:^|\s)lo0?(?:\s|$)/, 'the loopback interface'],
+    ['procs', /^1 /, 'process 1'],
+  ];
+  for (const [name, proof, what] of proofs)
+    if (!s.get(name)!.some((l) => proof.test(l)))
+      throw new Error(`leftovers probe @@${name} did not work: its output lacks ${what}: ${JSON.stringify(s.get(name)!.slice(0, 3).join(' | ').slice(0, 200))}`);
   return {
     xenstore: xenstoreLeftovers(s.get('xenstore')!, d),
     vifs: vifLeftovers(s.get('net')!, d),

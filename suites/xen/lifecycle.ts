@@ -79,6 +79,6 @@ export async function guestShell(console: Console, host: string, timeoutMs: numb
 }
 
 export async function leftoversOf(host: Host, d: DomainIdentity): Promise<{ leftovers: Leftovers; evidence: string }> {
-  const r = await host.run(leftoversScript, { timeoutMs: 60_000, check: true });
+  const r = await host.run(leftoversScript(await host.os()), { timeoutMs: 60_000, check: true });
   return { leftovers: findLeftovers(r.stdout, d), evidence: r.stdout };
 }
