@@ -50,6 +50,8 @@ export interface ProbeRecord extends ProbeResult {
 const MARKER = /LABRIG-PROBE: (present|missing) bridges=(\d+) pci=(\d+)/;
 const UEFI_SHELL = /Shell> |UEFI Interactive Shell/;
 const KERNEL_STARTED = /Booting Linux|Linux version \d/;
+/** The most the verdict waits on the serial log after the guest wrote it. */
+const SERIAL_POLL_MS = 50;
 
 export function probeSpec(n: number, name: string, s: ProbeSettings): DomainSpec {
   return {
@@ -103,11 +105,12 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
       if (e instanceof DefineRejected) return done('define-rejected', e.libvirtMessage);
       throw e;
     }
-    const log = spec.serialLog;
-    await timed('rm-log', () => host.run(`rm -f ${shellQuote(log)}`));
-    const stream = await timed('tail-open', () => host.ssh.openCommand(`exec tail -c +1 -F ${shellQuote(log)} 2>/dev/null`));
-    console = Console.fromStreams(stream.stdout, undefined, { name: host.name, logPath: join(host.opts.logDir, `${name}-serial.log`) });
     await timed('start', () => virsh.start(name));
+    // The serial log is read from its first byte, so following it once the domain runs misses nothing;
+    // over the session's kept SFTP channel, not a channel (a login shell on the host) per probe.
+    const serial = host.ssh.followFile(spec.serialLog, { intervalMs: SERIAL_POLL_MS });
+    const serialConsole = Console.fromStreams(serial, undefined, { name: host.name, logPath: join(host.opts.logDir, `${name}-serial.log`) });
+    console = serialConsole;
     const tStart = performance.now();
     try {
       const m = await console.expect([MARKER, UEFI_SHELL], { timeoutMs: s.timeoutMs, what: `the probe verdict of ${name}` });
@@ -126,7 +129,7 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
       }
       throw e;
     } finally {
-      await timed('tail-close', () => stream.close());
+      await timed('console-close', () => serialConsole.close());
     }
   } finally {
     await timed('remove', () => virsh.remove(name));
