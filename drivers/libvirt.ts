@@ -130,10 +130,15 @@ export class Virsh {
     return false;
   }
 
-  /** Destroys (if running) and undefines with its nvram; quiet when there is nothing to remove. */
+  /**
+   * Destroys (if running) and undefines with its nvram, quiet when there is nothing to remove.
+   * One virsh connection for both (a batch; its status is the last command's): each connection
+   * costs a round trip to libvirtd. virsh reads its batch with the shell's single quotes.
+   */
   async remove(name: string): Promise<void> {
     const n = shellQuote(name);
-    await this.host.run(`${this.cmd(`destroy ${n}`)} >/dev/null 2>&1; ${this.cmd(`undefine --nvram ${n}`)} >/dev/null 2>&1 || ${this.cmd(`undefine ${n}`)} >/dev/null 2>&1; true`, { timeoutMs: 120_000 });
+    const batch = shellQuote(`destroy ${n}; undefine --nvram ${n}`);
+    await this.host.run(`virsh -q -c ${shellQuote(this.uri)} ${batch} >/dev/null 2>&1 || ${this.cmd(`undefine ${n}`)} >/dev/null 2>&1; true`, { timeoutMs: 120_000 });
   }
 
   /** What libvirt can do for arch/machine; with `emulator`, for that QEMU binary rather than its default. */

@@ -1,9 +1,11 @@
 /**
- * The kept SFTP channel on a real sshd: many file operations and a followed file share one
- * subsystem start (each new channel costs a login shell on many hosts); a followed file is read
- * like `tail -c +1 -F`; a domain is defined through it and the persistent shell.
+ * Fewer channels and connections per probe. The kept SFTP channel on a real sshd: many file
+ * operations and a followed file share one subsystem start (each new channel costs a login
+ * shell on many hosts); a followed file is read like `tail -c +1 -F`; a domain is defined
+ * through it and the persistent shell; a domain is removed in one virsh connection.
  */
 import { expect, test } from '@playwright/test';
+import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { appendFile, chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -145,4 +147,19 @@ test('virsh define: the XML travels over SFTP and is defined through the shell; 
   } finally {
     await host.close();
   }
+});
+
+test('virsh remove: destroy and undefine in one virsh batch that names the domain exactly, whatever its name', async () => {
+  // Real virsh on its test driver (no daemon); the runner is a local sh that keeps what virsh says.
+  const err = join(dir, 'virsh.err');
+  const commands: string[] = [];
+  const run = async (command: string) => {
+    commands.push(command);
+    const r = await execa('sh', ['-c', command.replaceAll('>/dev/null 2>&1', `2>>${err}`)], { reject: false });
+    return { stdout: r.stdout, stderr: r.stderr, code: r.exitCode ?? null, signal: null, ms: 0 };
+  };
+  const virsh = new Virsh({ name: 'local', run, exec: run }, 'test:///default');
+  await virsh.remove("it's odd; list");
+  expect(commands).toHaveLength(1);
+  expect(await readFile(err, 'utf8')).toBe(`${"error: failed to get domain 'it's odd; list'\n".repeat(3)}`);
 });
