@@ -21,7 +21,11 @@ function call<T>(op: (cb: (err: Error | null | undefined, value: T) => void) => 
   return new Promise((resolve, reject) => op((err, value) => (err ? reject(err) : resolve(value))));
 }
 
-const missing = (e: unknown) => (e as { code?: unknown }).code === NO_SUCH_FILE;
+/** undefined for a file that is not there (yet, or any more); any other failure is thrown. */
+function unlessMissing(e: unknown): undefined {
+  if ((e as { code?: unknown }).code === NO_SUCH_FILE) return undefined;
+  throw e;
+}
 
 /** Best effort: on a channel that is gone there is nothing left to close. */
 function closeQuietly(s: SFTPWrapper, handle: Buffer): void {
@@ -48,44 +52,34 @@ export function followRemoteFile(sftp: () => Promise<SFTPWrapper>, path: string,
     },
   });
   void (async () => {
-    let handle: Buffer | undefined;
-    let s: SFTPWrapper | undefined;
+    // A handle belongs to its channel: once open, a lost channel is an error, never a new one.
+    let open: { s: SFTPWrapper; handle: Buffer } | undefined;
     let offset = 0;
     const buf = Buffer.alloc(CHUNK);
     try {
       while (!stopped) {
-        s = await sftp();
-        if (!handle) {
-          const sftpNow = s;
-          handle = await call<Buffer>((cb) => sftpNow.open(path, 'r', cb)).catch((e: unknown) => {
-            if (missing(e)) return undefined;
-            throw e;
-          });
+        if (!open) {
+          const s = await sftp();
+          const handle = await call<Buffer>((cb) => s.open(path, 'r', cb)).catch(unlessMissing);
           if (!handle) {
             await sleep(intervalMs);
             continue;
           }
+          open = { s, handle };
         }
-        const h = handle;
-        const sftpNow = s;
-        const n = await call<number>((cb) => sftpNow.read(h, buf, 0, CHUNK, offset, cb));
+        const { s, handle } = open;
+        const n = await call<number>((cb) => s.read(handle, buf, 0, CHUNK, offset, cb));
         if (stopped) break;
         if (n > 0) {
           offset += n;
           out.push(Buffer.from(buf.subarray(0, n)));
           continue;
         }
-        const size = await call<{ size?: number }>((cb) => sftpNow.stat(path, cb)).then(
-          (a) => a.size,
-          (e: unknown) => {
-            if (missing(e)) return undefined;
-            throw e;
-          },
-        );
+        const size = await call<{ size?: number }>((cb) => s.stat(path, cb)).then((a) => a.size, unlessMissing);
         if (size !== undefined && size < offset) {
-          handle = undefined;
+          closeQuietly(s, handle);
+          open = undefined;
           offset = 0;
-          closeQuietly(sftpNow, h);
           continue;
         }
         await sleep(intervalMs);
@@ -93,8 +87,7 @@ export function followRemoteFile(sftp: () => Promise<SFTPWrapper>, path: string,
     } catch (e) {
       if (!stopped) out.destroy(new Error(`following ${path} over SFTP failed: ${(e as Error).message}`));
     } finally {
-      const h = handle;
-      if (h && s) closeQuietly(s, h);
+      if (open) closeQuietly(open.s, open.handle);
     }
   })();
   return out;
