@@ -2,17 +2,26 @@
  * virsh over a host's SSH. It never talks to libvirt any other way, so the same calls work on
  * a Kunpeng in the lab and on the emulated arm64 host. Domains come from typed specs.
  */
+import { randomBytes } from 'node:crypto';
 import type { CommandResult } from './local.js';
 import { domainXml, summariseDomain, type DomainSpec, type DomainSummary } from './domain-xml.js';
-import { ProductError } from './errors.js';
+import { LabError, ProductError } from './errors.js';
 import { shellQuote } from './ssh.js';
 
-/** What a Host offers (structurally): the persistent shell, and exec with stdin. */
+/** What a Host offers (structurally): the persistent shell, exec with stdin, and SFTP when it has SSH. */
 export interface CommandRunner {
   readonly name: string;
   run(command: string, opts?: { timeoutMs?: number; check?: boolean }): Promise<CommandResult>;
   exec(command: string, opts?: { timeoutMs?: number; input?: string; check?: boolean }): Promise<CommandResult>;
+  /** An SshSession: a domain's XML then travels over its kept SFTP channel and is defined through the shell, no channel of its own. */
+  readonly ssh?: object;
 }
+
+interface FileWriter {
+  writeFile(remotePath: string, content: string, mode?: number): Promise<void>;
+}
+
+const canWriteFiles = (ssh: object | undefined): ssh is FileWriter => typeof (ssh as Partial<FileWriter> | undefined)?.writeFile === 'function';
 
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | 'absent';
 
@@ -21,6 +30,8 @@ export function parseStateReason(text: string): { state: DomainState; reason: st
   const m = /^(.+?) \((.+)\)$/.exec(text.trim());
   return m ? { state: m[1] as DomainState, reason: m[2]! } : { state: text.trim() as DomainState, reason: '' };
 }
+
+const DEFINE_TIMEOUT_MS = 120_000;
 
 export class DefineRejected extends ProductError {
   constructor(host: string, readonly libvirtMessage: string) {
@@ -45,10 +56,25 @@ export class Virsh {
   /** Defines the domain; a refusal by libvirt is a DefineRejected with libvirt's own words. */
   async define(spec: DomainSpec): Promise<{ xml: string; summary: DomainSummary }> {
     const xml = domainXml(spec);
-    const r = await this.host.exec(this.cmd('define /dev/stdin'), { input: xml, timeoutMs: 120_000 });
+    const ssh = this.host.ssh;
+    const r = canWriteFiles(ssh) ? await this.defineFromFile(ssh, xml) : await this.host.exec(this.cmd('define /dev/stdin'), { input: xml, timeoutMs: DEFINE_TIMEOUT_MS });
     if (r.code !== 0) throw new DefineRejected(this.host.name, (r.stderr || r.stdout).trim().replace(/^error: /gm, ''));
     const dumped = await this.dumpxml(spec.name);
     return { xml: dumped, summary: summariseDomain(dumped) };
+  }
+
+  private async defineFromFile(ssh: FileWriter, xml: string): Promise<CommandResult> {
+    const path = `/tmp/labrig-define-${randomBytes(8).toString('hex')}.xml`;
+    await ssh.writeFile(path, xml, 0o600);
+    const file = shellQuote(path);
+    try {
+      const r = await this.host.run(`${this.cmd(`define ${file}`)}; rc=$?; rm -f ${file}; exit $rc`, { timeoutMs: DEFINE_TIMEOUT_MS });
+      return { ...r, stderr: r.stderr.replaceAll(path, 'the domain XML') };
+    } catch (e) {
+      // A hung define stays the lab's failure, as it was on a channel of its own.
+      if (e instanceof ProductError && e.kind === 'timeout') throw new LabError('lab-timeout', e.message, { host: this.host.name });
+      throw e;
+    }
   }
 
   async dumpxml(name: string, inactive = true): Promise<string> {
@@ -104,10 +130,15 @@ export class Virsh {
     return false;
   }
 
-  /** Destroys (if running) and undefines with its nvram; quiet when there is nothing to remove. */
+  /**
+   * Destroys (if running) and undefines with its nvram, quiet when there is nothing to remove.
+   * One virsh connection for both (a batch; its status is the last command's): each connection
+   * costs a round trip to libvirtd. virsh reads its batch with the shell's single quotes.
+   */
   async remove(name: string): Promise<void> {
     const n = shellQuote(name);
-    await this.host.run(`${this.cmd(`destroy ${n}`)} >/dev/null 2>&1; ${this.cmd(`undefine --nvram ${n}`)} >/dev/null 2>&1 || ${this.cmd(`undefine ${n}`)} >/dev/null 2>&1; true`, { timeoutMs: 120_000 });
+    const batch = shellQuote(`destroy ${n}; undefine --nvram ${n}`);
+    await this.host.run(`virsh -q -c ${shellQuote(this.uri)} ${batch} >/dev/null 2>&1 || ${this.cmd(`undefine ${n}`)} >/dev/null 2>&1; true`, { timeoutMs: 120_000 });
   }
 
   /** What libvirt can do for arch/machine; with `emulator`, for that QEMU binary rather than its default. */

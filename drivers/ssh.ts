@@ -5,12 +5,13 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import { LabError, ProductError } from './errors.js';
 import type { CommandResult } from './local.js';
 import { silentRecorder, type Recorder } from './recorder.js';
 import { Semaphore } from './semaphore.js';
+import { followRemoteFile, type FollowOptions } from './ssh-follow.js';
 import type { SshConfig } from '../targets/schema.js';
 
 export interface ExecOptions {
@@ -50,6 +51,7 @@ export class SshSession {
   private connecting: Promise<Client> | undefined;
   private readonly channels: Semaphore;
   private seenKey: string | undefined;
+  private sftpKept: { client: Client; sftp: Promise<SFTPWrapper> } | undefined;
 
   constructor(
     readonly host: string,
@@ -325,16 +327,43 @@ export class SshSession {
     return ch;
   }
 
+  /**
+   * One SFTP channel per connection, opened on first use and kept (it holds one channel slot):
+   * each new channel makes sshd start a subsystem, through the user's login shell and its rc
+   * files unless the server runs internal-sftp, which costs seconds on some hosts.
+   */
   private async sftp<T>(use: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
-    const { value: sftp, release } = await this.channel(
-      (c) => new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s)))),
-    );
+    return use(await this.keptSftp());
+  }
+
+  private async keptSftp(): Promise<SFTPWrapper> {
+    const client = await this.connect();
+    if (this.sftpKept?.client === client) return this.sftpKept.sftp;
+    const kept = { client, sftp: this.openSftp(client, () => this.sftpKept === kept && (this.sftpKept = undefined)) };
+    this.sftpKept = kept;
+    return kept.sftp;
+  }
+
+  private async openSftp(client: Client, forget: () => void): Promise<SFTPWrapper> {
+    const release = await this.channels.acquire();
     try {
-      return await use(sftp);
-    } finally {
-      sftp.end();
+      const s = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, ch) => (err ? reject(err) : resolve(ch))));
+      s.on('error', () => s.end());
+      s.once('close', () => {
+        forget();
+        release();
+      });
+      return s;
+    } catch (e) {
+      forget();
       release();
+      throw e;
     }
+  }
+
+  /** A remote file as a stream, like `tail -c +1 -F`, over the kept SFTP channel (ssh-follow.ts). */
+  followFile(remotePath: string, opts: FollowOptions = {}): Readable {
+    return followRemoteFile(() => this.keptSftp(), remotePath, opts);
   }
 
   async put(localPath: string, remotePath: string): Promise<void> {
@@ -360,6 +389,7 @@ export class SshSession {
   close(): void {
     const c = this.client;
     this.client = undefined;
+    this.sftpKept = undefined;
     c?.end();
   }
 }

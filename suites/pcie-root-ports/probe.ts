@@ -40,15 +40,19 @@ export interface ProbeRecord extends ProbeResult {
   outcome: Outcome;
   xml: string;
   consoleText: string;
-  /** Our share of the probe: define, start, destroy, undefine. */
+  /** Our share of the probe: everything but the guest's boot (define, start, console, destroy, clean-up). */
   harnessMs: number;
   /** From `virsh start` returning to the outcome on the console. */
   guestMs: number;
+  /** Milliseconds per phase, in the order they ran (`guest` is guestMs). */
+  phases: Record<string, number>;
 }
 
 const MARKER = /LABRIG-PROBE: (present|missing) bridges=(\d+) pci=(\d+)/;
 const UEFI_SHELL = /Shell> |UEFI Interactive Shell/;
 const KERNEL_STARTED = /Booting Linux|Linux version \d/;
+/** The most the verdict waits on the serial log after the guest wrote it. */
+const SERIAL_POLL_MS = 50;
 
 export function probeSpec(n: number, name: string, s: ProbeSettings): DomainSpec {
   return {
@@ -76,18 +80,25 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
   const name = `labrig-pcie-${n}-${randomBytes(3).toString('hex')}`;
   const spec = probeSpec(n, name, s);
   const t0 = performance.now();
-  let harnessMs = 0;
   let guestMs = 0;
   let xml = '';
   let console: Console | undefined;
-  const done = (outcome: Outcome, reason: string): ProbeRecord => ({
-    n, ok: outcome === 'booted', outcome, reason, seconds: +((performance.now() - t0) / 1000).toFixed(1),
-    xml, consoleText: console?.text(0) ?? '', harnessMs: Math.round(harnessMs), guestMs: Math.round(guestMs),
-  });
-  try {
-    const tDefine = performance.now();
+  const phases: Record<string, number> = {};
+  const timed = async <T>(phase: string, body: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
     try {
-      const defined = await virsh.define(spec);
+      return await body();
+    } finally {
+      phases[phase] = (phases[phase] ?? 0) + performance.now() - t;
+    }
+  };
+  // The record is returned from inside the try; its times are completed once the clean-up has run.
+  let record: ProbeRecord | undefined;
+  const done = (outcome: Outcome, reason: string): ProbeRecord =>
+    (record = { n, ok: outcome === 'booted', outcome, reason, seconds: 0, xml, consoleText: console?.text(0) ?? '', harnessMs: 0, guestMs: 0, phases });
+  try {
+    try {
+      const defined = await timed('define', () => virsh.define(spec));
       xml = defined.xml;
       const { rootPorts, disks } = defined.summary;
       if (rootPorts.length !== n) throw new ProductError('mismatch', `asked for ${n} root ports, libvirt made ${rootPorts.length}`, { host: host.name });
@@ -96,12 +107,17 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
       if (e instanceof DefineRejected) return done('define-rejected', e.libvirtMessage);
       throw e;
     }
-    const log = spec.serialLog;
-    await host.run(`rm -f ${shellQuote(log)}`);
-    const stream = await host.ssh.openCommand(`exec tail -c +1 -F ${shellQuote(log)} 2>/dev/null`);
-    console = Console.fromStreams(stream.stdout, undefined, { name: host.name, logPath: join(host.opts.logDir, `${name}-serial.log`) });
-    await virsh.start(name);
-    harnessMs += performance.now() - tDefine;
+    // At start libvirt writes the vars template into a new nvram byte by byte (64 MiB, seconds on a
+    // busy host); a sparse copy made first is the same bytes, and libvirt uses a file that exists.
+    // Without GNU cp nothing is left behind and libvirt makes it as before.
+    const nvram = shellQuote(spec.uefi!.nvram);
+    await timed('nvram', () => host.run(`cp --sparse=always ${shellQuote(s.firmware.varsTemplate)} ${nvram} 2>/dev/null || rm -f ${nvram}`));
+    await timed('start', () => virsh.start(name));
+    // The serial log is read from its first byte, so following it once the domain runs misses nothing;
+    // over the session's kept SFTP channel, not a channel (a login shell on the host) per probe.
+    const serial = host.ssh.followFile(spec.serialLog, { intervalMs: SERIAL_POLL_MS });
+    const serialConsole = Console.fromStreams(serial, undefined, { name: host.name, logPath: join(host.opts.logDir, `${name}-serial.log`) });
+    console = serialConsole;
     const tStart = performance.now();
     try {
       const m = await console.expect([MARKER, UEFI_SHELL], { timeoutMs: s.timeoutMs, what: `the probe verdict of ${name}` });
@@ -120,13 +136,19 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
       }
       throw e;
     } finally {
-      await stream.close();
+      await timed('console-close', () => serialConsole.close());
     }
   } finally {
-    const tRemove = performance.now();
-    await virsh.remove(name);
-    harnessMs += performance.now() - tRemove;
-    await console?.close();
-    await host.run(`rm -f ${shellQuote(spec.serialLog)}`);
+    await timed('remove', () => virsh.remove(name));
+    await timed('cleanup', async () => {
+      await console?.close();
+      await host.run(`rm -f ${shellQuote(spec.serialLog)}`);
+    });
+    if (record) {
+      const totalMs = performance.now() - t0;
+      phases.guest = guestMs;
+      for (const k of Object.keys(phases)) phases[k] = Math.round(phases[k]!);
+      Object.assign(record, { seconds: +(totalMs / 1000).toFixed(1), guestMs: Math.round(guestMs), harnessMs: Math.round(totalMs - guestMs) });
+    }
   }
 }

@@ -1,0 +1,94 @@
+/**
+ * A remote file followed like `tail -c +1 -F`, read by offset over an SFTP channel that is
+ * already open: no process on the host, no new channel per file. A new channel costs a
+ * login shell and its rc files on many hosts (seconds each); a read costs one round trip.
+ */
+import { Readable } from 'node:stream';
+import type { SFTPWrapper } from 'ssh2';
+
+export interface FollowOptions {
+  /** How often an idle file is read again (default 100 ms): the most a new byte waits. */
+  intervalMs?: number;
+}
+
+const CHUNK = 64 * 1024;
+/** SSH_FX_NO_SUCH_FILE: the file is not there yet (tail -F waits for it too). */
+const NO_SUCH_FILE = 2;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function call<T>(op: (cb: (err: Error | null | undefined, value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => op((err, value) => (err ? reject(err) : resolve(value))));
+}
+
+/** undefined for a file that is not there (yet, or any more); any other failure is thrown. */
+function unlessMissing(e: unknown): undefined {
+  if ((e as { code?: unknown }).code === NO_SUCH_FILE) return undefined;
+  throw e;
+}
+
+/** Best effort: on a channel that is gone there is nothing left to close. */
+function closeQuietly(s: SFTPWrapper, handle: Buffer): void {
+  try {
+    s.close(handle, () => undefined);
+  } catch {
+    // the channel is closed already
+  }
+}
+
+/**
+ * The file's bytes from offset 0, then whatever is appended, until the stream is destroyed.
+ * A file that shrinks under the same path (truncated, or replaced by a log rotation) is read
+ * again from its start. An SFTP failure (the connection lost) ends the stream with an error.
+ */
+export function followRemoteFile(sftp: () => Promise<SFTPWrapper>, path: string, opts: FollowOptions = {}): Readable {
+  const intervalMs = opts.intervalMs ?? 100;
+  let stopped = false;
+  const out = new Readable({
+    read() {},
+    destroy(err, cb) {
+      stopped = true;
+      cb(err);
+    },
+  });
+  void (async () => {
+    // A handle belongs to its channel: once open, a lost channel is an error, never a new one.
+    let open: { s: SFTPWrapper; handle: Buffer } | undefined;
+    let offset = 0;
+    const buf = Buffer.alloc(CHUNK);
+    try {
+      while (!stopped) {
+        if (!open) {
+          const s = await sftp();
+          const handle = await call<Buffer>((cb) => s.open(path, 'r', cb)).catch(unlessMissing);
+          if (!handle) {
+            await sleep(intervalMs);
+            continue;
+          }
+          open = { s, handle };
+        }
+        const { s, handle } = open;
+        const n = await call<number>((cb) => s.read(handle, buf, 0, CHUNK, offset, cb));
+        if (stopped) break;
+        if (n > 0) {
+          offset += n;
+          out.push(Buffer.from(buf.subarray(0, n)));
+          continue;
+        }
+        const size = await call<{ size?: number }>((cb) => s.stat(path, cb)).then((a) => a.size, unlessMissing);
+        if (size !== undefined && size < offset) {
+          closeQuietly(s, handle);
+          open = undefined;
+          offset = 0;
+          continue;
+        }
+        await sleep(intervalMs);
+      }
+    } catch (e) {
+      if (!stopped) out.destroy(new Error(`following ${path} over SFTP failed: ${(e as Error).message}`));
+    } finally {
+      if (open) closeQuietly(open.s, open.handle);
+    }
+  })();
+  return out;
+}
