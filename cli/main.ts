@@ -9,6 +9,7 @@ import { loadLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
 import { labDown, labHostNames, labStatus } from '../targets/emulated/lab.js';
+import { registerComponentsCommands } from './components.js';
 import { attachConsole } from './console.js';
 import { commandAction, pickHosts, UsageError } from './host-args.js';
 import { registerHostCommands } from './host-commands.js';
@@ -83,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   registerHostCommands(program, (c) => (code = c));
+  registerComponentsCommands(program, (c) => (code = c));
 
   program
     .command('report')
