@@ -15,6 +15,7 @@ import { commandAction, pickHosts, UsageError } from './host-args.js';
 import { registerHostCommands } from './host-commands.js';
 import { onInterrupt } from './interrupt.js';
 import { runCommand } from './run.js';
+import { registerValidateCommand } from './validate.js';
 import { labrigVersion } from './version.js';
 
 const EXIT_CODES = `
@@ -85,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
 
   registerHostCommands(program, (c) => (code = c));
   registerComponentsCommands(program, (c) => (code = c));
+  registerValidateCommand(program, (c) => (code = c));
 
   program
     .command('report')

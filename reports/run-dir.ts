@@ -87,6 +87,7 @@ function outcomeOf(r: AllureResult & { parameters?: { name: string; value: strin
     name: r.fullName ?? r.name,
     status: r.status ?? 'unknown',
     labFailure: isLabFailure(r.statusDetails?.message),
+    ...(r.statusDetails?.message ? { message: r.statusDetails.message.split('\n')[0]!.slice(0, 500) } : {}),
   };
 }
 

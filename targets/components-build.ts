@@ -63,7 +63,7 @@ const libDirsOf = async (root: string) => {
 
 /** The shell text of one wrapper; every path quoted (a build may sit under any prefix). */
 export function wrapperScript(opts: { binary: string; libDirs: string[]; env?: Record<string, string>; leadingArgs?: string[] }): string {
-  const lines = ['#!/bin/sh', '# labrig components: run the build\'s binary with the build\'s libraries'];
+  const lines = ['#!/bin/sh', '# labrig components: run the build\'s binary with the build\'s libraries', `# binary: ${opts.binary}`];
   if (opts.libDirs.length) lines.push(`LD_LIBRARY_PATH=${shellQuote(opts.libDirs.join(':'))}\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}`, 'export LD_LIBRARY_PATH');
   for (const [k, v] of Object.entries(opts.env ?? {})) lines.push(`${k}=${shellQuote(v)}`, `export ${k}`);
   lines.push(`exec ${[opts.binary, ...(opts.leadingArgs ?? [])].map(shellQuote).join(' ')} "$@"`);
