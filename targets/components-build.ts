@@ -29,6 +29,8 @@ export interface BuildBinary {
 export interface BuildRecord {
   dir: string;
   suite: string;
+  /** components-fetch BUILD_RECIPE at the time. */
+  recipe: number;
   components: Partial<Record<ComponentName, { version: string; upstream: string }>>;
   packages: { name: string; version: string; sha256: string }[];
   binaries: BuildBinary[];
@@ -89,7 +91,7 @@ export async function writeWrappers(dir: string): Promise<{ component: Component
       const wrapper = join(buildBinDir(dir), name);
       // Debian's QEMU is not relocatable: without -L it would load the system's (older) ROMs and keymaps
       const leadingArgs = w.component === 'qemu' && name.startsWith('qemu-system-') ? ['-L', join(root, 'usr/share/qemu')] : [];
-      const env = w.component === 'libvirt' ? libvirtModuleEnv(root) : {};
+      const env = w.component === 'libvirt' ? libvirtModuleEnv(root) : { QEMU_MODULE_DIR: join(root, 'usr/lib/x86_64-linux-gnu/qemu') };
       await writeFile(wrapper, wrapperScript({ binary: path, libDirs, env, leadingArgs }));
       await chmod(wrapper, 0o755);
       out.push({ component: w.component, name, wrapper, path });

@@ -26,11 +26,16 @@ export interface FetchRequest {
 
 /** The packages each component is made of; the first one names its version. */
 export const componentPackages: Record<ComponentName, string[]> = {
-  qemu: ['qemu-system-arm', 'qemu-system-x86', 'qemu-system-common', 'qemu-system-data', 'qemu-utils'],
+  // every module package: a module the build lacks is looked up in the system's dir, and one from
+  // another QEMU build ends the process ("Only modules from the same build can be loaded")
+  qemu: ['qemu-system-arm', 'qemu-system-x86', 'qemu-system-common', 'qemu-system-data', 'qemu-utils', 'qemu-system-modules-opengl', 'qemu-system-modules-spice'],
   libvirt: ['libvirt-daemon', 'libvirt0', 'libvirt-common', 'libvirt-daemon-common', 'libvirt-daemon-driver-qemu', 'libvirt-daemon-log', 'libvirt-clients'],
 };
 
 export const componentsCacheDir = () => join(cacheRoot(), 'components');
+
+/** Bumped when what a build holds changes: a build made by an older recipe is made again. */
+export const BUILD_RECIPE = 2;
 
 /** "qemu=10.0.2,libvirt=11.3" or separate words → {qemu, libvirt}; a bad word is one line naming it. */
 export function parseComponentVersions(words: string[]): Partial<Record<ComponentName, string>> {
@@ -48,7 +53,7 @@ const safe = (v: string) => v.replace(/[^A-Za-z0-9.+_-]/g, '_');
 
 function matchesRequest(b: BuildRecord, req: FetchRequest, from: string): boolean {
   const wanted = Object.entries(req.versions) as [ComponentName, string][];
-  return b.suite === from && wanted.length === Object.keys(b.components).length && wanted.every(([c, v]) => b.components[c] && versionMatches(v, b.components[c]!.version));
+  return b.recipe === BUILD_RECIPE && b.suite === from && wanted.length === Object.keys(b.components).length && wanted.every(([c, v]) => b.components[c] && versionMatches(v, b.components[c]!.version));
 }
 
 /** The version in `from` a request names; else one line naming the component and what exists. */
@@ -140,7 +145,7 @@ export async function fetchComponents(req: FetchRequest): Promise<{ build: Build
       throw e;
     });
     const build: BuildRecord = {
-      dir, suite: from,
+      dir, suite: from, recipe: BUILD_RECIPE,
       components: Object.fromEntries(resolved.map((r) => [r.component, { version: r.version, upstream: upstreamVersion(r.version) }])),
       packages, binaries, fetchedAt: new Date().toISOString(), fetchSeconds: Math.round(performance.now() - t0) / 1000,
     };
