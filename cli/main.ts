@@ -10,11 +10,13 @@ import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
 import { labDown, labHostNames, labStatus } from '../targets/emulated/lab.js';
 import { localizeLab } from '../targets/localize.js';
+import { registerComponentsCommands } from './components.js';
 import { attachConsole } from './console.js';
 import { commandAction, pickHosts, UsageError } from './host-args.js';
 import { registerHostCommands } from './host-commands.js';
 import { onInterrupt } from './interrupt.js';
 import { runCommand } from './run.js';
+import { registerValidateCommand } from './validate.js';
 import { labrigVersion } from './version.js';
 
 const EXIT_CODES = `
@@ -99,6 +101,8 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   registerHostCommands(program, (c) => (code = c));
+  registerComponentsCommands(program, (c) => (code = c));
+  registerValidateCommand(program, (c) => (code = c));
 
   program
     .command('report')

@@ -63,7 +63,7 @@ async function healthCheck(lab: Lab, ctx: RunContext, scope: string[]): Promise<
   return quarantine;
 }
 
-export async function runCommand(playwrightArgs: string[]): Promise<number> {
+export async function runCommand(playwrightArgs: string[], opts: { labOverride?: (lab: Lab) => Lab } = {}): Promise<number> {
   const emulated = !process.env.LABRIG_CONFIG;
   const projects = projectsOf(playwrightArgs);
   const abort = new AbortController();
@@ -84,7 +84,9 @@ export async function runCommand(playwrightArgs: string[]): Promise<number> {
       if (abort.signal.aborted) return EXIT.lab;
       if (up.code !== 0) return up.code;
     }
-    const lab = await loadLab();
+    const loaded = await loadLab();
+    // `labrig validate`: the candidate's components for this run only
+    const lab = opts.labOverride ? opts.labOverride(loaded) : loaded;
     if (projects.length) {
       const unknown = projects.filter((p) => !lab.hosts.some((h) => h.name === p));
       if (unknown.length) throw new UsageError(`no host ${unknown.join(', ')} in lab ${lab.name}; its hosts: ${lab.hosts.map((h) => h.name).join(', ')}`);

@@ -48,7 +48,7 @@ export function formatComparison(c: Comparison): string {
 
   lines.push('', `tests${c.tests.length ? '' : ': no change'}`);
   for (const t of c.tests) {
-    const what = t.change === 'changed' ? verdictLabel[t.verdict] : t.change;
+    const what = t.machineTypeGone ? 'machine type gone' : t.change === 'changed' ? verdictLabel[t.verdict] : t.change;
     const name = t.project ? `[${t.project}] ${t.name}` : t.name;
     lines.push(`  ${what.padEnd(Math.max(labelW, 11))} ${name}: ${t.before ?? ABSENT} → ${t.after ?? ABSENT}  (${t.why})`);
   }

@@ -28,6 +28,8 @@ export interface TestOutcome {
   status: string;
   /** The failure carried a [lab:…] kind: the lab, not the product, stopped it. */
   labFailure: boolean;
+  /** First line of the failure or skip message. */
+  message?: string;
 }
 
 /** What compare needs of one run; run-dir.ts reads it from reports/runs/<runId>/. */
@@ -65,6 +67,8 @@ export interface VersionDiff {
 export interface TestDiff {
   project?: string;
   name: string;
+  /** B's QEMU no longer has the machine type the test asked for (QEMU retires old versioned types). */
+  machineTypeGone?: string;
   before: string | null;
   after: string | null;
   change: Change;
@@ -218,7 +222,7 @@ export function compareFindings(a: RecordedFinding[], b: RecordedFinding[], rule
       diffs.push({ ...base, before: x!.value, change: 'disappeared', verdict: 'changed', why: 'not recorded in B' });
     }
   }
-  return { diffs: diffs.sort((p, q) => findingId(p).localeCompare(findingId(q))), unchanged };
+  return { diffs: diffs.sort((p, q) => verdictRank[p.verdict] - verdictRank[q.verdict] || findingId(p).localeCompare(findingId(q))), unchanged };
 }
 
 export function compareVersions(a: RunSnapshot['hosts'], b: RunSnapshot['hosts']): VersionDiff[] {
@@ -255,11 +259,14 @@ export function compareTests(a: TestOutcome[], b: TestOutcome[]): { diffs: TestD
     }
     if (!x || !y) {
       diffs.push({ ...base, change: x ? 'disappeared' : 'appeared', verdict: 'changed', why: x ? 'not run in B' : 'not run in A' });
+    } else if (machineTypeGone(y) && !machineTypeGone(x)) {
+      const machine = machineTypeGone(y)!;
+      diffs.push({ ...base, change: 'changed', verdict: 'changed', machineTypeGone: machine, why: `machine type ${machine} no longer exists in B (${y.message})` });
     } else if (x.status === 'passed' && failedStatuses.has(y.status)) {
       diffs.push(
         y.labFailure
           ? { ...base, change: 'changed', verdict: 'inconclusive', why: 'failed for a lab reason ([lab:…]): says nothing about the product' }
-          : { ...base, change: 'changed', verdict: 'regressed', why: 'passed in A, failed in B' },
+          : { ...base, change: 'changed', verdict: 'regressed', why: `passed in A, failed in B${y.message ? `: ${y.message}` : ''}` },
       );
     } else if (failedStatuses.has(x.status) && y.status === 'passed') {
       diffs.push({ ...base, change: 'changed', verdict: 'improved', why: 'failed in A, passed in B' });
@@ -267,7 +274,20 @@ export function compareTests(a: TestOutcome[], b: TestOutcome[]): { diffs: TestD
       diffs.push({ ...base, change: 'changed', verdict: 'changed', why: 'status changed' });
     }
   }
-  return { diffs: diffs.sort((p, q) => `${p.project ?? ''} ${p.name}`.localeCompare(`${q.project ?? ''} ${q.name}`)), unchanged };
+  return { diffs: diffs.sort((p, q) => verdictRank[p.verdict] - verdictRank[q.verdict] || `${p.project ?? ''} ${p.name}`.localeCompare(`${q.project ?? ''} ${q.name}`)), unchanged };
+}
+
+/** Regressions first, then what is unsure, then improvements, then plain changes. */
+export const verdictRank: Record<Verdict, number> = { regressed: 0, inconclusive: 1, improved: 2, 'within-tolerance': 3, changed: 4 };
+
+/**
+ * The machine type a failed or skipped test could not get: libvirt's "Emulator … does not
+ * support machine type 'virt-2.6'", QEMU's "unsupported machine type" — never a crash.
+ */
+export function machineTypeGone(t: Pick<TestOutcome, 'status' | 'message'>): string | undefined {
+  if (t.status === 'passed' || !t.message) return undefined;
+  const m = /does not support machine type '([^']+)'|unsupported machine type:? ["']?([\w.-]+)?|machine type ["']?([\w.-]+)["']? (?:is not supported|no longer exists|not found)/i.exec(t.message);
+  return m ? (m[1] ?? m[2] ?? m[3] ?? 'unknown') : undefined;
 }
 
 export function compareRuns(a: RunSnapshot, b: RunSnapshot, rules = directionRules): Comparison {

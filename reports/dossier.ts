@@ -80,6 +80,8 @@ async function stage(runDir: string, stageDir: string): Promise<string[]> {
   await put('run-manifest.json', await required(join(runDir, 'manifest.json'), 'manifest.json'));
   if (await stat(join(runDir, 'junit.xml')).catch(() => null)) await put('junit.xml', join(runDir, 'junit.xml'));
   for (const log of await filesUnder(join(runDir, 'logs'))) await put(`logs/${relative(join(runDir, 'logs'), log).split('\\').join('/')}`, log);
+  // `labrig validate`: the candidate build, the baseline run's record and the comparison
+  for (const f of await filesUnder(join(runDir, 'validation'))) await put(`validation/${relative(join(runDir, 'validation'), f).split('\\').join('/')}`, f);
   return names.sort();
 }
 

@@ -80,6 +80,13 @@ export function runResultsDir(runDir: string): string | null {
   return null;
 }
 
+/** The lines that say why: the error kinds and tool errors, not the retry preface. */
+export function failureGist(message: string): string {
+  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  const telling = lines.filter((l) => !/\[product:not-retried\]/.test(l) && /\[(product|lab):|error:|Error:/.test(l));
+  return (telling.length ? telling.slice(0, 3) : lines.slice(0, 1)).join(' | ').slice(0, 500);
+}
+
 function outcomeOf(r: AllureResult & { parameters?: { name: string; value: string }[] }): TestOutcome {
   const project = r.parameters?.find((p) => p.name === 'Project')?.value;
   return {
@@ -87,6 +94,7 @@ function outcomeOf(r: AllureResult & { parameters?: { name: string; value: strin
     name: r.fullName ?? r.name,
     status: r.status ?? 'unknown',
     labFailure: isLabFailure(r.statusDetails?.message),
+    ...(r.statusDetails?.message ? { message: failureGist(r.statusDetails.message) } : {}),
   };
 }
 

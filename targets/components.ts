@@ -20,6 +20,9 @@ export interface AppliedComponent {
   /** What the host has now. */
   has: string;
   action: 'already there' | 'installed' | 'checked';
+  /** For a build's binary: the file that runs (a labrig wrapper's target) and its SHA-256. */
+  path?: string;
+  sha256?: string;
 }
 
 const fill = (template: string, values: Record<string, string>) => template.replace(/\{(\w+)\}/g, (all, k: string) => (k in values ? shellQuote(values[k]!) : all));
@@ -57,12 +60,14 @@ export async function applyComponents(host: Host, c: ComponentsConfig = host.con
   }
   if (c.qemuDir) {
     const dir = shellQuote(c.qemuDir);
-    const r = await host.run(`for q in ${dir}/qemu-system-*; do [ -x "$q" ] && printf '%s\\t%s\\n' "$q" "$("$q" --version | head -1)"; done; true`, { timeoutMs: 60_000 });
-    const binaries = r.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]);
+    // a labrig wrapper (components fetch) names the binary it runs: that file is what is hashed
+    const script = `for q in ${dir}/qemu-system-*; do [ -x "$q" ] || continue; real=$(sed -n 's/^# binary: //p' "$q" | head -1); [ -n "$real" ] || real=$(readlink -f "$q"); printf '%s\\t%s\\t%s\\t%s\\n' "$q" "$("$q" --version | head -1)" "$real" "$(sha256sum "$real" | cut -d' ' -f1)"; done; true`;
+    const r = await host.run(script, { timeoutMs: 120_000 });
+    const binaries = r.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string, string, string]);
     if (!binaries.length) throw fail(`components.qemuDir: ${c.qemuDir} holds no runnable qemu-system-* binary`);
     const broken = binaries.filter(([, v]) => !/version \S+/.test(v));
     if (broken.length) throw fail(`components.qemuDir: ${broken.map(([b]) => b).join(', ')} do not run (--version printed nothing)`);
-    for (const [bin, v] of binaries) out.push({ component: bin, wanted: c.qemuDir, has: /version (\S+)/.exec(v)![1]!, action: 'checked' });
+    for (const [bin, v, path, sha256] of binaries) out.push({ component: bin, wanted: c.qemuDir, has: /version (\S+)/.exec(v)![1]!, action: 'checked', path, sha256 });
   }
   return out;
 }

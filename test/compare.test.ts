@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { compareFindings, compareTests, compareVersions, judgeFinding, type Comparison, type TestOutcome } from '../reports/compare.js';
+import { compareFindings, compareTests, compareVersions, judgeFinding, machineTypeGone, type Comparison, type TestOutcome } from '../reports/compare.js';
+import { findingRows, formatFindingRows, scopeSnapshot } from '../reports/compare-scope.js';
 import { loadRunSnapshot, resolveRunDir } from '../reports/run-dir.js';
 import type { RecordedFinding } from '../reports/evidence.js';
 import { makeRun } from './fixtures/runs/make-run.js';
@@ -163,5 +164,40 @@ test.describe('labrig compare on archived runs', () => {
     const r = await labrig('compare', runs.A, join(work, 'no-such-run'));
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('no run');
+  });
+});
+
+test.describe('validation: baseline vs candidate', () => {
+  const t = (name: string, status: string, message?: string): TestOutcome => ({ project: 'emu-arm64', name, status, labFailure: false, ...(message ? { message } : {}) });
+
+  test('a machine type the candidate QEMU no longer has is named as such, not as a crash', () => {
+    const gone = "[product:command-failed] host emu-arm64: libvirt refused the domain XML: unsupported configuration: Emulator '/opt/qemu-10.0/bin/qemu-system-aarch64' does not support machine type 'virt-2.6'";
+    const { diffs } = compareTests([t('ceiling with machine type virt-2.6', 'passed'), t('ceiling with machine type newest', 'passed')], [t('ceiling with machine type virt-2.6', 'failed', gone), t('ceiling with machine type newest', 'failed', '[product:did-not-boot] no login')]);
+    expect(diffs.map((d) => [d.name, d.verdict, d.machineTypeGone])).toEqual([
+      ['ceiling with machine type newest', 'regressed', undefined],
+      ['ceiling with machine type virt-2.6', 'changed', 'virt-2.6'],
+    ]);
+    expect(diffs[1]!.why).toMatch(/^machine type virt-2\.6 no longer exists in B/);
+    expect(machineTypeGone({ status: 'failed', message: "qemu-system-aarch64: unsupported machine type 'virt-2.6'" })).toBe('virt-2.6');
+    expect(machineTypeGone({ status: 'passed', message: 'does not support machine type x' })).toBeUndefined();
+  });
+
+  test('regressions come first; every finding in scope side by side, one-sided ones listed', () => {
+    const f = (key: string, value: string | number, host = 'emu-arm64', test = 'pcie-root-ports.spec.ts › pcie-root-port ceiling @pcie › ceiling with machine type newest'): RecordedFinding => ({ suite: 'pcie-root-ports', host, key, value, test, status: 'passed' });
+    const a = [f('ceiling_newest', 'none-below-28'), f('wall_s_newest', 300, 'emu-arm64'), f('machine_newest', 'virt-7.2'), f('ceiling_newest', 15, 'kunpeng'), f('boot_s', 40, 'emu-arm64', 'armhf › boots')];
+    const b = [f('ceiling_newest', 12), f('wall_s_newest', 310), f('machine_newest', 'virt-10.0'), f('probes_newest', 6)];
+    const snap = (findings: RecordedFinding[]) => ({ label: 'x', runId: null, gitRevision: null, findings, hosts: { 'emu-arm64': { qemu: '7.2.0' }, kunpeng: {} }, tests: [] });
+    const scope = { hosts: ['emu-arm64'], grep: 'machine type' };
+    const sa = scopeSnapshot(snap(a), scope);
+    expect(sa.findings.map((x) => x.key)).toEqual(['ceiling_newest', 'wall_s_newest', 'machine_newest']);
+    expect(Object.keys(sa.hosts)).toEqual(['emu-arm64']);
+    const rows = findingRows(sa.findings, scopeSnapshot(snap(b), scope).findings);
+    expect(rows.map((r) => [r.key, r.baseline, r.candidate, r.verdict])).toEqual([
+      ['ceiling_newest', 'none-below-28', 12, 'regressed'],
+      ['wall_s_newest', 300, 310, 'within-tolerance'],
+      ['machine_newest', 'virt-7.2', 'virt-10.0', 'changed'],
+      ['probes_newest', undefined, 6, 'only candidate'],
+    ]);
+    expect(formatFindingRows(rows).split('\n')[1]).toMatch(/pcie-root-ports\s+emu-arm64\s+ceiling_newest\s+none-below-28\s+12\s+REGRESSED/);
   });
 });

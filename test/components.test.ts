@@ -58,7 +58,9 @@ test('a QEMU build directory: checked, used by facts and by domain XML; a broken
   await symlink('/usr/bin/qemu-system-aarch64', join(build, 'qemu-system-aarch64'));
   const host = hostWith({ qemuDir: build });
   const applied = await applyComponents(host);
-  expect(applied).toEqual([{ component: `${build}/qemu-system-aarch64`, wanted: build, has: expect.stringMatching(/^\d+\.\d+/), action: 'checked' }]);
+  // what ran is the file behind the link, with its hash: the manifest records it
+  const sha256 = (await runLocal(['sha256sum', '/usr/bin/qemu-system-aarch64'])).stdout.split(' ')[0];
+  expect(applied).toEqual([{ component: `${build}/qemu-system-aarch64`, wanted: build, has: expect.stringMatching(/^\d+\.\d+/), action: 'checked', path: '/usr/bin/qemu-system-aarch64', sha256 }]);
   const facts = await host.facts();
   expect(facts.qemuPath).toBe(`${build}/qemu-system-aarch64`);
   expect(facts.qemu).toBe(applied[0]!.has);
