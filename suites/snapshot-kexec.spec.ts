@@ -12,7 +12,8 @@ import type { Host } from '../targets/host.js';
 import type { NestedGuest } from './snapshot-kexec/cycle.js';
 import type { PmemMode } from './snapshot-kexec/guest.js';
 import { inspectHost, type HostPrep } from './snapshot-kexec/host-prep.js';
-import { coldBootOn, paramsOf, prepareMode, saveKexecRestore, uploadGuest, type GuestFiles, type ModeBacking } from './snapshot-kexec/procedure.js';
+import { describePass } from './snapshot-kexec/marker.js';
+import { coldBootOn, paramsOf, prepareMode, requirePmemOn, saveKexecRestore, uploadGuest, type GuestFiles, type ModeBacking } from './snapshot-kexec/procedure.js';
 
 /** QEMU's own x-ignore-shared test bounds the RAM it transferred at 4 MiB (DOMAIN.md §4). */
 const VM_STATE_LIMIT_BYTES = 4 * 1024 * 1024;
@@ -33,11 +34,20 @@ let prep: HostPrep | undefined;
 let files: GuestFiles | undefined;
 let running: { guest: NestedGuest; backing: ModeBacking } | undefined;
 
+async function inspected(host: Host): Promise<HostPrep> {
+  const p = paramsOf(host);
+  prep ??= await test.step('inspect the host: pmem, drivers, both QEMUs, kernels', () =>
+    inspectHost(host, { qemu: p.qemu, restoreQemu: p.restoreQemu, machine: p.machine, accel: p.accel, workDir: p.workDir }),
+  );
+  return prep;
+}
+
 async function prepared(host: Host): Promise<{ prep: HostPrep; files: GuestFiles }> {
   const p = paramsOf(host);
-  prep ??= await test.step('inspect the host: pmem, drivers, QEMU, kernels', () => inspectHost(host, { qemu: p.qemu, accel: p.accel, workDir: p.workDir }));
-  files ??= await test.step('upload the guest initramfs', () => uploadGuest(host, p, prep!.running));
-  return { prep, files };
+  const hp = await inspected(host);
+  requirePmemOn(host, p, hp);
+  files ??= await test.step('upload the guest initramfs (busybox and the memory workload)', () => uploadGuest(host, p, hp.running));
+  return { prep: hp, files };
 }
 
 /** The guest's whole serial log (boot, ticks before and after the restore) as evidence. */
@@ -59,11 +69,18 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
 
   test('host preparation: pmem present, modes, QEMU libpmem, kernels to kexec between', async ({ host, findings }) => {
     const p = paramsOf(host);
-    const { prep } = await prepared(host);
+    const prep = await inspected(host);
     await test.info().attach('ndctl-regions.json', { body: JSON.stringify(prep.regions, null, 2), contentType: 'application/json' });
     findings.record('pmem_source', prep.pmemSource || 'none');
-    findings.record('qemu_version', prep.qemuVersion);
-    findings.record('qemu_libpmem', prep.qemuLibpmem.ok ? true : `no: ${prep.qemuLibpmem.reason}`);
+    // Seed 003 upgrades QEMU across the cycle: both are findings, even when they are one QEMU.
+    findings.record('qemu', prep.qemu.binary);
+    findings.record('qemu_version', prep.qemu.version);
+    findings.record('restore_qemu', prep.restoreQemu.binary);
+    findings.record('restore_qemu_version', prep.restoreQemu.version);
+    findings.record('machine', p.machine === prep.machine ? prep.machine : `${prep.machine} (${p.machine} on the saving QEMU)`);
+    findings.record('restore_qemu_has_machine', prep.restoreQemu.machines.has(prep.machine));
+    findings.record('pmem_on', p.pmemOn);
+    for (const [key, q] of [['qemu_libpmem', prep.qemu], ['restore_qemu_libpmem', prep.restoreQemu]] as const) findings.record(key, q.pmem.ok ? true : `no: ${q.pmem.reason}`);
     findings.record('accel', prep.accel);
     findings.record('kernel_running', prep.running);
     findings.record('kernels_installed', prep.kernels.map((k) => k.version).join(' '));
@@ -76,6 +93,7 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
     const other = prep.kernels.filter((k) => k.version !== prep.running);
     expect(other.length, `${host.name}: only ${prep.running} is installed; a kexec needs another kernel in /boot`).toBeGreaterThan(0);
     expect(p.modes.some((m) => prep.modes[m].ok), `${host.name}: none of the configured modes ${p.modes.join(', ')} is possible`).toBe(true);
+    requirePmemOn(host, p, prep);
   });
 
   for (const mode of ['devdax', 'fsdax'] as const satisfies readonly PmemMode[]) {
@@ -107,6 +125,8 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
         expect(r.restoreError?.message, 'restore (loadvm s0, cont) succeeds').toBeUndefined();
         const v = r.verdict!;
         findings.record(`${mode}.ticks`, `${v.lastBefore?.n ?? '-'} → ${v.firstAfter?.n ?? '-'}`);
+        findings.record(`${mode}.pattern_mib`, p.guest.patternMiB, 'MiB');
+        findings.record(`${mode}.pattern_after_restore`, v.passAfter ? describePass(v.passAfter, p.guest.patternMiB) : 'no full pass after the restore');
         expect(v.problems, `the guest went on where it stopped${v.error ? ` (${v.error.message.split('\n')[0]})` : ''}`).toEqual([]);
         passed = true;
         running = { guest, backing };

@@ -60,9 +60,10 @@ type SnapshotKexecParams = NonNullable<z.input<typeof suiteParamsSchema>['snapsh
 /** What the snapshot-kexec suite is told about this host. */
 export const EMU_X86_PMEM_SUITE: SnapshotKexecParams = {
   guest: {
-    memoryMiB: 256,
-    // Small: under TCG-in-TCG sha256sum does ≈0.5 MB/s.
-    patternKiB: 64,
+    // Issue 15: a 512 MiB pattern (the schema's default), and room beside it. 768 MiB fits the
+    // 1 GiB pmem in both modes (devdax: 1022 MiB usable).
+    memoryMiB: 768,
+    patternMiB: 512,
     kernel: PMEM_GUEST_KERNEL,
     // The staged kernel's loader and image stay reserved (pmem-guest-kernel.ts). Nested TCG
     // boots a Debian kernel in 90-180 s here: skip the ACPI interpreter (≈10 s) and the crypto
