@@ -70,7 +70,9 @@ export const EMU_X86_PMEM_SUITE: SnapshotKexecParams = {
     // self-tests; nothing in the marker needs either.
     append: `console=ttyS0 memmap=${PMEM_GUEST_STAGING.sizeMiB}M$${PMEM_GUEST_STAGING.offsetMiB}M acpi=off cryptomgr.notests`,
   },
-  timeoutsMs: { guestBoot: 420_000, restore: 180_000, kexec: 180_000 },
+  // guestBoot includes writing the 512 MiB pattern; restore includes a full verify pass begun
+  // after the restore (at most two passes at verifyMsPerSecond of each second).
+  timeoutsMs: { guestBoot: 600_000, restore: 420_000, kexec: 180_000 },
 };
 
 export async function emuX86PmemImage(progress: Progress): Promise<BuiltImage> {
