@@ -1,8 +1,10 @@
 /**
- * Seed 003 (DOMAIN.md §4): a running QEMU guest whose RAM is on pmem is saved with
- * x-ignore-shared, the host kexecs into another kernel, the guest is restored and must go
- * on where it stopped — counter, memory pattern checksum, boot_id — with the blackout
- * measured against a cold boot of the same guest. Each pmem mode of the seed is its own
+ * Seed 003 (DOMAIN.md §4): a running q35 QEMU guest whose RAM is on pmem is saved with
+ * x-ignore-shared, the host kexecs into another kernel, the guest is restored — by another
+ * QEMU when restoreQemu names one, on the saving QEMU's versioned machine type — and must go
+ * on where it stopped: its counter, its boot_id, and a memory pattern (512 MiB by default)
+ * written before the save and verified whole after the restore, with the blackout measured
+ * against a cold boot of the same guest. Each pmem mode of the seed is its own
  * test; a negative control proves the checks catch lost pmem. The host is left on whichever
  * kernel it reached; the next run kexecs from there to the other one.
  */
