@@ -13,7 +13,8 @@ import { hostAccel } from '../targets/accel.js';
 import { Host } from '../targets/host.js';
 import { acquireLease } from '../targets/lease.js';
 import { inspectHost } from '../suites/snapshot-kexec/host-prep.js';
-import { coldBootOn, paramsOf, prepareMode, saveKexecRestore, uploadGuest } from '../suites/snapshot-kexec/procedure.js';
+import { describePass } from '../suites/snapshot-kexec/marker.js';
+import { coldBootOn, paramsOf, prepareMode, requirePmemOn, saveKexecRestore, uploadGuest } from '../suites/snapshot-kexec/procedure.js';
 
 const lab = await loadLab();
 const wanted = process.argv[2];
@@ -26,7 +27,8 @@ const lease = await acquireLease(host, { ...lab.lease, runId, recorder: rec });
 const p = paramsOf(host);
 let stop: (() => Promise<void>) | undefined;
 try {
-  const prep = await inspectHost(host, { qemu: p.qemu, accel: (await hostAccel(host)).accel, workDir: p.workDir });
+  const prep = await inspectHost(host, { qemu: p.qemu, restoreQemu: p.restoreQemu, machine: p.machine, accel: (await hostAccel(host)).accel, workDir: p.workDir });
+  requirePmemOn(host, p, prep);
   const mode = p.modes.find((m) => prep.modes[m].ok);
   if (!mode) throw new Error(`${config.name}: none of ${p.modes.join(', ')} is usable`);
   const files = await uploadGuest(host, p, prep.running);
@@ -38,12 +40,14 @@ try {
   const ratio = r.blackoutMs / guest.coldBootMs;
   process.stdout.write(
     [
-      `${config.name} (${prep.qemuVersion}, ${prep.accel}, ${mode}, guest ${p.guest.memoryMiB} MiB on pmem):`,
+      `${config.name} (${prep.accel}, ${prep.machine}, ${mode}, guest ${p.guest.memoryMiB} MiB on pmem, pattern ${p.guest.patternMiB} MiB):`,
+      `  saving QEMU ${prep.qemu.version}; restoring QEMU ${prep.restoreQemu.binary}: ${prep.restoreQemu.version}`,
       `  cold boot (QEMU start → first marker)  ${guest.coldBootMs} ms`,
       `  vm blackout (stop → running)           ${r.blackoutMs} ms   ratio ${ratio.toFixed(3)}`,
       `    savevm ${r.save.savevmMs} ms, VM state ${r.save.vmStateBytes} B, kexec ${r.kernelBefore} → ${r.kernelAfter} ${r.kexecMs} ms`,
       `  stop → first marker after the restore  ${r.resumeMarkerMs ?? '-'} ms`,
       `  restore verified: ${ok ? 'yes' : `NO: ${r.restoreError?.message ?? r.verdict?.problems.join('; ')}`}`,
+      `  pattern after the restore: ${r.verdict?.passAfter ? describePass(r.verdict.passAfter, p.guest.patternMiB) : '-'}`,
       '',
     ].join('\n'),
   );

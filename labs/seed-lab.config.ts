@@ -19,7 +19,29 @@ export const lab = defineLab({
       power: { kind: 'command', on: ['/usr/local/bin/pdu', 'on', '3'], off: ['/usr/local/bin/pdu', 'off', '3'], status: ['/usr/local/bin/pdu', 'status', '3'], minOffMs: 10_000 },
       // Example fingerprints: replace each with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host.
       expect: { arch: 'aarch64', features: ['libvirt', 'kvm', 'qemu'] },
-      suites: { hostFacts: { domcapsArch: 'armv7l' } },
+      // Seed 000 runs the armv7l guest under KVM (AArch32 on the X-Gene cores).
+      accel: 'kvm',
+      suites: {
+        hostFacts: { domcapsArch: 'armv7l' },
+        armhfKernelUpgrade: {
+          vm: 'armhf-vm',
+          shareRoot: '/srv',
+          restartLibvirtd: 'systemctl restart libvirtd',
+          memoryMiB: 512,
+          // The seed's virt-install: an installed Debian armhf disk, first booted on the installer's kernel.
+          guest: {
+            kind: 'prepared',
+            disk: '/srv/armhf-vm.img',
+            diskFormat: 'raw',
+            installKernel: '/srv/armhf-install/vmlinuz',
+            installInitrd: '/srv/armhf-install/initrd.gz',
+            cmdline: 'console=ttyAMA0 root=/dev/vda1 rw',
+            installCommand: 'cp -a /boot/. /mnt/boot-share/ && ln -sf "vmlinuz-$(uname -r)" /mnt/boot-share/vmlinuz && ln -sf "initrd.img-$(uname -r)" /mnt/boot-share/initrd.img',
+            upgradeCommand: 'DEBIAN_FRONTEND=noninteractive apt-get install -y linux-image-armmp',
+            login: { user: 'root', passwordEnv: 'ARMHF_GUEST_PASSWORD' },
+          },
+        },
+      },
     },
     {
       name: 'kunpeng920',
@@ -34,7 +56,23 @@ export const lab = defineLab({
       //   components: { qemuDir: '/opt/qemu-9.2/bin', packages: [{ name: 'libvirt', version: '10.0.0-1.el8' }],
       //                 installCommand: 'dnf install -y {name}-{version}', versionCommand: "rpm -q --qf '%{VERSION}-%{RELEASE}' {name}" },
       expect: { arch: 'aarch64', features: ['libvirt', 'kvm', 'uefi', 'qemu'], cpuMhz: 2600, versions: { qemu: '2.12', libvirt: '4.5' } },
+      accel: 'kvm',
       returnTimeoutMs: 600_000,
+      suites: {
+        hostFacts: { domcapsArch: 'aarch64' },
+        // Seed 001: virt-2.12 with the edk2.git firmware; 15 root ports boot, of which xhci and the
+        // virtio video take 2, leaving 13 for devices; nova's 28 is the upper bound.
+        pcieRootPorts: {
+          machineTypes: ['virt-2.12'],
+          upper: 28,
+          cpu: { mode: 'host-passthrough' },
+          portDevices: ['xhci', 'video'],
+          firmware: { loader: '/usr/share/edk2.git/aarch64/QEMU_EFI-pflash.raw', varsTemplate: '/usr/share/edk2.git/aarch64/vars-template-pflash.raw' },
+          expectCeiling: { 'virt-2.12': 15 },
+        },
+      },
+      // CentOS 7.6: a candidate version is installed with yum and read back with rpm.
+      components: { installCommand: 'yum install -y {name}-{version}', versionCommand: "rpm -q --qf '%{VERSION}-%{RELEASE}' {name}" },
     },
     {
       name: 'x86-pmem',

@@ -1,8 +1,10 @@
 /**
- * Seed 003 (DOMAIN.md §4): a running QEMU guest whose RAM is on pmem is saved with
- * x-ignore-shared, the host kexecs into another kernel, the guest is restored and must go
- * on where it stopped — counter, memory pattern checksum, boot_id — with the blackout
- * measured against a cold boot of the same guest. Each pmem mode of the seed is its own
+ * Seed 003 (DOMAIN.md §4): a running q35 QEMU guest whose RAM is on pmem is saved with
+ * x-ignore-shared, the host kexecs into another kernel, the guest is restored — by another
+ * QEMU when restoreQemu names one, on the saving QEMU's versioned machine type — and must go
+ * on where it stopped: its counter, its boot_id, and a memory pattern (512 MiB by default)
+ * written before the save and verified whole after the restore, with the blackout measured
+ * against a cold boot of the same guest. Each pmem mode of the seed is its own
  * test; a negative control proves the checks catch lost pmem. The host is left on whichever
  * kernel it reached; the next run kexecs from there to the other one.
  */
@@ -13,7 +15,8 @@ import type { Host } from '../targets/host.js';
 import type { NestedGuest } from './snapshot-kexec/cycle.js';
 import type { PmemMode } from './snapshot-kexec/guest.js';
 import { inspectHost, type HostPrep } from './snapshot-kexec/host-prep.js';
-import { coldBootOn, paramsOf, prepareMode, saveKexecRestore, uploadGuest, type GuestFiles, type ModeBacking } from './snapshot-kexec/procedure.js';
+import { describePass } from './snapshot-kexec/marker.js';
+import { coldBootOn, paramsOf, prepareMode, requirePmemOn, saveKexecRestore, uploadGuest, type GuestFiles, type ModeBacking } from './snapshot-kexec/procedure.js';
 
 /** QEMU's own x-ignore-shared test bounds the RAM it transferred at 4 MiB (DOMAIN.md §4). */
 const VM_STATE_LIMIT_BYTES = 4 * 1024 * 1024;
@@ -34,11 +37,20 @@ let prep: HostPrep | undefined;
 let files: GuestFiles | undefined;
 let running: { guest: NestedGuest; backing: ModeBacking } | undefined;
 
+async function inspected(host: Host): Promise<HostPrep> {
+  const p = paramsOf(host);
+  prep ??= await test.step('inspect the host: pmem, drivers, both QEMUs, kernels', async () =>
+    inspectHost(host, { qemu: p.qemu, restoreQemu: p.restoreQemu, machine: p.machine, accel: (await hostAccel(host)).accel, workDir: p.workDir }),
+  );
+  return prep;
+}
+
 async function prepared(host: Host): Promise<{ prep: HostPrep; files: GuestFiles }> {
   const p = paramsOf(host);
-  prep ??= await test.step('inspect the host: pmem, drivers, QEMU, kernels', async () => inspectHost(host, { qemu: p.qemu, accel: (await hostAccel(host)).accel, workDir: p.workDir }));
-  files ??= await test.step('upload the guest initramfs', () => uploadGuest(host, p, prep!.running));
-  return { prep, files };
+  const hp = await inspected(host);
+  requirePmemOn(host, p, hp);
+  files ??= await test.step('upload the guest initramfs (busybox and the memory workload)', () => uploadGuest(host, p, hp.running));
+  return { prep: hp, files };
 }
 
 /** The guest's whole serial log (boot, ticks before and after the restore) as evidence. */
@@ -60,11 +72,18 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
 
   test('host preparation: pmem present, modes, QEMU libpmem, kernels to kexec between', async ({ host, findings }) => {
     const p = paramsOf(host);
-    const { prep } = await prepared(host);
+    const prep = await inspected(host);
     await test.info().attach('ndctl-regions.json', { body: JSON.stringify(prep.regions, null, 2), contentType: 'application/json' });
     findings.record('pmem_source', prep.pmemSource || 'none');
-    findings.record('qemu_version', prep.qemuVersion);
-    findings.record('qemu_libpmem', prep.qemuLibpmem.ok ? true : `no: ${prep.qemuLibpmem.reason}`);
+    // Seed 003 upgrades QEMU across the cycle: both are findings, even when they are one QEMU.
+    findings.record('qemu', prep.qemu.binary);
+    findings.record('qemu_version', prep.qemu.version);
+    findings.record('restore_qemu', prep.restoreQemu.binary);
+    findings.record('restore_qemu_version', prep.restoreQemu.version);
+    findings.record('machine', p.machine === prep.machine ? prep.machine : `${prep.machine} (${p.machine} on the saving QEMU)`);
+    findings.record('restore_qemu_has_machine', prep.restoreQemu.machines.has(prep.machine));
+    findings.record('pmem_on', p.pmemOn);
+    for (const [key, q] of [['qemu_libpmem', prep.qemu], ['restore_qemu_libpmem', prep.restoreQemu]] as const) findings.record(key, q.pmem.ok ? true : `no: ${q.pmem.reason}`);
     findings.record('accel', prep.accel);
     findings.record('accel_evidence', (await hostAccel(host)).evidence);
     findings.record('kernel_running', prep.running);
@@ -78,6 +97,7 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
     const other = prep.kernels.filter((k) => k.version !== prep.running);
     expect(other.length, `${host.name}: only ${prep.running} is installed; a kexec needs another kernel in /boot`).toBeGreaterThan(0);
     expect(p.modes.some((m) => prep.modes[m].ok), `${host.name}: none of the configured modes ${p.modes.join(', ')} is possible`).toBe(true);
+    requirePmemOn(host, p, prep);
   });
 
   for (const mode of ['devdax', 'fsdax'] as const satisfies readonly PmemMode[]) {
@@ -109,6 +129,8 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
         expect(r.restoreError?.message, 'restore (loadvm s0, cont) succeeds').toBeUndefined();
         const v = r.verdict!;
         findings.record(`${mode}.ticks`, `${v.lastBefore?.n ?? '-'} → ${v.firstAfter?.n ?? '-'}`);
+        findings.record(`${mode}.pattern_mib`, p.guest.patternMiB, 'MiB');
+        findings.record(`${mode}.pattern_after_restore`, v.passAfter ? describePass(v.passAfter, p.guest.patternMiB) : 'no full pass after the restore');
         expect(v.problems, `the guest went on where it stopped${v.error ? ` (${v.error.message.split('\n')[0]})` : ''}`).toEqual([]);
         passed = true;
         running = { guest, backing };

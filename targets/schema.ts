@@ -254,19 +254,35 @@ export const suiteParamsSchema = z.strictObject({
       fsdaxMount: z.string().startsWith('/').default('/mnt/labrig-pmem'),
       /** The installed kernel to kexec into (`uname -r` form); default: an installed one other than the running kernel. */
       targetKernel: z.string().min(1).optional(),
+      /** The QEMU that starts and saves the guest; a bare name runs from components.qemuDir when there is one. */
       qemu: z.string().min(1).default('qemu-system-x86_64'),
+      /**
+       * The QEMU that restores it after the kexec — seed 003's point is to upgrade QEMU across the
+       * cycle: a binary, or a directory holding one named like `qemu`. Default: the same QEMU.
+       */
+      restoreQemu: z.string().min(1).optional(),
+      /** Machine type (seed 003: q35); an alias is pinned to the saving QEMU's versioned type (q35 → pc-q35-7.2) for both QEMUs. */
+      machine: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'a QEMU machine type such as q35 or pc-q35-7.2').default('q35'),
+      /** pmem=on on the backend (seed 003): a QEMU built without libpmem then fails the run loudly instead of silently dropping it. */
+      pmemOn: z.boolean().default(true),
       guest: z
         .strictObject({
-          /** Guest RAM, all of it on pmem. */
-          memoryMiB: z.number().int().min(64).default(256),
-          /** Size of the guest's memory pattern, whose checksum the suite knows in advance. */
-          patternKiB: z.number().int().min(4).default(1024),
+          /** Guest RAM, all of it on pmem; it must hold the pattern and 256 MiB for the kernel and init. */
+          memoryMiB: z.number().int().min(64).default(768),
+          /** Size of the memory pattern the guest writes before the save and verifies after the restore (issue 15: at least 512 MiB). */
+          patternMiB: z.number().int().min(1).default(512),
+          /** Milliseconds of each second the guest spends verifying the pattern (the rest it sleeps: the host's SSH needs CPU too). */
+          verifyMsPerSecond: z.number().int().min(50).max(1000).default(500),
           /** Guest kernel on the host; default: /boot/vmlinuz-<kernel running when the guest cold-boots>. */
           kernel: z.string().startsWith('/').optional(),
-          /** Guest kernel command line; the suite appends its marker parameters (labrig.seed=, labrig.pattern_kib=). */
+          /** Guest kernel command line; the suite appends its marker parameters (labrig.seed=, labrig.pattern_mib=, labrig.verify_ms=). */
           append: z.string().default('console=ttyS0'),
         })
-        .default({ memoryMiB: 256, patternKiB: 1024, append: 'console=ttyS0' }),
+        .refine((g) => g.memoryMiB >= g.patternMiB + 256, {
+          message: 'guest.memoryMiB must be at least guest.patternMiB + 256 (the kernel and init need room beside the pattern)',
+          path: ['memoryMiB'],
+        })
+        .default({ memoryMiB: 768, patternMiB: 512, verifyMsPerSecond: 500, append: 'console=ttyS0' }),
       timeoutsMs: z
         .strictObject({
           /** QEMU start to the guest's first marker line (a cold boot). */

@@ -11,7 +11,7 @@ import type { Recorder } from '../../drivers/recorder.js';
 import { shellQuote } from '../../drivers/ssh.js';
 import type { Host } from '../../targets/host.js';
 import { guestAppend, guestArgv, type GuestSpec, type PmemMode } from './guest.js';
-import { expectedPatternSha256, newSeed, parseTicks, verifyContinuation, vmStateBytes, type ContinuationVerdict, type Tick } from './marker.js';
+import { expectedKey, newSeed, parseMarker, passAfterRestore, verifyContinuation, vmStateBytes, type ContinuationVerdict, type Marker } from './marker.js';
 
 export const SNAPSHOT_TAG = 's0';
 
@@ -22,11 +22,15 @@ export interface ColdBootOptions {
   memPath: string;
   workDir: string;
   qemu: string;
+  /** The QEMU binary the restore starts (the upgraded one, or the same). */
+  restoreQemu: string;
+  machine: string;
   accel: 'kvm' | 'tcg';
   pmemOn: boolean;
   align?: string;
   memoryMiB: number;
-  patternKiB: number;
+  patternMiB: number;
+  verifyMsPerSecond: number;
   kernel: string;
   initrd: string;
   append: string;
@@ -38,9 +42,10 @@ export interface SaveResult {
   tStop: number;
   savevmMs: number;
   vmStateBytes: number;
-  /** Serial log size once stopped: ticks ending past it were printed after the restore. */
+  /** Serial log size once stopped: lines ending past it were printed after the restore. */
   logBytesAtStop: number;
-  ticksBefore: Tick[];
+  /** The marker as printed before the stop. */
+  before: Marker;
 }
 
 export class NestedGuest {
@@ -50,8 +55,10 @@ export class NestedGuest {
     readonly mode: PmemMode,
     readonly spec: GuestSpec,
     readonly argv: readonly string[],
+    readonly restoreArgv: readonly string[],
     readonly seed: string,
-    readonly expectedSha256: string,
+    /** The pattern's key the guest must report (from the seed) and its size. */
+    readonly expected: { key: string; mib: number },
   ) {}
 
   /** QEMU start → first marker line of the cold boot. */
@@ -63,6 +70,7 @@ export class NestedGuest {
     const spec: GuestSpec = {
       name: `labrig-guest-${o.mode}`,
       qemu: o.qemu,
+      machine: o.machine,
       accel: o.accel,
       memoryMiB: o.memoryMiB,
       memPath: o.memPath,
@@ -70,31 +78,33 @@ export class NestedGuest {
       align: o.align,
       kernel: o.kernel,
       initrd: o.initrd,
-      append: guestAppend(o.append, seed, o.patternKiB),
+      append: guestAppend(o.append, seed, o.patternMiB, o.verifyMsPerSecond),
       disk: `${o.workDir}/${o.mode}.qcow2`,
       qmpSocket: `${o.workDir}/${o.mode}.qmp`,
       serialLog: `${o.workDir}/${o.mode}-serial.log`,
       pidFile: `${o.workDir}/${o.mode}.pid`,
     };
     const argv = guestArgv(spec);
-    const guest = new NestedGuest(host, rec, o.mode, spec, argv, seed, expectedPatternSha256(seed, o.patternKiB));
+    // The restore is the same command line; only the binary may be another (upgraded) QEMU.
+    const restoreArgv = guestArgv({ ...spec, qemu: o.restoreQemu });
+    const guest = new NestedGuest(host, rec, o.mode, spec, argv, restoreArgv, seed, { key: expectedKey(seed), mib: o.patternMiB });
     await stopStaleGuests(host, o.workDir);
     await host.run(`rm -f ${shellQuote(spec.serialLog)} && qemu-img create -q -f qcow2 ${shellQuote(spec.disk)} 64M`, { check: true, timeoutMs: 60_000 });
     const t0 = performance.now();
-    await guest.startQemu('cold boot: QEMU start (-S)');
+    await guest.startQemu('cold boot: QEMU start (-S)', argv);
     await rec.step('cold boot: cont', { mode: o.mode }, () => guest.withQmp(async (q) => void (await q.execute('cont'))));
-    await rec.step('cold boot: wait for the guest marker', { timeoutMs: o.bootTimeoutMs, log: spec.serialLog }, () =>
-      guest.waitTicks((t) => t.length >= 1, o.bootTimeoutMs, 'the first marker line of a cold boot'),
+    await rec.step('cold boot: wait for the pattern and the first tick', { timeoutMs: o.bootTimeoutMs, log: spec.serialLog, patternMiB: o.patternMiB }, () =>
+      guest.waitMarker((m) => m.ticks.length >= 1, o.bootTimeoutMs, 'the first marker line of a cold boot'),
     );
     guest.coldBootMs = Math.round(performance.now() - t0);
     return guest;
   }
 
-  /** QEMU on the host, detached (-daemonize returns once it is initialised), always this argv. */
-  private async startQemu(title: string): Promise<void> {
-    await this.rec.step(title, { argv: this.argv.join(' ') }, async () => {
+  /** QEMU on the host, detached (-daemonize returns once it is initialised). */
+  private async startQemu(title: string, argv: readonly string[]): Promise<void> {
+    await this.rec.step(title, { argv: argv.join(' ') }, async () => {
       await this.host.run(`rm -f ${shellQuote(this.spec.qmpSocket)}`);
-      const r = await this.host.run(this.argv.map(shellQuote).join(' '), { timeoutMs: 120_000 });
+      const r = await this.host.run(argv.map(shellQuote).join(' '), { timeoutMs: 120_000 });
       if (r.code !== 0) throw new ProductError('command-failed', `QEMU did not start on the host (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`, { host: this.host.name });
     });
   }
@@ -119,21 +129,21 @@ export class NestedGuest {
     return r.code === 0;
   }
 
-  /** Polls the serial log until `done(ticks)`; fails at the deadline or when QEMU is gone. */
-  async waitTicks(done: (ticks: Tick[]) => boolean, timeoutMs: number, what: string, fromByte = 0): Promise<Tick[]> {
+  /** Polls the serial log until `done(marker)`; fails at the deadline or when QEMU is gone. */
+  async waitMarker(done: (marker: Marker) => boolean, timeoutMs: number, what: string, fromByte = 0): Promise<Marker> {
     const deadline = Date.now() + timeoutMs;
     // The log is read over SFTP each second (no step per read); whether QEMU still runs is a
     // shell command, asked every 10 s so the report does not drown in polls.
     let checkedAt = Date.now();
     for (;;) {
       const log = await this.serialLog();
-      const ticks = parseTicks(log).filter((t) => t.end > fromByte);
-      if (done(ticks)) return ticks;
+      const marker = parseMarker(log, fromByte);
+      if (done(marker)) return marker;
       const late = Date.now() > deadline;
       const gone = (late || Date.now() - checkedAt > 10_000) && ((checkedAt = Date.now()), !(await this.qemuRunning()));
       if (gone || late) {
         const tail = log.toString('latin1').split('\n').slice(-15).join('\n');
-        throw new ProductError(gone ? 'did-not-boot' : 'timeout', `${gone ? 'the guest QEMU exited' : `no ${what} within ${timeoutMs} ms`} (${ticks.length} marker line(s) seen)`, {
+        throw new ProductError(gone ? 'did-not-boot' : 'timeout', `${gone ? 'the guest QEMU exited' : `no ${what} within ${timeoutMs} ms`} (${marker.ticks.length} tick(s), ${marker.passes.length} verify pass(es) seen)`, {
           host: this.host.name,
           evidence: `${this.host.name}:${this.spec.serialLog}`,
           tail,
@@ -157,7 +167,7 @@ export class NestedGuest {
       // QEMU may exit before it answers; its end is read from the host, not from this stream
       // (a forwarded unix socket stays half-open until our side closes it too).
       await q.execute('quit', undefined, { timeoutMs: 10_000 }).catch(() => undefined);
-      return { tStop, savevmMs, logBytesAtStop: log.length, ticksBefore: parseTicks(log) };
+      return { tStop, savevmMs, logBytesAtStop: log.length, before: parseMarker(log) };
     });
     await this.rec.step('quit: wait for QEMU to exit', { pidFile: this.spec.pidFile }, () => this.waitQemuGone(60_000));
     const info = (await this.host.run(`qemu-img info --output=json ${shellQuote(this.spec.disk)}`, { check: true, timeoutMs: 60_000 })).stdout;
@@ -167,9 +177,9 @@ export class NestedGuest {
     return { ...r, vmStateBytes: size };
   }
 
-  /** Seed 003, "恢复虚拟机现场": the same argv (-S), x-ignore-shared on, loadvm s0, cont. Returns performance.now() once running. */
+  /** Seed 003, "恢复虚拟机现场": the same argv (-S) on the restoring QEMU, x-ignore-shared on, loadvm s0, cont. Returns performance.now() once running. */
   async restore(): Promise<number> {
-    await this.startQemu('restore: QEMU start with the same argv (-S)');
+    await this.startQemu(`restore: ${this.restoreArgv[0]} with the same argv (-S)`, this.restoreArgv);
     return this.withQmp(async (q) => {
       await q.hmp('migrate_set_capability x-ignore-shared on');
       await q.hmp(`loadvm ${SNAPSHOT_TAG}`, { timeoutMs: 600_000 });
@@ -181,24 +191,27 @@ export class NestedGuest {
     });
   }
 
-  /** Waits for `minAfter` ticks after the restore (or QEMU's end, or the deadline) and checks them. */
+  /**
+   * Waits for `minAfter` ticks and a full pattern pass begun after the restore (or a pass that
+   * found bad words, QEMU's end, the deadline) and checks them.
+   */
   async verify(save: SaveResult, minAfter: number, timeoutMs: number): Promise<ContinuationVerdict & { error?: ProductError; firstSeenAt?: number }> {
-    let after: Tick[] = [];
+    let after: Marker = { ticks: [], passes: [] };
     let error: ProductError | undefined;
     // When the poll first saw a tick after the restore (±1 s: the poll interval).
     let firstSeenAt: number | undefined;
-    const enough = (t: Tick[]) => {
-      if (t.length && firstSeenAt === undefined) firstSeenAt = performance.now();
-      return t.length >= minAfter;
+    const enough = (m: Marker) => {
+      if (m.ticks.length && firstSeenAt === undefined) firstSeenAt = performance.now();
+      return m.passes.some((p) => !p.ok) || (m.ticks.length >= minAfter && passAfterRestore(save.before, m) !== undefined);
     };
     try {
-      after = await this.waitTicks(enough, timeoutMs, `${minAfter} marker lines after the restore`, save.logBytesAtStop);
+      after = await this.waitMarker(enough, timeoutMs, `${minAfter} ticks and a full pass over the pattern after the restore`, save.logBytesAtStop);
     } catch (e) {
       if (!(e instanceof ProductError)) throw e;
       error = e;
-      after = parseTicks(await this.serialLog()).filter((t) => t.end > save.logBytesAtStop);
+      after = parseMarker(await this.serialLog(), save.logBytesAtStop);
     }
-    const verdict = verifyContinuation({ before: save.ticksBefore, after, expectedSha256: this.expectedSha256, minAfter });
+    const verdict = verifyContinuation({ before: save.before, after, expected: this.expected, minAfter });
     return { ...verdict, firstSeenAt, ...(error ? { error } : {}) };
   }
 

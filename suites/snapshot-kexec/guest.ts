@@ -1,40 +1,34 @@
 /**
  * The nested guest of the snapshot → kexec → restore procedure: a busybox initramfs whose
- * init runs the marker (marker.ts), and the QEMU command line that puts all its RAM on pmem
- * (seed 003: memory-backend-file share=on, -numa node,memdev=…, a qcow2 disk for savevm).
+ * init runs the memory workload (mem-program.ts, marker.ts), and the QEMU command line that
+ * puts all its RAM on pmem (seed 003: `-M q35`, memory-backend-file share=on, -numa
+ * node,memdev=…, a qcow2 disk for savevm).
  * Pure: the argv is built from a typed spec, and the same argv starts the guest cold and
  * again for the restore.
  */
 import { LabError } from '../../drivers/errors.js';
 import { newcArchive, type CpioEntry } from '../../targets/emulated/cpio.js';
 
-/** PID 1 of the guest. Forks are slow under nested TCG: builtins wherever busybox has one. */
+/** PID 1 of the guest: reads the marker's parameters, then becomes the memory workload. */
 export function guestInit(): string {
   return `#!/bin/sh
 mount -t proc proc /proc
 read -r cmdline < /proc/cmdline
-seed=; kib=
+seed=; mib=; ms=
 for a in $cmdline; do
   case "$a" in
     labrig.seed=*) seed="\${a#labrig.seed=}";;
-    labrig.pattern_kib=*) kib="\${a#labrig.pattern_kib=}";;
+    labrig.pattern_mib=*) mib="\${a#labrig.pattern_mib=}";;
+    labrig.verify_ms=*) ms="\${a#labrig.verify_ms=}";;
   esac
 done
-yes "labrig-pattern $seed" | head -c $((kib * 1024)) > /pattern
 read -r b < /proc/sys/kernel/random/boot_id
-echo "labrig-guest ready: seed $seed, pattern $kib KiB, boot_id $b"
-n=0
-while :; do
-  n=$((n + 1))
-  set -- $(sha256sum /pattern)
-  read -r b < /proc/sys/kernel/random/boot_id
-  echo "labrig-tick $n $b $1"
-  sleep 1
-done
+echo "labrig-guest ready: seed $seed, pattern $mib MiB, boot_id $b"
+exec /bin/labrig-mem "$seed" "$mib" "$ms"
 `;
 }
 
-const APPLETS = ['sh', 'mount', 'yes', 'head', 'sha256sum', 'sleep', 'echo'];
+const APPLETS = ['sh', 'mount'];
 
 /** True for an ELF executable with no program interpreter (PT_INTERP): it runs with no libraries. */
 export function isStaticElf(file: Buffer): boolean {
@@ -50,12 +44,13 @@ export function isStaticElf(file: Buffer): boolean {
   return true;
 }
 
-/** The initramfs: a static busybox (from the runner), its applet links and /init. */
-export function guestInitramfs(staticBusybox: Buffer): Buffer {
+/** The initramfs: a static busybox (from the runner), its applet links, the memory workload and /init. */
+export function guestInitramfs(staticBusybox: Buffer, memProgram: Buffer): Buffer {
   const entries: CpioEntry[] = [
     ...['bin', 'proc', 'dev'].map((path): CpioEntry => ({ type: 'dir', path, mode: 0o755 })),
     { type: 'file', path: 'bin/busybox', mode: 0o755, data: staticBusybox },
     ...APPLETS.map((a): CpioEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
+    { type: 'file', path: 'bin/labrig-mem', mode: 0o755, data: memProgram },
     { type: 'file', path: 'init', mode: 0o755, data: Buffer.from(guestInit()) },
     // The kernel opens /dev/console for init before anything could mount devtmpfs.
     { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
@@ -68,6 +63,8 @@ export type PmemMode = 'devdax' | 'fsdax';
 export interface GuestSpec {
   name: string;
   qemu: string;
+  /** A versioned machine type (pc-q35-7.2): the restoring QEMU, maybe newer, must build the same machine. */
+  machine: string;
   accel: 'kvm' | 'tcg';
   memoryMiB: number;
   /** The RAM's backing: /dev/daxN.M (devdax) or a file on the -o dax mount (fsdax). */
@@ -105,7 +102,7 @@ export function guestArgv(s: GuestSpec): string[] {
   return [
     s.qemu,
     '-name', s.name,
-    '-machine', 'pc',
+    '-machine', s.machine,
     '-accel', s.accel,
     '-m', `${s.memoryMiB}M`,
     '-smp', '1',
@@ -131,6 +128,6 @@ export function guestArgv(s: GuestSpec): string[] {
 }
 
 /** The guest's kernel command line: the configured one plus the marker's parameters. */
-export function guestAppend(base: string, seed: string, patternKiB: number): string {
-  return `${base} panic=1 labrig.seed=${seed} labrig.pattern_kib=${patternKiB}`.trim();
+export function guestAppend(base: string, seed: string, patternMiB: number, verifyMsPerSecond: number): string {
+  return `${base} panic=1 labrig.seed=${seed} labrig.pattern_mib=${patternMiB} labrig.verify_ms=${verifyMsPerSecond}`.trim();
 }

@@ -10,6 +10,7 @@ import { shellQuote } from '../../drivers/ssh.js';
 import type { Host } from '../../targets/host.js';
 import { installedKernels, type InstalledKernel } from '../../targets/kexec.js';
 import type { PmemMode } from './guest.js';
+import { pinMachine, probeQemu, resolveQemuPath, type QemuFacts } from './qemu-check.js';
 
 export interface NdNamespace {
   dev: string;
@@ -49,9 +50,11 @@ export interface HostPrep {
   pmemSource: string;
   regions: NdRegion[];
   modes: Record<PmemMode, { ok: true } | { ok: false; reason: string }>;
-  qemuVersion: string;
-  /** QEMU accepted pmem=on (built with libpmem); the error text when not. */
-  qemuLibpmem: { ok: true } | { ok: false; reason: string };
+  /** The QEMU that starts and saves the guest, and the one that restores it (the same one unless restoreQemu). */
+  qemu: QemuFacts;
+  restoreQemu: QemuFacts;
+  /** The versioned machine type both start the guest with (q35 pinned on the saving QEMU). */
+  machine: string;
   accel: 'kvm' | 'tcg';
   running: string;
   kernels: InstalledKernel[];
@@ -59,7 +62,7 @@ export interface HostPrep {
 
 const TOOLS = ['ndctl', 'kexec', 'qemu-img', 'mkfs.ext4', 'sync'];
 
-export async function inspectHost(host: Host, o: { qemu: string; accel: 'kvm' | 'tcg'; workDir: string }): Promise<HostPrep> {
+export async function inspectHost(host: Host, o: { qemu: string; restoreQemu?: string; machine: string; accel: 'kvm' | 'tcg'; workDir: string }): Promise<HostPrep> {
   const run = async (cmd: string, timeoutMs = 60_000) => host.run(cmd, { timeoutMs });
   const missing = (await run(`for t in ${[...TOOLS, o.qemu].map(shellQuote).join(' ')}; do command -v "$t" >/dev/null || echo "$t"; done`)).stdout.trim();
   if (missing) throw new LabError('config', `the host lacks ${missing.split('\n').join(', ')} (seed 003 needs ndctl, kexec-tools, QEMU)`, { host: host.name });
@@ -74,20 +77,14 @@ export async function inspectHost(host: Host, o: { qemu: string; accel: 'kvm' | 
     fsdax: drivers.includes('nd_pmem') ? { ok: true } : { ok: false, reason: `no nd_pmem driver (/sys/bus/nd/drivers: ${drivers.join(' ') || 'none'})` },
   };
 
-  const qemuVersion = (await run(`${shellQuote(o.qemu)} --version`)).stdout.split('\n')[0]!.trim();
-  // A real start with pmem=on on a scratch file: the only test that says what this build does.
-  const probe = `${o.workDir}/pmem-probe.img`;
-  const p = await run(
-    `mkdir -p ${shellQuote(o.workDir)} && printf '%s\\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' | ` +
-      `${shellQuote(o.qemu)} -machine none -nodefaults -display none -object memory-backend-file,id=probe,size=2M,mem-path=${probe},share=on,pmem=on -qmp stdio 2>&1; ` +
-      `rc=$?; rm -f ${shellQuote(probe)}; exit $rc`,
-    120_000,
-  );
-  const qemuLibpmem: HostPrep['qemuLibpmem'] = p.code === 0 ? { ok: true } : { ok: false, reason: p.stdout.trim().split('\n').filter((l) => !l.startsWith('{')).join(' ') || `exit ${p.code}` };
+  const qemu = await probeQemu(host, o.qemu, o.workDir);
+  const restorePath = o.restoreQemu ? await resolveQemuPath(host, o.restoreQemu, o.qemu) : o.qemu;
+  const restoreQemu = restorePath === o.qemu ? qemu : await probeQemu(host, restorePath, o.workDir);
+  const machine = pinMachine(qemu.machines, o.machine, o.qemu);
   const accel = o.accel;
   const running = (await run('uname -r')).stdout.trim();
   const kernels = installedKernels((await run('ls -1 /boot')).stdout);
-  return { pmemSource, regions, modes, qemuVersion, qemuLibpmem, accel, running, kernels };
+  return { pmemSource, regions, modes, qemu, restoreQemu, machine, accel, running, kernels };
 }
 
 export async function namespaceOf(host: Host, ns: string): Promise<NdNamespace | undefined> {

@@ -17,6 +17,8 @@ import { NestedGuest, type SaveResult } from './cycle.js';
 import { guestInitramfs, isStaticElf, type PmemMode } from './guest.js';
 import { configureNamespace, mountFsdax, namespaceOf, type HostPrep, type NdNamespace } from './host-prep.js';
 import type { ContinuationVerdict } from './marker.js';
+import { buildMemProgram } from './mem-program.js';
+import { pmemOnRefused } from './qemu-check.js';
 
 export type SnapshotKexecParams = NonNullable<HostConfig['suites']['snapshotKexec']>;
 
@@ -41,10 +43,25 @@ export async function uploadGuest(host: Host, p: SnapshotKexecParams, running: s
   if (!isStaticElf(busybox)) throw new LabError('config', `${RUNNER_BUSYBOX} on the runner is not a static x86_64 ELF (install busybox-static)`);
   const initrd = `${p.workDir}/guest-initrd.cpio`;
   await host.run(`mkdir -p ${shellQuote(p.workDir)}`, { check: true });
-  await host.ssh.writeFile(initrd, guestInitramfs(busybox));
+  await host.ssh.writeFile(initrd, guestInitramfs(busybox, await buildMemProgram()));
   const kernel = p.guest.kernel ?? `/boot/vmlinuz-${running}`;
   await host.run(`test -r ${shellQuote(kernel)}`, { check: true });
   return { kernel, initrd };
+}
+
+/**
+ * pmem=on asked (the seed's command line) of a QEMU that refuses it fails the run: a silent
+ * fallback to a backend without pmem=on would test something the lab did not ask for.
+ */
+export function requirePmemOn(host: Host, p: SnapshotKexecParams, prep: HostPrep): void {
+  if (!p.pmemOn) return;
+  const qemuDir = host.config.components.qemuDir;
+  const roles = [
+    { role: 'saving' as const, qemu: prep.qemu, underValidation: Boolean(qemuDir && prep.qemu.binary.startsWith(qemuDir)) },
+    // A distinct restoring QEMU is the upgrade the run validates.
+    { role: 'restoring' as const, qemu: prep.restoreQemu, underValidation: prep.restoreQemu !== prep.qemu || Boolean(qemuDir && prep.restoreQemu.binary.startsWith(qemuDir)) },
+  ];
+  for (const r of roles) if (!r.qemu.pmem.ok) throw pmemOnRefused({ host: host.name, ...r });
 }
 
 export interface ModeBacking {
@@ -79,11 +96,14 @@ export async function coldBootOn(host: Host, rec: Recorder, p: SnapshotKexecPara
     memPath: backing.memPath,
     align: backing.align,
     workDir: p.workDir,
-    qemu: p.qemu,
+    qemu: prep.qemu.binary,
+    restoreQemu: prep.restoreQemu.binary,
+    machine: prep.machine,
     accel: prep.accel,
-    pmemOn: prep.qemuLibpmem.ok,
+    pmemOn: p.pmemOn,
     memoryMiB: p.guest.memoryMiB,
-    patternKiB: p.guest.patternKiB,
+    patternMiB: p.guest.patternMiB,
+    verifyMsPerSecond: p.guest.verifyMsPerSecond,
     kernel: files.kernel,
     initrd: files.initrd,
     append: p.guest.append,
@@ -107,10 +127,10 @@ export interface CycleResult {
 
 /** x-ignore-shared on → stop → savevm → quit → kexec → pmem checked → (overwrite) → restore → verify. */
 export async function saveKexecRestore(host: Host, rec: Recorder, p: SnapshotKexecParams, guest: NestedGuest, backing: ModeBacking, opts: { overwritePmem?: boolean } = {}): Promise<CycleResult> {
-  const before = await rec.step('guest runs its marker', { mode: backing.mode }, () =>
-    guest.waitTicks((t) => t.length >= 2 && t.at(-1)!.sha256 === guest.expectedSha256, p.timeoutsMs.restore, 'two marker lines with the expected checksum'),
+  const before = await rec.step('guest runs its marker', { mode: backing.mode, patternMiB: guest.expected.mib }, () =>
+    guest.waitMarker((m) => m.pattern !== undefined && m.ticks.length >= 2, p.timeoutsMs.restore, 'the pattern written and two ticks'),
   );
-  rec.log(`guest at tick ${before.at(-1)!.n}, boot_id ${before.at(-1)!.bootId}`);
+  rec.log(`guest wrote ${before.pattern!.mib} MiB (key ${before.pattern!.key}), at tick ${before.ticks.at(-1)!.n}, boot_id ${before.ticks.at(-1)!.bootId}`);
   const save = await rec.step('save: x-ignore-shared on, stop, savevm s0, quit', { tag: 's0' }, () => guest.save());
   const kexec = await rec.step('host: kexec into the other kernel', { target: p.targetKernel ?? 'the other installed kernel' }, () =>
     kexecInto(host, { kernel: p.targetKernel, timeoutMs: p.timeoutsMs.kexec, recorder: rec }),
@@ -119,12 +139,12 @@ export async function saveKexecRestore(host: Host, rec: Recorder, p: SnapshotKex
   if (opts.overwritePmem) await rec.step('negative control: overwrite the guest RAM on pmem', { memPath: backing.memPath }, () => overwrite(host, p, backing));
   let running: number;
   try {
-    running = await rec.step('restore: same argv (-S), x-ignore-shared on, loadvm s0, cont', {}, () => guest.restore());
+    running = await rec.step('restore: same argv (-S), x-ignore-shared on, loadvm s0, cont', { qemu: guest.restoreArgv[0], machine: guest.spec.machine }, () => guest.restore());
   } catch (e) {
     if (!(e instanceof ProductError || e instanceof QmpError)) throw e;
     return { save, kernelBefore: kexec.from, kernelAfter: kexec.to, kexecMs: kexec.kexecMs, blackoutMs: Math.round(performance.now() - save.tStop), restoreError: e };
   }
-  const verdict = await rec.step('verify: counter goes on, checksum, guest boot_id', { expectedSha256: guest.expectedSha256 }, () =>
+  const verdict = await rec.step('verify: counter goes on, guest boot_id, a full pattern pass after the restore', { patternMiB: guest.expected.mib, patternKey: guest.expected.key }, () =>
     guest.verify(save, 3, p.timeoutsMs.restore),
   );
   const resumeMarkerMs = verdict.firstSeenAt === undefined ? undefined : Math.round(verdict.firstSeenAt - save.tStop);
