@@ -101,6 +101,8 @@ export function emuArm64LabHost(r: Arm64HostRecord): HostInput {
       pcieRootPorts: {
         machineTypes: ['virt-2.12', 'newest'],
         cpu: { mode: 'custom', model: 'cortex-a57' },
+        // Seed 001's budget: xhci and the virtio video each take a root port (15 in all, 13 left on virt-2.12).
+        portDevices: ['xhci', 'video'],
         memoryMiB: 512,
         probeTimeoutMs: 120_000,
         expectCeiling: { 'virt-2.12': 15, newest: 'none-below-28' },
