@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import { consoleRecorder } from '../drivers/recorder.js';
 import { armhfKernelUpgrade, type ArmhfOutcome } from '../suites/armhf-kernel-upgrade/cycle.js';
 import { loadLab } from '../targets/config.js';
-import { armhfGuestImage, GUEST_CMDLINE, initrdFile, kernelFile } from '../targets/emulated/armhf-guest.js';
-import { stderrProgress } from '../targets/emulated/debs.js';
+import { armhfGuestImage, GUEST_CMDLINE, initrdFile, kernelFile } from '../images/armhf-guest.js';
+import { stderrProgress } from '../images/debs.js';
 import { EMU_ARM64 } from '../targets/emulated/emu-arm64.js';
 import { labDown, labStatus, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, QEMU_SLOT_LOCK, stopProcess } from '../targets/emulated/proc.js';
+import { acquireLock, QEMU_SLOT_LOCK, stopProcess } from '../drivers/proc.js';
 import { Host } from '../targets/host.js';
 import { acquireLease } from '../targets/lease.js';
 

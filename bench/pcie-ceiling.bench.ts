@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { consoleRecorder } from '../drivers/recorder.js';
 import { Virsh } from '../drivers/libvirt.js';
 import { loadLab } from '../targets/config.js';
-import { aarch64ProbeGuest, PROBE_SERIAL } from '../targets/emulated/aarch64-probe-guest.js';
+import { aarch64ProbeGuest, PROBE_SERIAL } from '../images/aarch64-probe-guest.js';
 import { Host } from '../targets/host.js';
 import { pcieRootPortsSchema } from '../targets/schema.js';
 import { bisectCeiling, ceilingFinding } from '../suites/pcie-root-ports/bisect.js';

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type { Recorder } from '../drivers/recorder.js';
 import { qemuBuildBinary } from '../targets/components.js';
-import { stderrProgress } from '../targets/emulated/debs.js';
+import { stderrProgress } from '../images/debs.js';
 import { expect, logsDir, test } from '../targets/fixtures.js';
 import { redactor, secretValues } from '../targets/recorders.js';
 import { armhfKernelUpgrade, type ArmhfOutcome } from './armhf-kernel-upgrade/cycle.js';

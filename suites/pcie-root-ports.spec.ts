@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ProductError } from '../drivers/errors.js';
 import { Virsh } from '../drivers/libvirt.js';
 import { shellQuote } from '../drivers/ssh.js';
-import { aarch64ProbeGuest, PROBE_SERIAL } from '../targets/emulated/aarch64-probe-guest.js';
+import { aarch64ProbeGuest, PROBE_SERIAL } from '../images/aarch64-probe-guest.js';
 import { expect, test } from '../targets/fixtures.js';
 import { qemuBuildBinary } from '../targets/components.js';
 import type { Host } from '../targets/host.js';

@@ -12,7 +12,7 @@ import { runLocal } from '../drivers/local.js';
 import { bootShareHook, HOOK_SIGNATURE, parseHookLog } from '../suites/armhf-kernel-upgrade/hook.js';
 import { armhfDomainSpec, armhfPaths, checkKernelMatchesLink, domainProblems, rebootedInPlace, type ArmhfParams } from '../suites/armhf-kernel-upgrade/plan.js';
 import { describeView, guestTypeOf, hostViewCommand, isMappedSymlink, kernelVersionOf, parseHostView, virtfsMode } from '../suites/armhf-kernel-upgrade/share-view.js';
-import { kernelInstallScript } from '../targets/emulated/armhf-guest.js';
+import { kernelInstallScript } from '../images/armhf-guest.js';
 import { hostSchema } from '../targets/schema.js';
 
 const A = '6.1.0-47-armmp';

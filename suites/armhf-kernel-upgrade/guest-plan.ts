@@ -3,8 +3,8 @@
  * packages (its files uploaded to the host); on a real lab, a prepared disk and installer
  * kernel already on the host (copied, never written in place).
  */
-import { armhfGuestImage, GUEST_CMDLINE, GUEST_KERNEL_INSTALL, initrdFile, kernelFile } from '../../targets/emulated/armhf-guest.js';
-import type { Progress } from '../../targets/emulated/debs.js';
+import { armhfGuestImage, GUEST_CMDLINE, GUEST_KERNEL_INSTALL, initrdFile, kernelFile } from '../../images/armhf-guest.js';
+import type { Progress } from '../../images/debs.js';
 import type { ArmhfParams, ArmhfPaths, GuestPlan } from './plan.js';
 
 export interface GuestMaterial {

@@ -6,7 +6,7 @@
  * again for the restore.
  */
 import { LabError } from '../../drivers/errors.js';
-import { newcArchive, type CpioEntry } from '../../targets/emulated/cpio.js';
+import { newcArchive, type CpioEntry } from '../../images/cpio.js';
 
 /** PID 1 of the guest. Forks are slow under nested TCG: builtins wherever busybox has one. */
 export function guestInit(): string {

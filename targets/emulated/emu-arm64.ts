@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
 import type { HostInput } from './hosts.js';
-import { isOurProcess, stopProcess } from './proc.js';
+import { isOurProcess, stopProcess } from '../../drivers/proc.js';
 import { assertPortFree, waitForSsh, writeKnownHosts } from './probe.js';
 import { startSshd } from './sshd.js';
 import type { Arm64HostRecord, DaemonRecord } from './state.js';

@@ -9,8 +9,8 @@
  */
 import { copyFile, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LabError } from '../../drivers/errors.js';
-import { runLocal } from '../../drivers/local.js';
+import { LabError } from '../drivers/errors.js';
+import { runLocal } from '../drivers/local.js';
 import { cachedImage, cacheRoot, debCacheDir, imageKey, type BuiltImage } from './cache.js';
 import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { fetchDebs, foreignApt, resolvePackages, unpackDeb, type Progress } from './debs.js';
