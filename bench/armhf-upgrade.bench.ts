@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { consoleRecorder } from '../drivers/recorder.js';
 import { armhfKernelUpgrade, type ArmhfOutcome } from '../suites/armhf-kernel-upgrade/cycle.js';
 import { loadLab } from '../targets/config.js';
-import { armhfGuestImage, GUEST_CMDLINE, initrdFile, kernelFile } from '../images/armhf-guest.js';
+import { armhfGuestImage, initrdFile, kernelFile } from '../images/armhf-guest.js';
+import { GUEST_CMDLINE } from '../images/contracts/armhf-guest.js';
 import { stderrProgress } from '../images/debs.js';
 import { EMU_ARM64 } from '../targets/emulated/emu-arm64.js';
 import { labDown, labStatus, labUp } from '../targets/emulated/lab.js';
@@ -68,7 +69,7 @@ async function measure(): Promise<{ outcomes: ArmhfOutcome[]; bare: number[]; ho
     const config = lab.hosts.find((h) => h.suites.armhfKernelUpgrade);
     const params = config?.suites.armhfKernelUpgrade;
     if (!config || !params) throw new Error('no host of the lab declares suites.armhfKernelUpgrade');
-    if (params.guest.kind !== 'debian-packages') throw new Error('the bench boots the emulated guest (guest.kind debian-packages)');
+    if (params.guest.kind !== 'recipe') throw new Error('the bench boots the recipe-built guest (guest.kind recipe)');
     const kernels = params.guest.kernels;
     const recorder = consoleRecorder(`[${config.name}] `);
     const host = new Host(config, { logDir, recorder });

@@ -57,7 +57,7 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
     }
 
     expect(out.kernelAfter, 'the guest runs the newer kernel after shut down + start').not.toBe(out.kernelBefore);
-    if (params.guest.kind === 'debian-packages') {
+    if (params.guest.kind === 'recipe') {
       expect(out.kernelBefore).toBe(params.guest.kernels[0]);
       expect(out.kernelAfter).toBe(params.guest.kernels[1]);
     }

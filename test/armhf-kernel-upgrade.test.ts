@@ -231,7 +231,7 @@ const params: ArmhfParams = hostSchema.parse({
   role: 'arm64-armhf',
   ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: `SHA256:${'A'.repeat(43)}` },
   expect: { arch: 'x86_64' },
-  suites: { armhfKernelUpgrade: { vm: 'labrig-armhf-guest', restartLibvirtd: 'true', guest: { kind: 'debian-packages', kernels: [A, B] } } },
+  suites: { armhfKernelUpgrade: { vm: 'labrig-armhf-guest', restartLibvirtd: 'true', guest: { kind: 'recipe', recipe: 'armhf-guest', kernels: [A, B] } } },
 }).suites.armhfKernelUpgrade!;
 
 test('domain: the seed’s definition — armv7l virt, highmem=off, mapped 9p virtio-boot, on_reboot=destroy', () => {

@@ -7,7 +7,8 @@
 import { test, expect } from '@playwright/test';
 import { readFile } from 'node:fs/promises';
 import { runLocal } from '../drivers/local.js';
-import { guestAppend, guestArgv, guestInit, guestInitramfs, isStaticElf, type GuestSpec } from '../suites/snapshot-kexec/guest.js';
+import { guestAppend, guestArgv, type GuestSpec } from '../suites/snapshot-kexec/guest.js';
+import { guestInit, guestInitramfs, isStaticElf } from '../images/snapshot-guest.js';
 import { memmapPmem, parseCreatedNamespace, parseNdctlRegions } from '../suites/snapshot-kexec/host-prep.js';
 import { expectedPatternSha256, newSeed, parseTicks, patternBytes, verifyContinuation, vmStateBytes, type Tick } from '../suites/snapshot-kexec/marker.js';
 import { chooseKexecTarget, installedKernels } from '../targets/kexec.js';

@@ -11,7 +11,7 @@ import { Virsh } from '../../drivers/libvirt.js';
 import type { Recorder } from '../../drivers/recorder.js';
 import { shellQuote } from '../../drivers/ssh.js';
 import type { Progress } from '../../images/debs.js';
-import { GUEST_FAILED } from '../../images/armhf-guest.js';
+import { GUEST_FAILED } from '../../images/contracts/armhf-guest.js';
 import { GuestSession, type GuestBoot } from './guest-session.js';
 import { guestMaterial } from './guest-plan.js';
 import { ArmhfHostSide, type HostShell } from './host-side.js';

@@ -10,6 +10,7 @@ import type { DomainSpec } from '../../drivers/domain-xml.js';
 import { ProductError } from '../../drivers/errors.js';
 import { DefineRejected, type Virsh } from '../../drivers/libvirt.js';
 import { shellQuote } from '../../drivers/ssh.js';
+import { PROBE_MARKER } from '../../images/contracts/probe-guest.js';
 import type { Host } from '../../targets/host.js';
 import type { ProbeResult } from './bisect.js';
 
@@ -45,7 +46,6 @@ export interface ProbeRecord extends ProbeResult {
   guestMs: number;
 }
 
-const MARKER = /LABRIG-PROBE: (present|missing) bridges=(\d+) pci=(\d+)/;
 const UEFI_SHELL = /Shell> |UEFI Interactive Shell/;
 const KERNEL_STARTED = /Booting Linux|Linux version \d/;
 
@@ -102,7 +102,7 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
     harnessMs += performance.now() - tDefine;
     const tStart = performance.now();
     try {
-      const m = await console.expect([MARKER, UEFI_SHELL], { timeoutMs: s.timeoutMs, what: `the probe verdict of ${name}` });
+      const m = await console.expect([PROBE_MARKER, UEFI_SHELL], { timeoutMs: s.timeoutMs, what: `the probe verdict of ${name}` });
       guestMs = performance.now() - tStart;
       if (m.patternIndex === 1) return done('firmware-stuck', 'the firmware stopped at the UEFI shell');
       const [, verdict, bridges, pci] = m.match;

@@ -1,67 +1,12 @@
 /**
- * The nested guest of the snapshot → kexec → restore procedure: a busybox initramfs whose
- * init runs the marker (marker.ts), and the QEMU command line that puts all its RAM on pmem
+ * The nested guest of the snapshot → kexec → restore procedure (its initramfs:
+ * images/snapshot-guest.ts), and the QEMU command line that puts all its RAM on pmem
  * (seed 003: memory-backend-file share=on, -numa node,memdev=…, a qcow2 disk for savevm).
  * Pure: the argv is built from a typed spec, and the same argv starts the guest cold and
  * again for the restore.
  */
 import { LabError } from '../../drivers/errors.js';
-import { newcArchive, type CpioEntry } from '../../images/cpio.js';
-
-/** PID 1 of the guest. Forks are slow under nested TCG: builtins wherever busybox has one. */
-export function guestInit(): string {
-  return `#!/bin/sh
-mount -t proc proc /proc
-read -r cmdline < /proc/cmdline
-seed=; kib=
-for a in $cmdline; do
-  case "$a" in
-    labrig.seed=*) seed="\${a#labrig.seed=}";;
-    labrig.pattern_kib=*) kib="\${a#labrig.pattern_kib=}";;
-  esac
-done
-yes "labrig-pattern $seed" | head -c $((kib * 1024)) > /pattern
-read -r b < /proc/sys/kernel/random/boot_id
-echo "labrig-guest ready: seed $seed, pattern $kib KiB, boot_id $b"
-n=0
-while :; do
-  n=$((n + 1))
-  set -- $(sha256sum /pattern)
-  read -r b < /proc/sys/kernel/random/boot_id
-  echo "labrig-tick $n $b $1"
-  sleep 1
-done
-`;
-}
-
-const APPLETS = ['sh', 'mount', 'yes', 'head', 'sha256sum', 'sleep', 'echo'];
-
-/** True for an ELF executable with no program interpreter (PT_INTERP): it runs with no libraries. */
-export function isStaticElf(file: Buffer): boolean {
-  if (file.length < 64 || file.readUInt32BE(0) !== 0x7f454c46 || file[4] !== 2) return false;
-  const phoff = Number(file.readBigUInt64LE(0x20));
-  const phentsize = file.readUInt16LE(0x36);
-  const phnum = file.readUInt16LE(0x38);
-  for (let i = 0; i < phnum; i++) {
-    const at = phoff + i * phentsize;
-    if (at + 4 > file.length) return false;
-    if (file.readUInt32LE(at) === 3) return false;
-  }
-  return true;
-}
-
-/** The initramfs: a static busybox (from the runner), its applet links and /init. */
-export function guestInitramfs(staticBusybox: Buffer): Buffer {
-  const entries: CpioEntry[] = [
-    ...['bin', 'proc', 'dev'].map((path): CpioEntry => ({ type: 'dir', path, mode: 0o755 })),
-    { type: 'file', path: 'bin/busybox', mode: 0o755, data: staticBusybox },
-    ...APPLETS.map((a): CpioEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
-    { type: 'file', path: 'init', mode: 0o755, data: Buffer.from(guestInit()) },
-    // The kernel opens /dev/console for init before anything could mount devtmpfs.
-    { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
-  ];
-  return newcArchive(entries);
-}
+import { guestParameters } from '../../images/contracts/snapshot-guest.js';
 
 export type PmemMode = 'devdax' | 'fsdax';
 
@@ -132,5 +77,5 @@ export function guestArgv(s: GuestSpec): string[] {
 
 /** The guest's kernel command line: the configured one plus the marker's parameters. */
 export function guestAppend(base: string, seed: string, patternKiB: number): string {
-  return `${base} panic=1 labrig.seed=${seed} labrig.pattern_kib=${patternKiB}`.trim();
+  return `${base} panic=1 ${guestParameters(seed, patternKiB)}`.trim();
 }

@@ -1,5 +1,5 @@
 /**
- * The guest's marker and the checks on it (DOMAIN.md §4: the VM resumed where it stopped).
+ * The guest's marker (its format: images/contracts/snapshot-guest.ts) and the checks on it (DOMAIN.md §4: the VM resumed where it stopped).
  * The guest's init writes a pattern into its RAM — `yes "labrig-pattern <seed>" | head -c N`,
  * the seed new for every cold boot — and prints one line per tick on its serial port:
  *   labrig-tick <n> <guest boot_id> <sha256 of the pattern>
@@ -7,6 +7,7 @@
  * from the last value printed before `stop`, under the same boot_id, with the same checksum.
  */
 import { createHash } from 'node:crypto';
+import { patternLine, TICK_LINE } from '../../images/contracts/snapshot-guest.js';
 
 export interface Tick {
   n: number;
@@ -14,10 +15,6 @@ export interface Tick {
   sha256: string;
   /** Byte offset in the serial log just past the line's newline. */
   end: number;
-}
-
-export function patternLine(seed: string): string {
-  return `labrig-pattern ${seed}\n`;
 }
 
 /** The bytes `yes "labrig-pattern <seed>" | head -c <kib*1024>` writes. */
@@ -38,15 +35,13 @@ export function newSeed(random: () => number = Math.random): string {
   return Array.from({ length: 12 }, () => 'abcdefghijklmnopqrstuvwxyz0123456789'[Math.floor(random() * 36)]).join('');
 }
 
-const TICK = /labrig-tick (\d+) ([0-9a-f-]{36}) ([0-9a-f]{64})\r?\n/g;
-
 /**
  * Every complete tick line of a serial log (a line cut by `stop` counts once it is finished).
  * Read as latin1, one character per byte, so `end` is a byte offset of the file.
  */
 export function parseTicks(log: Buffer): Tick[] {
   const text = log.toString('latin1');
-  return [...text.matchAll(TICK)].map((m) => ({ n: Number(m[1]), bootId: m[2]!, sha256: m[3]!, end: m.index + m[0].length }));
+  return [...text.matchAll(TICK_LINE)].map((m) => ({ n: Number(m[1]), bootId: m[2]!, sha256: m[3]!, end: m.index + m[0].length }));
 }
 
 export interface ContinuationInput {

@@ -14,7 +14,8 @@ import type { Host } from '../../targets/host.js';
 import { kexecInto } from '../../targets/kexec.js';
 import { suiteParamsSchema, type HostConfig } from '../../targets/schema.js';
 import { NestedGuest, type SaveResult } from './cycle.js';
-import { guestInitramfs, isStaticElf, type PmemMode } from './guest.js';
+import { guestInitramfs, isStaticElf } from '../../images/snapshot-guest.js';
+import type { PmemMode } from './guest.js';
 import { configureNamespace, mountFsdax, namespaceOf, type HostPrep, type NdNamespace } from './host-prep.js';
 import type { ContinuationVerdict } from './marker.js';
 
