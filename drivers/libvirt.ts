@@ -2,17 +2,10 @@
  * virsh over a host's SSH. It never talks to libvirt any other way, so the same calls work on
  * a Kunpeng in the lab and on the emulated arm64 host. Domains come from typed specs.
  */
-import type { CommandResult } from './local.js';
+import type { HostCommands } from './command.js';
 import { domainXml, summariseDomain, type DomainSpec, type DomainSummary } from './domain-xml.js';
 import { ProductError } from './errors.js';
 import { shellQuote } from './ssh.js';
-
-/** What a Host offers (structurally): the persistent shell, and exec with stdin. */
-export interface CommandRunner {
-  readonly name: string;
-  run(command: string, opts?: { timeoutMs?: number; check?: boolean }): Promise<CommandResult>;
-  exec(command: string, opts?: { timeoutMs?: number; input?: string; check?: boolean }): Promise<CommandResult>;
-}
 
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | 'absent';
 
@@ -30,7 +23,7 @@ export class DefineRejected extends ProductError {
 
 export class Virsh {
   constructor(
-    private readonly host: CommandRunner,
+    private readonly host: HostCommands,
     readonly uri = 'qemu:///system',
   ) {}
 
