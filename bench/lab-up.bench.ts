@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Recorder } from '../drivers/recorder.js';
 import { labDown, labHostNames, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, QEMU_SLOT_LOCK } from '../targets/emulated/proc.js';
+import { acquireLock, QEMU_SLOT_LOCK } from '../drivers/proc.js';
 
 const args = process.argv.slice(2);
 const warmRuns = Number(args.find((a) => /^\d+$/.test(a)) ?? 3);

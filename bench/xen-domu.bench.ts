@@ -19,8 +19,8 @@ import { Xl, uniqueDomainName, randomXenMac, type XlPvSpec } from '../drivers/xl
 import { parseLab } from '../targets/config.js';
 import { Host } from '../targets/host.js';
 import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, QEMU_SLOT_LOCK } from '../targets/emulated/proc.js';
-import { markerArgument, readyPattern, DOMU_READY_PREFIX } from '../suites/xen/guest.js';
+import { acquireLock, QEMU_SLOT_LOCK } from '../drivers/proc.js';
+import { markerArgument, readyPattern, DOMU_READY_PREFIX } from '../images/contracts/xen-domu.js';
 import { newMarker, openDomainConsole } from '../suites/xen/lifecycle.js';
 
 const n = Number(process.argv[2] ?? 3);

@@ -3,19 +3,13 @@
  * a Kunpeng in the lab and on the emulated arm64 host. Domains come from typed specs.
  */
 import { randomBytes } from 'node:crypto';
-import type { CommandResult } from './local.js';
+import type { CommandResult, HostCommands } from './command.js';
 import { domainXml, summariseDomain, type DomainSpec, type DomainSummary } from './domain-xml.js';
 import { LabError, ProductError } from './errors.js';
 import { shellQuote } from './ssh.js';
 
-/** What a Host offers (structurally): the persistent shell, exec with stdin, and SFTP when it has SSH. */
-export interface CommandRunner {
-  readonly name: string;
-  run(command: string, opts?: { timeoutMs?: number; check?: boolean }): Promise<CommandResult>;
-  exec(command: string, opts?: { timeoutMs?: number; input?: string; check?: boolean }): Promise<CommandResult>;
-  /** An SshSession: a domain's XML then travels over its kept SFTP channel and is defined through the shell, no channel of its own. */
-  readonly ssh?: object;
-}
+/** A host's commands, and its SshSession when it has one: a domain's XML then travels over the kept SFTP channel and is defined through the shell, no channel of its own. */
+export type VirshHost = HostCommands & { readonly ssh?: object };
 
 interface FileWriter {
   writeFile(remotePath: string, content: string, mode?: number): Promise<void>;
@@ -41,7 +35,7 @@ export class DefineRejected extends ProductError {
 
 export class Virsh {
   constructor(
-    private readonly host: CommandRunner,
+    private readonly host: VirshHost,
     readonly uri = 'qemu:///system',
   ) {}
 

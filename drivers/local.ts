@@ -4,20 +4,11 @@
  * image build step): a timeout or a failed check is a LabError.
  */
 import { execa } from 'execa';
-import { LabError } from './errors.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, type CommandOptions, type CommandResult, type CommandRunner } from './command.js';
+import { LabError, ProductError } from './errors.js';
 import { silentRecorder, type Recorder } from './recorder.js';
 
-/** One result shape for every way of running a command (local, SSH exec, SSH shell, console shell). */
-export interface CommandResult {
-  stdout: string;
-  stderr: string;
-  code: number | null;
-  signal: string | null;
-  ms: number;
-  /** The exact bytes of stdout and stderr, when the caller asked with `raw: true`. */
-  stdoutBytes?: Buffer;
-  stderrBytes?: Buffer;
-}
+export type { CommandResult } from './command.js';
 
 export interface LocalRunOptions {
   timeoutMs?: number;
@@ -29,6 +20,8 @@ export interface LocalRunOptions {
   check?: boolean;
   /** Also return the exact bytes (stdoutBytes, stderrBytes). */
   raw?: boolean;
+  /** The command is itself under test: its hang is `[product:timeout]`. */
+  hangIsProduct?: boolean;
 }
 
 const toBuffer = (v: unknown): Buffer => (v instanceof Uint8Array ? Buffer.from(v) : Buffer.from(String(v ?? '')));
@@ -59,7 +52,10 @@ export async function runLocal(argv: readonly string[], opts: LocalRunOptions = 
       ms: Math.round(performance.now() - t0),
       ...(opts.raw ? { stdoutBytes: out, stderrBytes: err } : {}),
     };
-    if (r.timedOut) throw new LabError('lab-timeout', `runner command timed out after ${opts.timeoutMs} ms and was killed: ${argv.join(' ')}`);
+    if (r.timedOut) {
+      const what = `runner command timed out after ${opts.timeoutMs} ms and was killed: ${argv.join(' ')}`;
+      throw opts.hangIsProduct ? new ProductError('timeout', what) : new LabError('lab-timeout', what);
+    }
     if ((opts.check ?? true) && result.code !== 0) {
       // execa's own words when the command never ran (ENOENT, EACCES): no exit code then.
       const why = result.code === null && r.signal === undefined ? (r.shortMessage ?? r.message ?? 'did not start') : `exit ${result.code ?? result.signal}`;
@@ -67,4 +63,20 @@ export async function runLocal(argv: readonly string[], opts: LocalRunOptions = 
     }
     return result;
   });
+}
+
+/** The runner behind the one command interface: `sh -c <command>`, with that interface's defaults (no check, 60 s). */
+export class LocalRunner implements CommandRunner {
+  readonly name = 'runner';
+  constructor(private readonly recorder?: Recorder) {}
+
+  run(command: string, opts: CommandOptions = {}): Promise<CommandResult> {
+    return runLocal(['sh', '-c', command], {
+      timeoutMs: opts.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      check: opts.check ?? false,
+      raw: opts.raw,
+      hangIsProduct: opts.hangIsProduct,
+      recorder: this.recorder,
+    });
+  }
 }

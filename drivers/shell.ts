@@ -4,19 +4,14 @@
  * The framing itself (what is written, how the answer is read) is in shell-frame.ts.
  */
 import { randomBytes } from 'node:crypto';
+import { checkOnHost, DEFAULT_COMMAND_TIMEOUT_MS, hostCommandTimeout, type CommandOptions, type CommandResult, type CommandRunner } from './command.js';
 import { Console } from './console.js';
 import { LabError, ProductError } from './errors.js';
-import type { CommandResult } from './local.js';
 import { silentRecorder, type Recorder } from './recorder.js';
 import * as frame from './shell-frame.js';
 
-export interface ShellRunOptions {
-  timeoutMs?: number;
-  /** Throw ProductError('command-failed') when the exit code is not 0. */
-  check?: boolean;
-  /** Also return the exact bytes (stdoutBytes, stderrBytes); exact over SSH, as the tty delivered them on a console. */
-  raw?: boolean;
-}
+/** `raw` bytes are exact over SSH, as the tty delivered them on a console. */
+export type ShellRunOptions = CommandOptions;
 
 export interface ShellOptions {
   host: string;
@@ -49,7 +44,7 @@ type Mode = { kind: 'tty'; console: Console } | { kind: 'pipe'; transport: PipeT
 const CLEANUP_EVERY_COMMANDS = 256;
 const CLEANUP_EVERY_BYTES = 4 * 1024 * 1024;
 
-export class Shell {
+export class Shell implements CommandRunner {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly recorder: Recorder;
   private readonly defaultTimeoutMs: number;
@@ -61,7 +56,11 @@ export class Shell {
     private readonly opts: ShellOptions,
   ) {
     this.recorder = opts.recorder ?? silentRecorder;
-    this.defaultTimeoutMs = opts.defaultTimeoutMs ?? 60_000;
+    this.defaultTimeoutMs = opts.defaultTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  }
+
+  get name(): string {
+    return this.opts.host;
   }
 
   /** A shell over a pipe transport (an SSH `sh` channel): no prompt, no echo, stderr apart. */
@@ -113,9 +112,9 @@ export class Shell {
     const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
     const next = this.queue.then(() =>
       this.recorder.step(`${this.mode.kind === 'tty' ? 'console' : 'shell'} ${this.opts.host}: ${command}`, { timeoutMs }, async () => {
-        const result = this.mode.kind === 'tty' ? await this.onTty(this.mode.console, command, timeoutMs) : await this.onPipe(this.mode.transport, command, timeoutMs);
-        if (opts.check && result.code !== 0)
-          throw new ProductError('command-failed', `exit ${result.code}: ${command}\n${(result.stderr || result.stdout).trim().slice(-2000)}`, { host: this.opts.host });
+        const result =
+          this.mode.kind === 'tty' ? await this.onTty(this.mode.console, command, timeoutMs, opts) : await this.onPipe(this.mode.transport, command, timeoutMs, opts);
+        checkOnHost(this.opts.host, command, result, opts);
         if (!opts.raw) {
           delete result.stdoutBytes;
           delete result.stderrBytes;
@@ -127,7 +126,7 @@ export class Shell {
     return next;
   }
 
-  private async onTty(console: Console, command: string, timeoutMs: number): Promise<CommandResult> {
+  private async onTty(console: Console, command: string, timeoutMs: number, opts: CommandOptions): Promise<CommandResult> {
     const n = nonce();
     const t0 = performance.now();
     // Death strings still end the wait, but only on lines that are not this command's own.
@@ -139,12 +138,13 @@ export class Shell {
       const stdout = frame.ttyOutput(n, m.before);
       return { stdout, stderr: '', code: Number(m.match[1]), signal: null, ms: Math.round(performance.now() - t0), stdoutBytes: Buffer.from(stdout), stderrBytes: Buffer.alloc(0) };
     } catch (e) {
-      if (e instanceof ProductError && e.kind === 'timeout') await this.resync(console, command, timeoutMs);
-      throw e;
+      if (!(e instanceof ProductError && e.kind === 'timeout')) throw e;
+      await this.resync(console, command, timeoutMs);
+      throw hostCommandTimeout(this.opts.host, `command did not finish in ${timeoutMs} ms; it was interrupted (^C): ${command}\n  full log: ${console.logPath}`, opts);
     }
   }
 
-  private async onPipe(transport: PipeTransport, command: string, timeoutMs: number): Promise<CommandResult> {
+  private async onPipe(transport: PipeTransport, command: string, timeoutMs: number, opts: CommandOptions): Promise<CommandResult> {
     const n = nonce();
     const t0 = performance.now();
     const end = frame.pipeEnd(n);
@@ -159,11 +159,16 @@ export class Shell {
         out = await transport.stdout.expect(end, { ...quiet, timeoutMs, what: `end of: ${command}` });
       } catch (e) {
         if (!(e instanceof ProductError && e.kind === 'timeout')) throw e;
-        const p = await transport.stderr.expect(pidLine, { ...quiet, timeoutMs: 10_000, what: `pid of: ${command}`, from: transport.stderr.cursor });
-        await transport.killTree(Number(p.match[1]));
-        await transport.stdout.expect(end, { ...quiet, timeoutMs: 10_000, what: `end of killed: ${command}` });
-        await transport.stderr.expect(end, { ...quiet, timeoutMs: 10_000, what: `stderr end of killed: ${command}` });
-        throw new ProductError('timeout', `command did not finish in ${timeoutMs} ms; it and its children were killed: ${command}`, { host: this.opts.host });
+        try {
+          const p = await transport.stderr.expect(pidLine, { ...quiet, timeoutMs: 10_000, what: `pid of: ${command}`, from: transport.stderr.cursor });
+          await transport.killTree(Number(p.match[1]));
+          await transport.stdout.expect(end, { ...quiet, timeoutMs: 10_000, what: `end of killed: ${command}` });
+          await transport.stderr.expect(end, { ...quiet, timeoutMs: 10_000, what: `stderr end of killed: ${command}` });
+        } catch (k) {
+          // the shell did not come back from the kill: it cannot be trusted with the next command
+          throw new LabError('unreachable', `shell did not answer after killing a command that timed out: ${command}: ${(k as Error).message}`, { host: this.opts.host });
+        }
+        throw hostCommandTimeout(this.opts.host, `command did not finish in ${timeoutMs} ms; it and its children were killed: ${command}`, opts);
       }
       const err = await transport.stderr.expect(end, { ...quiet, timeoutMs: 10_000, what: `stderr end of: ${command}` });
       const stdoutBytes = Buffer.from(out.before, 'latin1');

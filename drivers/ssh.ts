@@ -7,28 +7,16 @@ import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import { LabError, ProductError } from './errors.js';
-import type { CommandResult } from './local.js';
+import { checkOnHost, DEFAULT_COMMAND_TIMEOUT_MS, hostCommandTimeout, type CommandOptions, type CommandResult, type CommandRunner, type ExecOptions } from './command.js';
+import { LabError } from './errors.js';
 import { silentRecorder, type Recorder } from './recorder.js';
 import { Semaphore } from './semaphore.js';
 import { followRemoteFile, type FollowOptions } from './ssh-follow.js';
 import type { SshConfig } from '../targets/schema.js';
 
-export interface ExecOptions {
-  timeoutMs?: number;
-  /** Bytes written to the command's stdin, which is then closed. */
-  input?: string;
-  /** Allocate a pty (merges stderr into stdout; needed by `virsh console` and friends). */
-  pty?: boolean;
-  /** Also return the exact bytes (stdoutBytes, stderrBytes). */
-  raw?: boolean;
-  /**
-   * A timeout is the lab's failure by default (exec carries the lab's plumbing: lease, kill,
-   * boot_id). Set this when the command is itself under test (a hook fed on stdin), so that
-   * its hang is `[product:timeout]`.
-   */
-  hangIsProduct?: boolean;
-}
+// A timeout is the lab's failure by default (exec carries the lab's plumbing: lease, kill,
+// boot_id); `hangIsProduct` when the command is itself under test (a hook fed on stdin).
+export type { ExecOptions } from './command.js';
 
 export interface CommandStream {
   stdin: ClientChannel;
@@ -46,7 +34,7 @@ export { shellQuote } from './shell-frame.js';
 
 const PID_MARK = 'LABRIG_EXEC_PID=';
 
-export class SshSession {
+export class SshSession implements CommandRunner {
   private client: Client | undefined;
   private connecting: Promise<Client> | undefined;
   private readonly channels: Semaphore;
@@ -59,6 +47,10 @@ export class SshSession {
     private readonly recorder: Recorder = silentRecorder,
   ) {
     this.channels = new Semaphore(config.maxChannels);
+  }
+
+  get name(): string {
+    return this.host;
   }
 
   get connected(): boolean {
@@ -195,11 +187,16 @@ export class SshSession {
       let client: Client | undefined;
       const { value: ch, release } = await this.channel((c) => ((client = c), this.rawExec(c, `echo ${PID_MARK}$$; ${command}`, opts.pty ?? false)));
       try {
-        return await this.collect(client!, ch, command, opts, t0);
+        return checkOnHost(this.host, command, await this.collect(client!, ch, command, opts, t0), opts);
       } finally {
         release();
       }
     });
+  }
+
+  /** exec behind the one command interface, with its defaults (60 s). */
+  run(command: string, opts: CommandOptions = {}): Promise<CommandResult> {
+    return this.exec(command, { ...opts, timeoutMs: opts.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS });
   }
 
   private collect(client: Client, ch: ClientChannel, command: string, opts: ExecOptions, t0: number): Promise<CommandResult> {
@@ -233,7 +230,7 @@ export class SshSession {
         client.removeListener('close', onLost);
         if (timedOut) {
           const what = `SSH exec did not finish in ${opts.timeoutMs} ms and was killed: ${command}`;
-          return reject(opts.hangIsProduct ? new ProductError('timeout', what, { host: this.host }) : new LabError('lab-timeout', what, { host: this.host }));
+          return reject(hostCommandTimeout(this.host, what, opts));
         }
         if (exit.code === null && exit.signal === null && (lost || !this.client))
           return reject(new LabError('unreachable', `SSH connection lost while running: ${command}`, { host: this.host }));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Recorder } from '../drivers/recorder.js';
 import { hostAccel } from '../targets/accel.js';
 import { qemuBuildBinary } from '../targets/components.js';
-import { stderrProgress } from '../targets/emulated/debs.js';
+import { stderrProgress } from '../images/debs.js';
 import { expect, logsDir, test } from '../targets/fixtures.js';
 import { redactor, secretValues } from '../targets/recorders.js';
 import { armhfKernelUpgrade, type ArmhfOutcome } from './armhf-kernel-upgrade/cycle.js';
@@ -61,7 +61,7 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
     }
 
     expect(out.kernelAfter, 'the guest runs the newer kernel after shut down + start').not.toBe(out.kernelBefore);
-    if (params.guest.kind === 'debian-packages') {
+    if (params.guest.kind === 'recipe') {
       expect(out.kernelBefore).toBe(params.guest.kernels[0]);
       expect(out.kernelAfter).toBe(params.guest.kernels[1]);
     }

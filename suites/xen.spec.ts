@@ -8,7 +8,7 @@ import { Xl, randomXenMac, uniqueDomainName, type XlDomainSpec } from '../driver
 import type { Host } from '../targets/host.js';
 import { expect, test } from '../targets/fixtures.js';
 import { commandlineMismatches, expectedDom0MiB, hvmSupport, parseDom0Mem, parseXenSerialBoot, type XenParams } from './xen/boot.js';
-import { markerArgument, readyPattern } from './xen/guest.js';
+import { markerArgument, readyPattern } from '../images/contracts/xen-domu.js';
 import { backendNic, bridgeMembersScript, parseBridgeMembers, parseProcessNames, processNamesScript } from './xen/dom0.js';
 import { isClean, type DomainIdentity } from './xen/leftovers.js';
 import { attachDomainLogs, CFG_DIR, createDomain, guestShell, leftoversOf, listed, newMarker, type Attach } from './xen/lifecycle.js';

@@ -8,7 +8,7 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from '../drivers/errors.js';
 import { runLocal } from '../drivers/local.js';
-import { cacheRoot } from './emulated/cache.js';
+import { cacheRoot } from '../images/cache.js';
 import {
   aptDownload, aptRepo, aptUpdate, installedVersion, isLibraryPackage, madison, parseDepends, upstreamVersion, versionMatches, versionSatisfies,
   type AptRepo, type MadisonRow,

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Console } from '../drivers/console.js';
 import { LabError, ProductError } from '../drivers/errors.js';
-import type { CommandResult } from '../drivers/local.js';
+import type { CommandResult, HostCommands } from '../drivers/command.js';
 import { createPower, type PowerController } from '../drivers/power.js';
 import { silentRecorder, type Recorder } from '../drivers/recorder.js';
 import { Shell, type ShellRunOptions } from '../drivers/shell.js';
@@ -36,7 +36,7 @@ export interface HostGuard {
   check(): Promise<void>;
 }
 
-export class Host {
+export class Host implements HostCommands {
   readonly name: string;
   readonly ssh: SshSession;
   readonly power: PowerController | undefined;
@@ -97,7 +97,8 @@ export class Host {
     try {
       return await this.shell.run(command, opts);
     } catch (e) {
-      if (e instanceof LabError) {
+      // a command killed at its deadline leaves the shell answering; any other lab failure may not
+      if (e instanceof LabError && e.kind !== 'lab-timeout') {
         await this.shell?.close().catch(() => undefined);
         this.shell = undefined;
       }
@@ -106,13 +107,10 @@ export class Host {
   }
 
   /** A command on its own SSH channel: when it needs stdin, a pty, or must not share a shell. */
-  async exec(command: string, opts: ExecOptions & { check?: boolean } = {}): Promise<CommandResult> {
+  async exec(command: string, opts: ExecOptions = {}): Promise<CommandResult> {
     this.assertUsable();
     await this.checkGuards();
-    const r = await this.ssh.exec(command, opts);
-    if (opts.check && r.code !== 0)
-      throw new ProductError('command-failed', `exit ${r.code ?? r.signal}: ${command}\n${(r.stderr || r.stdout).trim().slice(-2000)}`, { host: this.name });
-    return r;
+    return this.ssh.exec(command, opts);
   }
 
   /** Reads one text file; the shortcut used by facts and suites alike. */

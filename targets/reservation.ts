@@ -10,8 +10,8 @@
 import { hostname, userInfo } from 'node:os';
 import { z } from 'zod';
 import { LabError } from '../drivers/errors.js';
-import type { CommandResult } from '../drivers/local.js';
-import { shellQuote, type ExecOptions } from '../drivers/ssh.js';
+import type { HostCommands } from '../drivers/command.js';
+import { shellQuote } from '../drivers/ssh.js';
 
 export const hostStates = ['good', 'maintenance', 'retired'] as const;
 export type HostStateName = (typeof hostStates)[number];
@@ -31,11 +31,8 @@ export interface HostMarks {
   state: HostState | Unreadable | undefined;
 }
 
-/** What an SSH session offers that this module needs (SshSession and Host both fit). */
-export interface RemoteExec {
-  readonly host: string;
-  exec(command: string, opts?: ExecOptions): Promise<CommandResult>;
-}
+/** What this module needs of a host's commands (SshSession and Host both fit). */
+export type RemoteExec = Pick<HostCommands, 'name' | 'exec'>;
 
 // generous: an emulated host under TCG on a loaded runner answers a `cat` in seconds, not milliseconds
 const TIMEOUT_MS = 60_000;
@@ -62,7 +59,7 @@ async function run(ssh: RemoteExec, what: string, command: string, input?: strin
   // A channel closed with neither an exit status nor a signal (seen on dropbear under TCG with
   // several clients at once) ran nothing we can judge: once more, then it is the lab's failure.
   if (r.code === null && !r.signal) r = await ssh.exec(command, { timeoutMs: TIMEOUT_MS, input });
-  if (r.code !== 0) throw new LabError('lab-setup', `${what}: exit ${r.code ?? r.signal ?? 'status missing (channel closed)'}: ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`, { host: ssh.host });
+  if (r.code !== 0) throw new LabError('lab-setup', `${what}: exit ${r.code ?? r.signal ?? 'status missing (channel closed)'}: ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`, { host: ssh.name });
   return r.stdout;
 }
 
@@ -119,7 +116,7 @@ export async function lockHost(ssh: RemoteExec, dir: string, who: string, reason
   const out = await run(ssh, `lock ${dir}/reservation`, script, JSON.stringify(mine));
   if (out.startsWith('LOCKED')) return { taken: true, renewed: false, reservation: mine };
   const heldText = out.replace(/^HELD\n/, '').trim();
-  if (!heldText) throw new LabError('lab-setup', `could not create ${dir}/reservation (and no reservation is there)`, { host: ssh.host });
+  if (!heldText) throw new LabError('lab-setup', `could not create ${dir}/reservation (and no reservation is there)`, { host: ssh.name });
   const held = parseMark(reservationSchema, heldText, `${dir}/reservation`);
   if (isUnreadable(held) || held.holder !== who) return { taken: false, heldBy: held };
   const renewed: Reservation = { ...held, reason };

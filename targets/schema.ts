@@ -137,7 +137,7 @@ export const pcieRootPortsSchema = z.strictObject({
   firmware: z
     .strictObject({ loader: z.string(), varsTemplate: z.string() })
     .default({ loader: '/usr/share/AAVMF/AAVMF_CODE.fd', varsTemplate: '/usr/share/AAVMF/AAVMF_VARS.fd' }),
-  /** Guest kernel + initrd on the runner, uploaded to the host; it must print the probe marker. Default: the emulated lab's probe guest. */
+  /** Guest kernel + initrd on the runner, uploaded to the host; it must print the probe marker. Default: the probe guest built by images/aarch64-probe-guest.ts. */
   guest: z.strictObject({ kernel: z.string(), initrd: z.string(), cmdline: z.string().default('console=ttyAMA0') }).optional(),
   /** Where guest files, nvram and serial logs go on the host (readable by the QEMU user). */
   workDir: z.string().default('/var/lib/libvirt/images/labrig-pcie'),
@@ -166,12 +166,13 @@ export const suiteParamsSchema = z.strictObject({
       restartLibvirtd: z.string().min(1),
       memoryMiB: z.number().int().min(64).default(256),
       guest: z.discriminatedUnion('kind', [
-        /** Emulated lab: a guest built from Debian's armhf packages, upgraded from kernels[0] to kernels[1]. */
+        /** A guest image built on the runner by a recipe of images/ (Debian's armhf packages), uploaded to the host, upgraded from kernels[0] to kernels[1]. */
         z.strictObject({
-          kind: z.literal('debian-packages'),
+          kind: z.literal('recipe'),
+          recipe: z.literal('armhf-guest'),
           kernels: z.tuple([z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/), z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/)]),
         }),
-        /** Real lab: an installed Debian armhf disk on the host; the first boot moves its /boot onto the share. */
+        /** An installed Debian armhf disk already on the host; the first boot moves its /boot onto the share. */
         z.strictObject({
           kind: z.literal('prepared'),
           /** Copied to the suite's disk path: the prepared image itself is never written. */

@@ -12,7 +12,7 @@ import { runLocal } from '../drivers/local.js';
 import { bootShareHook, HOOK_SIGNATURE, parseHookLog } from '../suites/armhf-kernel-upgrade/hook.js';
 import { armhfDomainSpec, armhfPaths, checkKernelMatchesLink, domainProblems, rebootedInPlace, type ArmhfParams } from '../suites/armhf-kernel-upgrade/plan.js';
 import { describeView, guestTypeOf, hostViewCommand, isMappedSymlink, kernelVersionOf, parseHostView, virtfsMode } from '../suites/armhf-kernel-upgrade/share-view.js';
-import { kernelInstallScript } from '../targets/emulated/armhf-guest.js';
+import { kernelInstallScript } from '../images/armhf-guest.js';
 import { hostSchema } from '../targets/schema.js';
 
 const A = '6.1.0-47-armmp';
@@ -231,7 +231,7 @@ const params: ArmhfParams = hostSchema.parse({
   role: 'arm64-armhf',
   ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: `SHA256:${'A'.repeat(43)}` },
   expect: { arch: 'x86_64' },
-  suites: { armhfKernelUpgrade: { vm: 'labrig-armhf-guest', restartLibvirtd: 'true', guest: { kind: 'debian-packages', kernels: [A, B] } } },
+  suites: { armhfKernelUpgrade: { vm: 'labrig-armhf-guest', restartLibvirtd: 'true', guest: { kind: 'recipe', recipe: 'armhf-guest', kernels: [A, B] } } },
 }).suites.armhfKernelUpgrade!;
 
 test('domain: the seed’s definition — armv7l virt, highmem=off, mapped 9p virtio-boot, on_reboot=destroy', () => {

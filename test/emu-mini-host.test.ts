@@ -69,7 +69,9 @@ test('console shell: login on the serial line, 100 commands while the kernel wri
 test('SSH shell and exec on dropbear: output, exit codes, a timeout kills only its command', async () => {
   expect(await host.run('echo out; echo err >&2; exit 3')).toMatchObject({ stdout: 'out\n', stderr: 'err\n', code: 3 });
   const err = await host.run('sleep 60', { timeoutMs: 1000 }).catch((e: Error) => e);
-  expect(String(err)).toContain('[product:timeout]');
+  expect(String(err)).toContain('[lab:lab-timeout]');
+  const underTest = await host.run('sleep 60', { timeoutMs: 1000, hangIsProduct: true }).catch((e: Error) => e);
+  expect(String(underTest)).toContain('[product:timeout]');
   expect((await host.run('echo alive')).stdout).toBe('alive\n');
   expect((await host.exec('uname -m')).stdout).toBe('x86_64\n');
   const facts = await host.facts();

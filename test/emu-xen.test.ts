@@ -16,7 +16,7 @@ import { Xl } from '../drivers/xl.js';
 import { parseLab } from '../targets/config.js';
 import { Host } from '../targets/host.js';
 import { emulatedLab, labDown, labStatus, labUp } from '../targets/emulated/lab.js';
-import { isOurProcess } from '../targets/emulated/proc.js';
+import { isOurProcess } from '../drivers/proc.js';
 import { EMU_XEN_BOOT, xenCommandline } from '../targets/emulated/emu-xen.js';
 import { readState } from '../targets/emulated/state.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';

@@ -13,15 +13,15 @@ import { join } from 'node:path';
 import { createPower } from '../drivers/power.js';
 import { runLocal } from '../drivers/local.js';
 import { parseLab } from '../targets/config.js';
-import { newcArchive, type CpioEntry } from '../targets/emulated/cpio.js';
+import { newcArchive, type CpioEntry } from '../images/cpio.js';
 import { emulatedLab, labDown, labHostNames, labStatus, labUp } from '../targets/emulated/lab.js';
-import { isOurProcess, stopProcess } from '../targets/emulated/proc.js';
+import { isOurProcess, stopProcess } from '../drivers/proc.js';
 import { launchVm, waitForConsole } from '../targets/emulated/qemu-vm.js';
 import { emuMini as emuMiniDef } from '../targets/emulated/emu-mini.js';
 import { sshBootId } from '../targets/emulated/probe.js';
 import { readState } from '../targets/emulated/state.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
-import { sshFingerprint } from '../targets/emulated/cache.js';
+import { sshFingerprint } from '../images/cache.js';
 
 test.describe.configure({ mode: 'serial' });
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createPower, ipmiArgv, parseIpmiStatus, redfishRequest } from '../drivers/power.js';
 import { Qmp } from '../drivers/qmp.js';
 import { powerSchema } from '../targets/schema.js';
-import { isOurProcess, stopProcess } from '../targets/emulated/proc.js';
+import { isOurProcess, stopProcess } from '../drivers/proc.js';
 
 let dir: string;
 test.beforeEach(async () => {

@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Console } from '../drivers/console.js';
-import { ProductError } from '../drivers/errors.js';
+import { LabError, ProductError } from '../drivers/errors.js';
 import { Shell } from '../drivers/shell.js';
 import { assertShellText, ttyCommand, ttyOutput } from '../drivers/shell-frame.js';
 import { openSshShell } from '../drivers/ssh-shell.js';
@@ -137,11 +137,15 @@ test.describe('shell over an SSH channel (persistent sh, real sshd)', () => {
     expect(big.stderr.split(' ')[0]).toBe(createHash('sha256').update(big.stdoutBytes!).digest('hex'));
   });
 
-  test('a timeout kills only that command; the shell goes on', async () => {
+  test('a timeout kills only that command and is the lab\'s failure (the product\'s when the command is under test); the shell goes on', async () => {
     const pidFile = `/tmp/labrig-shell-timeout-${process.pid}`;
     const err = await shell.run(`sh -c 'echo $$ > ${pidFile}; exec sleep 60'`, { timeoutMs: 1000 }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ProductError);
-    expect((err as ProductError).kind).toBe('timeout');
+    expect(err).toBeInstanceOf(LabError);
+    expect((err as LabError).kind).toBe('lab-timeout');
+    expect((err as Error).message).toMatch(/^\[lab:lab-timeout\] host local: command did not finish in 1000 ms; it and its children were killed/);
+    const hung = await shell.run('sleep 60', { timeoutMs: 1000, hangIsProduct: true }).catch((e: unknown) => e);
+    expect((hung as ProductError).kind).toBe('timeout');
+    expect(hung).toBeInstanceOf(ProductError);
     expect((await shell.run(aliveCheck(pidFile))).stdout).toBe('gone\n');
     expect((await shell.run('echo still here')).stdout).toBe('still here\n');
   });
@@ -193,8 +197,8 @@ test.describe('shell over a serial console (a real interactive sh on a pty)', ()
     const { shell, stop } = await consoleShell('/bin/sh -i');
     try {
       const err = await shell.run('sleep 60', { timeoutMs: 1000 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(ProductError);
-      expect((err as ProductError).kind).toBe('timeout');
+      expect(err).toBeInstanceOf(LabError);
+      expect((err as LabError).kind).toBe('lab-timeout');
       expect((await shell.run('echo after')).stdout).toBe('after\n');
     } finally {
       await stop();

@@ -23,7 +23,7 @@ import {
   type XlDomainSpec,
 } from '../drivers/xl.js';
 import { commandlineMismatches, expectedDom0MiB, hvmSupport, parseDom0Mem, parseXenCommandline, parseXenSerialBoot, xenSizeMiB } from '../suites/xen/boot.js';
-import { markerArgument, readyPattern } from '../suites/xen/guest.js';
+import { markerArgument, readyPattern } from '../images/contracts/xen-domu.js';
 import { backendNic, bridgeMembersScript, parseBridgeMembers, processNamesScript } from '../suites/xen/dom0.js';
 import { findLeftovers, isClean, leftoversScript, vifLeftovers } from '../suites/xen/leftovers.js';
 import { recordedOutput } from './helpers/recorded.js';

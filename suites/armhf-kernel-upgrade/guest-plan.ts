@@ -1,10 +1,11 @@
 /**
- * Which guest the suite boots: on the emulated lab, one built here from Debian's armhf
- * packages (its files uploaded to the host); on a real lab, a prepared disk and installer
- * kernel already on the host (copied, never written in place).
+ * Which guest the suite boots: one built on the runner by the images/ recipe from Debian's armhf
+ * packages (its files uploaded to the host), or a prepared disk and installer kernel already on
+ * the host (copied, never written in place).
  */
-import { armhfGuestImage, GUEST_CMDLINE, GUEST_KERNEL_INSTALL, initrdFile, kernelFile } from '../../targets/emulated/armhf-guest.js';
-import type { Progress } from '../../targets/emulated/debs.js';
+import { armhfGuestImage, initrdFile, kernelFile } from '../../images/armhf-guest.js';
+import { GUEST_CMDLINE, GUEST_KERNEL_INSTALL } from '../../images/contracts/armhf-guest.js';
+import type { Progress } from '../../images/debs.js';
 import type { ArmhfParams, ArmhfPaths, GuestPlan } from './plan.js';
 
 export interface GuestMaterial {
@@ -19,7 +20,7 @@ export async function guestMaterial(params: ArmhfParams, paths: ArmhfPaths, prog
   const installKernel = `${paths.installDir}/vmlinuz`;
   const installInitrd = `${paths.installDir}/initrd.img`;
   const g = params.guest;
-  if (g.kind === 'debian-packages') {
+  if (g.kind === 'recipe') {
     const [from, to] = g.kernels;
     const image = await armhfGuestImage(g.kernels, progress);
     return {

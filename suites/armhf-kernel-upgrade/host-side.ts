@@ -4,17 +4,14 @@
  * and disk, and the host's view of the share. Each action that makes a mess has its undo here.
  */
 import { LabError, ProductError } from '../../drivers/errors.js';
-import type { CommandResult } from '../../drivers/local.js';
+import type { CommandResult, HostCommands } from '../../drivers/command.js';
 import { shellQuote, type SshSession } from '../../drivers/ssh.js';
 import { BOOT_LINKS, bootShareHook, HOOK_SIGNATURE, parseHookLog, type HookLogEntry } from './hook.js';
 import type { ArmhfParams, ArmhfPaths } from './plan.js';
 import { hostViewCommand, parseHostView, type HostView } from './share-view.js';
 
 /** What the suite needs of a Host (targets/host.ts has all of it). */
-export interface HostShell {
-  readonly name: string;
-  run(command: string, opts?: { timeoutMs?: number; check?: boolean }): Promise<CommandResult>;
-  exec(command: string, opts?: { timeoutMs?: number; input?: string; check?: boolean; hangIsProduct?: boolean }): Promise<CommandResult>;
+export interface HostShell extends HostCommands {
   readonly ssh: Pick<SshSession, 'put' | 'openCommand'>;
 }
 

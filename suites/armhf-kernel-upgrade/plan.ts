@@ -101,7 +101,7 @@ export interface GuestPlan {
   installCommand: string;
   upgradeCommand: string;
   login: { user: string; passwordEnv?: string };
-  /** Known in advance on the emulated lab; on a real guest, whatever apt installs. */
+  /** Known in advance for a recipe-built guest; on a prepared one, whatever apt installs. */
   expectFrom?: string;
   expectTo?: string;
 }

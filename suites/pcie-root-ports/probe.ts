@@ -10,6 +10,7 @@ import type { DomainSpec, PortDevice } from '../../drivers/domain-xml.js';
 import { ProductError } from '../../drivers/errors.js';
 import { DefineRejected, type Virsh } from '../../drivers/libvirt.js';
 import { shellQuote } from '../../drivers/ssh.js';
+import { PROBE_MARKER } from '../../images/contracts/probe-guest.js';
 import type { Host } from '../../targets/host.js';
 import type { ProbeResult } from './bisect.js';
 
@@ -48,7 +49,6 @@ export interface ProbeRecord extends ProbeResult {
   phases: Record<string, number>;
 }
 
-const MARKER = /LABRIG-PROBE: (present|missing) bridges=(\d+) pci=(\d+)/;
 const UEFI_SHELL = /Shell> |UEFI Interactive Shell/;
 const KERNEL_STARTED = /Booting Linux|Linux version \d/;
 /** The most the verdict waits on the serial log after the guest wrote it. */
@@ -120,7 +120,7 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
     console = serialConsole;
     const tStart = performance.now();
     try {
-      const m = await console.expect([MARKER, UEFI_SHELL], { timeoutMs: s.timeoutMs, what: `the probe verdict of ${name}` });
+      const m = await console.expect([PROBE_MARKER, UEFI_SHELL], { timeoutMs: s.timeoutMs, what: `the probe verdict of ${name}` });
       guestMs = performance.now() - tStart;
       if (m.patternIndex === 1) return done('firmware-stuck', 'the firmware stopped at the UEFI shell');
       const [, verdict, bridges, pci] = m.match;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
 import type { HostInput } from './hosts.js';
-import { isOurProcess, stopProcess } from './proc.js';
+import { isOurProcess, stopProcess } from '../../drivers/proc.js';
 import { assertPortFree, waitForSsh, writeKnownHosts } from './probe.js';
 import { startSshd } from './sshd.js';
 import type { Arm64HostRecord, DaemonRecord } from './state.js';
@@ -109,7 +109,7 @@ export function emuArm64LabHost(r: Arm64HostRecord): HostInput {
       },
       armhfKernelUpgrade: {
         vm: 'labrig-armhf-guest',
-        guest: { kind: 'debian-packages', kernels: ['6.1.0-47-armmp', '6.1.0-50-armmp'] },
+        guest: { kind: 'recipe', recipe: 'armhf-guest', kernels: ['6.1.0-47-armmp', '6.1.0-50-armmp'] },
         // No systemd here: stop libvirtd by its pid file, start it again daemonised, and return
         // once it answers, so the lab (which re-reads the pid file) still finds it. PID 1 here
         // may leave it a zombie for a while: gone means gone or Z, not `kill -0` failing.

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
-import { cachedImage, clientKey, debCacheDir, imageKey, sshFingerprint, type BuiltImage } from './cache.js';
-import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
-import { fetchDebs, hostApt, resolvePackages, unpackDeb, type Progress } from './debs.js';
+import { cachedImage, clientKey, debCacheDir, imageKey, sshFingerprint, type BuiltImage } from '../../images/cache.js';
+import { CONSOLE_AND_NULL, writeInitramfs } from '../../images/cpio.js';
+import { fetchDebs, hostApt, resolvePackages, unpackDeb, type Progress } from '../../images/debs.js';
 import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
-import { RootfsBuilder } from './rootfs.js';
+import { RootfsBuilder } from '../../images/rootfs.js';
 
 /** The Debian kernel ABI of emu-mini (apt-cache search linux-image-6.1.0 lists the choices). */
 export const EMU_MINI_KERNEL = '6.1.0-56-amd64';

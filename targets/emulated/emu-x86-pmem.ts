@@ -8,10 +8,10 @@
  */
 import type { z } from 'zod';
 import type { suiteParamsSchema } from '../schema.js';
-import { cachedImage, clientKey, imageKey, type BuiltImage } from './cache.js';
-import { hostApt, resolvePackages, type Progress } from './debs.js';
+import { cachedImage, clientKey, imageKey, type BuiltImage } from '../../images/cache.js';
+import { hostApt, resolvePackages, type Progress } from '../../images/debs.js';
 import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
-import { buildPmemImage, PMEM_GUEST_KERNEL, PMEM_GUEST_STAGING } from './pmem-image.js';
+import { buildPmemImage, PMEM_GUEST_KERNEL, PMEM_GUEST_STAGING } from '../../images/pmem-image.js';
 
 /** Both installed; QEMU boots the first, a kexec goes to the other (and back). */
 export const EMU_X86_PMEM_KERNELS = ['6.1.0-55-amd64', '6.1.0-56-amd64'] as const;

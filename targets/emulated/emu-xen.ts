@@ -7,11 +7,11 @@
  * does once dom0 is up.
  */
 import type { z } from 'zod';
-import { clientKey, cachedImage, imageKey, type BuiltImage } from './cache.js';
-import { hostApt, resolvePackages, type Progress } from './debs.js';
+import { clientKey, cachedImage, imageKey, type BuiltImage } from '../../images/cache.js';
+import { hostApt, resolvePackages, type Progress } from '../../images/debs.js';
 import { BUSYBOX_DROPBEAR_PACKAGES, EMU_MINI_KERNEL } from './emu-mini.js';
 import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
-import { buildXenImage, DOMU_DIR, XEN_BRIDGE } from './xen-dom0.js';
+import { buildXenImage, DOMU_DIR, XEN_BRIDGE } from '../../images/xen-dom0.js';
 import type { suiteParamsSchema } from '../schema.js';
 
 type XenParams = NonNullable<z.input<typeof suiteParamsSchema>['xen']>;

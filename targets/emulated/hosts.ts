@@ -4,8 +4,8 @@
  * config. emu-x86-pmem, emu-xen and emu-arm64 join this list the same way emu-mini did.
  */
 import type { LabInput } from '../schema.js';
-import type { BuiltImage } from './cache.js';
-import type { Progress } from './debs.js';
+import type { BuiltImage } from '../../images/cache.js';
+import type { Progress } from '../../images/debs.js';
 import type { VmSpec } from './qemu-vm.js';
 import { emuMini } from './emu-mini.js';
 import { emuXen } from './emu-xen.js';

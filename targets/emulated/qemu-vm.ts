@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { Qmp } from '../../drivers/qmp.js';
 import { silentRecorder, type Recorder } from '../../drivers/recorder.js';
-import { isOurProcess, stopProcess } from './proc.js';
+import { isOurProcess, stopProcess } from '../../drivers/proc.js';
 
 export interface VmSpec {
   /** Host name; names the files in the run directory. */

@@ -3,10 +3,10 @@
  * It is the `local` host of the default lab and the peer of the SSH driver's tests.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile, access } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
-import { runLocal } from '../../drivers/local.js';
+import { ensureKeyPair, fingerprintOf } from '../../drivers/ssh-keygen.js';
 
 export interface SshdHandle {
   address: string;
@@ -25,22 +25,6 @@ export interface SshdOptions {
   port: number;
   /** Extra sshd_config lines. */
   extraConfig?: string[];
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
-
-export async function fingerprintOf(publicKeyFile: string): Promise<string> {
-  const { stdout } = await runLocal(['ssh-keygen', '-lf', publicKeyFile]);
-  const fp = stdout.split(/\s+/)[1];
-  if (!fp?.startsWith('SHA256:')) throw new Error(`ssh-keygen -lf ${publicKeyFile} printed no fingerprint: ${stdout}`);
-  return fp;
-}
-
-export async function ensureKeyPair(path: string, comment: string): Promise<void> {
-  if (await exists(path)) return;
-  await runLocal(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
 }
 
 async function waitForPort(port: number, deadline: number): Promise<void> {

@@ -11,7 +11,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import type { VmHostRecord } from './hosts.js';
-import { checkPrivateDir, ensurePrivateDir } from './private-dir.js';
+import { checkPrivateDir, ensurePrivateDir } from '../../drivers/private-dir.js';
 
 /** A daemon the lab needs on a host; stopped by the lab only when it started it. */
 export interface DaemonRecord {

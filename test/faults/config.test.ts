@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { LabError } from '../../drivers/errors.js';
 import { loadLab } from '../../targets/config.js';
-import { cachedImage } from '../../targets/emulated/cache.js';
+import { cachedImage } from '../../images/cache.js';
 import { emulatedLab, labStatus, labUp } from '../../targets/emulated/lab.js';
 import { ensureRunDir, readState, runDirOf } from '../../targets/emulated/state.js';
 import { readQuarantine } from '../../targets/quarantine.js';

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isOurProcess } from '../../targets/emulated/proc.js';
+import { isOurProcess } from '../../drivers/proc.js';
 import { readState } from '../../targets/emulated/state.js';
 import { takeQemuSlot } from '../helpers/qemu-slot.js';
 

@@ -13,8 +13,8 @@ import { execa } from 'execa';
 import { LabError } from '../../drivers/errors.js';
 import { parseLab } from '../../targets/config.js';
 import { doctor } from '../../targets/doctor.js';
-import { cachedImage } from '../../targets/emulated/cache.js';
-import { CONSOLE_AND_NULL, writeInitramfs } from '../../targets/emulated/cpio.js';
+import { cachedImage } from '../../images/cache.js';
+import { CONSOLE_AND_NULL, writeInitramfs } from '../../images/cpio.js';
 import { testSshd } from '../helpers/sshd.js';
 
 let work = '';

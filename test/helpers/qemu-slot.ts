@@ -1,6 +1,6 @@
 /** The QEMU slot for a test file: waiting for it extends the hook's timeout by the wait. */
 import { test } from '@playwright/test';
-import { acquireLock, QEMU_SLOT_LOCK } from '../../targets/emulated/proc.js';
+import { acquireLock, QEMU_SLOT_LOCK } from '../../drivers/proc.js';
 
 /** Long enough for every other QEMU test file before this one on a cold cache (image builds included). */
 const WAIT_MS = 40 * 60_000;

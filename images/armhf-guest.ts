@@ -9,25 +9,19 @@
  */
 import { copyFile, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LabError } from '../../drivers/errors.js';
-import { runLocal } from '../../drivers/local.js';
+import { LabError } from '../drivers/errors.js';
+import { runLocal } from '../drivers/local.js';
 import { cachedImage, cacheRoot, debCacheDir, imageKey, type BuiltImage } from './cache.js';
 import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { fetchDebs, foreignApt, resolvePackages, unpackDeb, type Progress } from './debs.js';
 import { RootfsBuilder } from './rootfs.js';
+import { GUEST_FAILED, GUEST_KERNEL_INSTALL } from './contracts/armhf-guest.js';
 
 /** Debian's armhf kernels the emulated lab upgrades between (both fetchable with apt-get download). */
 export const ARMHF_KERNELS = ['6.1.0-47-armmp', '6.1.0-50-armmp'] as const;
-/** Where the guest keeps the kernels it can install, and the command that installs one. */
+/** Where the guest keeps the kernels it can install (contracts/armhf-guest.ts: the command that installs one). */
 export const GUEST_KERNEL_POOL = '/var/lib/labrig/kernels';
-export const GUEST_KERNEL_INSTALL = '/usr/sbin/labrig-kernel-install';
 export const GUEST_HOSTNAME = 'labrig-armhf';
-/** Printed by the guest when its boot went wrong in a way it can tell (a death string for the suite). */
-export const GUEST_FAILED = 'LABRIG-GUEST-FAILED';
-/** Printed by the guest's rcS once /boot is mounted; carries the running kernel. */
-export const GUEST_UP = /labrig-guest: up on (\S+)/;
-/** Root on the virtio disk; the console is the PL011 (ttyAMA0). */
-export const GUEST_CMDLINE = 'console=ttyAMA0,115200 root=/dev/vda rw';
 const RECIPE_VERSION = 1;
 
 /** Modules the initramfs loads, dependencies resolved from each .ko's modinfo. */

@@ -9,10 +9,10 @@ import { createHash } from 'node:crypto';
 import { access, chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { isLabError, LabError } from '../../drivers/errors.js';
-import { ensureKeyPair, fingerprintOf } from './sshd.js';
-import { acquireLock, isOurProcess } from './proc.js';
-import { ensurePrivateDir } from './private-dir.js';
+import { isLabError, LabError } from '../drivers/errors.js';
+import { ensureKeyPair, fingerprintOf } from '../drivers/ssh-keygen.js';
+import { acquireLock, isOurProcess } from '../drivers/proc.js';
+import { ensurePrivateDir } from '../drivers/private-dir.js';
 import type { DebPackage, Progress } from './debs.js';
 
 export function cacheRoot(): string {

@@ -7,8 +7,8 @@
 import { access, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pRetry from 'p-retry';
-import { LabError } from '../../drivers/errors.js';
-import { runLocal, type CommandResult } from '../../drivers/local.js';
+import { LabError } from '../drivers/errors.js';
+import { runLocal, type CommandResult } from '../drivers/local.js';
 
 export interface AptContext {
   arch: string;

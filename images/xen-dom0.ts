@@ -8,8 +8,8 @@
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { LabError } from '../../drivers/errors.js';
-import { runLocal } from '../../drivers/local.js';
+import { LabError } from '../drivers/errors.js';
+import { runLocal } from '../drivers/local.js';
 import { debCacheDir, sshFingerprint, type ImageManifest } from './cache.js';
 import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { fetchDebs, hostApt, unpackDeb, type DebPackage, type Progress } from './debs.js';

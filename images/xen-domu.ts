@@ -11,7 +11,7 @@ import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { RootfsBuilder } from './rootfs.js';
 // The guest is built to the Xen suite's contract (suites/xen/guest.ts), so the suite can also
 // run against this guest copied onto a real Xen host.
-import { DOMU_READY_PREFIX } from '../../suites/xen/guest.js';
+import { DOMU_READY_PREFIX } from './contracts/xen-domu.js';
 
 const APPLETS = ['insmod', 'sh', 'init', 'mount', 'sed', 'cat', 'uname', 'echo', 'poweroff', 'setsid', 'cttyhack', 'sleep', 'ls', 'dmesg', 'grep'];
 

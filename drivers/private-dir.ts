@@ -7,7 +7,7 @@
  */
 import { chmodSync, lstatSync, mkdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LabError } from '../../drivers/errors.js';
+import { LabError } from './errors.js';
 
 const uid = () => process.getuid?.() ?? 0;
 const S_ISVTX = 0o1000;

@@ -13,7 +13,7 @@
  *     running kernel never writes it and QEMU's rewrite there is harmless.
  * Pure: a Buffer in, a Buffer out.
  */
-import { LabError } from '../../drivers/errors.js';
+import { LabError } from '../drivers/errors.js';
 
 const PT_LOAD = 1;
 const PT_NOTE = 4;

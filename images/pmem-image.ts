@@ -8,8 +8,8 @@
  */
 import { copyFile, cp, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { LabError } from '../../drivers/errors.js';
-import { runLocal } from '../../drivers/local.js';
+import { LabError } from '../drivers/errors.js';
+import { runLocal } from '../drivers/local.js';
 import { debCacheDir, sshFingerprint, type ImageManifest } from './cache.js';
 import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { fetchDebs, hostApt, unpackDeb, type DebPackage, type Progress } from './debs.js';

@@ -5,8 +5,8 @@
  */
 import { copyFile, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile, chmod } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { LabError } from '../../drivers/errors.js';
-import { runLocal } from '../../drivers/local.js';
+import { LabError } from '../drivers/errors.js';
+import { runLocal } from '../drivers/local.js';
 
 export class RootfsBuilder {
   constructor(

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
-import { LabError } from '../../drivers/errors.js';
+import { LabError } from './errors.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,6 +1,6 @@
 /**
- * The guest of the pcie-root-port suite on the emulated lab: Debian's arm64 kernel and a
- * busybox initramfs that reports on its console whether the probe disk (serial
+ * The probe guest of the pcie-root-port suite (its contract: contracts/probe-guest.ts): Debian's
+ * arm64 kernel and a busybox initramfs that reports on its console whether the probe disk (serial
  * `labrig-probe`, placed behind the last root port) is visible, and how many PCI bridges the
  * kernel enumerated — then powers off. Built from packages, cached like the hosts' images.
  */
@@ -10,13 +10,10 @@ import { cachedImage, cacheRoot, debCacheDir, imageKey, type BuiltImage } from '
 import { writeInitramfs } from './cpio.js';
 import { fetchDebs, foreignApt, resolvePackages, unpackDeb, type Progress } from './debs.js';
 import { RootfsBuilder } from './rootfs.js';
+import { PROBE_SERIAL, PROBE_VERDICT_PREFIX } from './contracts/probe-guest.js';
 
 export const PROBE_GUEST_KERNEL = '6.1.0-56-arm64';
-export const PROBE_SERIAL = 'labrig-probe';
 const RECIPE_VERSION = 2;
-
-/** Marker lines the suite reads; "present"/"missing" is the verdict on the device behind port N. */
-export const PROBE_MARKER = /LABRIG-PROBE: (present|missing) bridges=(\d+) pci=(\d+)/;
 
 // busybox is arm64: it cannot run here to list its applets, so the guest installs them itself.
 const init = `#!/bin/busybox sh
@@ -25,7 +22,7 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-echo "LABRIG-PROBE: init on $(uname -r)"
+echo "${PROBE_VERDICT_PREFIX} init on $(uname -r)"
 while read -r m; do insmod "$m" 2>/dev/null; done < /etc/modules.order
 found=missing
 # PCI enumeration is over before init runs: with no virtio-blk function at all, do not wait.
@@ -42,7 +39,7 @@ for d in /sys/bus/pci/devices/*; do
   case "$(cat "$d/class")" in 0x0604*) bridges=$((bridges+1));; esac
   echo "LABRIG-PCI: $(basename "$d") class=$(cat "$d/class") id=$(cat "$d/vendor"):$(cat "$d/device")"
 done
-echo "LABRIG-PROBE: $found bridges=$bridges pci=$pci"
+echo "${PROBE_VERDICT_PREFIX} $found bridges=$bridges pci=$pci"
 poweroff -f
 `;
 
