@@ -83,17 +83,49 @@ export const lab = defineLab({
       console: { kind: 'tcp', address: '10.20.2.1', port: 3013 },
       power: { kind: 'redfish', url: 'https://10.20.1.13', systemId: '1', user: 'labrig', passwordEnv: 'REDFISH_PASSWORD', caFile: '/etc/labrig/bmc-ca.pem' },
       expect: { arch: 'x86_64', features: ['kvm', 'pmem', 'kexec', 'qemu'] },
+      suites: {
+        // Seed 003: memmap=2G!4G on the kernel command line, a QEMU built with libpmem, the VM saved
+        // to pmem, the host kexec'd into the next kernel, the VM restored (devdax, then fsdax).
+        snapshotKexec: { modes: ['devdax', 'fsdax'], namespace: 'namespace0.0', qemu: '/usr/local/bin/qemu-system-x86_64', machine: 'q35' },
+      },
     },
     {
-      name: 'x86-xen',
+      name: 'xen-freebsd',
       role: 'x86-xen',
-      description: 'x86 server booting Xen, dom0 on com1=115200,8n1 (seeds/002, seeds/004)',
+      description: 'x86 server booting Xen with a FreeBSD dom0 (seeds/002)',
+      os: 'freebsd',
       ssh: { address: '10.20.0.14', user: 'root', identityEnv: 'LAB_SSH_KEY', hostKey: 'SHA256:RaSdT01PAZEhOxVhVp5KAcktRlS6yne+vhx1NQJZ1DU' },
       // ser2net in telnet mode on com1.
       console: { kind: 'tcp', address: '10.20.2.1', port: 3014, telnet: true },
       power: { kind: 'command', on: ['/usr/local/bin/pdu', 'on', '4'], off: ['/usr/local/bin/pdu', 'off', '4'], status: ['/usr/local/bin/pdu', 'status', '4'] },
+      // FreeBSD's uname -m says amd64: the same architecture.
+      expect: { arch: 'amd64', features: ['xen'] },
+      returnTimeoutMs: 600_000,
+      suites: {
+        // /boot/loader.conf's xen_cmdline in seed 002; the domU's vif joins bridge0.
+        xen: { dom0Mem: '8192M', dom0MaxVcpus: 4, console: 'com1,vga', com1: '115200,8n1', loglvl: 'all', guestLoglvl: 'all' },
+      },
+    },
+    {
+      name: 'xen-arch',
+      role: 'x86-xen',
+      description: 'x86 server booting Xen with an Arch Linux dom0 (seeds/004)',
+      os: 'linux',
+      ssh: { address: '10.20.0.15', user: 'root', identityEnv: 'LAB_SSH_KEY', hostKey: 'SHA256:c2VlZC1sYWItZXhhbXBsZS1maW5nZXJwcmludC0wMDA' },
+      console: { kind: 'tcp', address: '10.20.2.1', port: 3015, telnet: true },
+      power: { kind: 'command', on: ['/usr/local/bin/pdu', 'on', '5'], off: ['/usr/local/bin/pdu', 'off', '5'], status: ['/usr/local/bin/pdu', 'status', '5'] },
       expect: { arch: 'x86_64', features: ['xen'] },
       returnTimeoutMs: 600_000,
+      suites: {
+        // GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=512M" (seed 004); the PV domU boots Arch's own kernel on xenbr0.
+        xen: {
+          dom0Mem: '512M',
+          dom0MaxVcpus: 2,
+          console: 'com1',
+          com1: '115200,8n1',
+          pvGuest: { kernel: '/boot/vmlinuz-linux', ramdisk: '/boot/initramfs-linux.img', extra: 'console=hvc0', memoryMiB: 512, bridge: 'xenbr0' },
+        },
+      },
     },
   ],
 });

@@ -100,11 +100,19 @@ test('a valid config gets its defaults', () => {
   expect(parseLab(lab([host({ role: ['arm64-armhf', 'arm64-kunpeng'] })])).hosts[0]!.role).toEqual(['arm64-armhf', 'arm64-kunpeng']);
 });
 
-test('the seed lab example is valid and describes every role', async () => {
+test('the seed lab example is valid, describes every role, and each seed host carries the suite blocks its seed implies', async () => {
   const seed = await loadLab('labs/seed-lab.config.ts');
-  expect(seed.hosts.flatMap((h) => h.role).sort()).toEqual(['arm64-armhf', 'arm64-kunpeng', 'x86-pmem', 'x86-xen']);
-  expect(seed.hosts.map((h) => h.console?.kind).sort()).toEqual(['command', 'serial', 'tcp', 'tcp']);
-  expect(seed.hosts.map((h) => h.power?.kind).sort()).toEqual(['command', 'command', 'ipmi', 'redfish']);
+  expect(seed.hosts.flatMap((h) => h.role).sort()).toEqual(['arm64-armhf', 'arm64-kunpeng', 'x86-pmem', 'x86-xen', 'x86-xen']);
+  expect(seed.hosts.map((h) => h.console?.kind).sort()).toEqual(['command', 'serial', 'tcp', 'tcp', 'tcp']);
+  expect(seed.hosts.map((h) => h.power?.kind).sort()).toEqual(['command', 'command', 'command', 'ipmi', 'redfish']);
+  const by = (name: string) => seed.hosts.find((h) => h.name === name)!;
+  expect(by('mp30-ar1')).toMatchObject({ accel: 'kvm', suites: { armhfKernelUpgrade: { guest: { kind: 'prepared' } } } });
+  expect(by('kunpeng920').suites.pcieRootPorts).toMatchObject({ machineTypes: ['virt-2.12'], expectCeiling: { 'virt-2.12': 15 }, portDevices: ['xhci', 'video'] });
+  expect(by('kunpeng920').suites.pcieRootPorts?.firmware.loader).toMatch(/^\/usr\/share\/edk2\.git\/aarch64\//);
+  expect(by('x86-pmem').suites.snapshotKexec).toMatchObject({ modes: ['devdax', 'fsdax'], machine: 'q35' });
+  // FreeBSD's uname -m (amd64) is x86_64.
+  expect(by('xen-freebsd')).toMatchObject({ os: 'freebsd', expect: { arch: 'x86_64' }, suites: { xen: { dom0Mem: '8192M', dom0MaxVcpus: 4 } } });
+  expect(by('xen-arch').suites.xen?.pvGuest).toMatchObject({ kernel: '/boot/vmlinuz-linux', ramdisk: '/boot/initramfs-linux.img', bridge: 'xenbr0' });
 });
 
 test('a config file that does not load names the file', async () => {

@@ -75,7 +75,7 @@ test('doctor on a runner without the lab: each missing file, tool, env var or ke
   expect(text).toContain('hosts[2].power.passwordEnv: env var REDFISH_PASSWORD is not set');
   expect(text).not.toMatch(/ENOENT/);
   // Every host is named, each with its ssh line.
-  for (const host of ['mp30-ar1', 'kunpeng920', 'x86-pmem', 'x86-xen']) expect(text).toMatch(new RegExp(`FAIL ${host}\\s+ssh `));
+  for (const host of ['mp30-ar1', 'kunpeng920', 'x86-pmem', 'xen-freebsd', 'xen-arch']) expect(text).toMatch(new RegExp(`FAIL ${host}\\s+ssh `));
 });
 
 test('doctor with a usable key and the secrets set: every host is unreachable, a lab failure naming the 127.0.0.x address', async () => {
@@ -87,6 +87,6 @@ test('doctor with a usable key and the secrets set: every host is unreachable, a
   expect(code, lines.join('\n')).toBe(3);
   const text = lines.join('\n');
   expect(text).toMatch(/FAIL kunpeng920\s+ssh\s+\[lab:unreachable\] host kunpeng920: cannot connect to 127\.0\.0\.\d+:22/);
-  expect(text).toMatch(/FAIL x86-xen\s+console\s+not typed into without the host's lease: SSH is down/);
+  expect(text).toMatch(/FAIL xen-arch\s+console\s+not typed into without the host's lease: SSH is down/);
   expect(text).not.toMatch(/^ok /m);
 });
