@@ -59,8 +59,8 @@ interface Attempt {
 }
 
 async function activate(c: SolConfig, env: Record<string, string>, timeoutMs: number, host: string | undefined): Promise<Attempt | { ended: string }> {
-  const [file, ...args] = solArgv(c, 'activate');
-  const sub = execa(file!, args, { env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, forceKillAfterDelay: 2000 });
+  // ipmitool's stdout is a pipe here, so stdio would hold console bytes (and the banner) in its buffer: unbuffered.
+  const sub = execa('stdbuf', ['-o0', ...solArgv(c, 'activate')], { env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, forceKillAfterDelay: 2000 });
   const out = new PassThrough();
   sub.stdout.pipe(out);
   let seen = '';

@@ -97,11 +97,13 @@ export async function startBmc(spec: BmcSpec, timeoutMs = 20_000): Promise<BmcRe
   // -n: no console on stdio; detached, so it outlives `lab up`.
   const child = spawn('ipmi_sim', ['-n', '-c', configFile, '-f', emuFile, '-s', join(spec.dir, 'state')], { detached: true, stdio: ['ignore', fh.fd, fh.fd] });
   child.unref();
-  await fh.close();
-  const spawned = await new Promise<Error | undefined>((r) => {
+  // Listening before any await: 'spawn' fires on the next tick.
+  const spawnedP = new Promise<Error | undefined>((r) => {
     child.once('spawn', () => r(undefined));
     child.once('error', r);
   });
+  await fh.close();
+  const spawned = await spawnedP;
   if (spawned || !child.pid) throw new LabError('runner-tool', `cannot start ipmi_sim (Debian package openipmi): ${spawned?.message ?? 'no pid'}`, { host: spec.host });
   const record: BmcRecord = { pid: child.pid, configFile, address: spec.address, lanPort: spec.lanPort, vmPort: spec.vmPort, user: spec.user, log };
   const deadline = Date.now() + timeoutMs;

@@ -55,11 +55,13 @@ export async function startSer2net(spec: Ser2netSpec, timeoutMs = 10_000): Promi
   const fh = await open(log, 'a');
   const child = spawn('ser2net', ['-n', '-c', configFile], { detached: true, stdio: ['ignore', fh.fd, fh.fd] });
   child.unref();
-  await fh.close();
-  const spawned = await new Promise<Error | undefined>((r) => {
+  // Listening before any await: 'spawn' fires on the next tick.
+  const spawnedP = new Promise<Error | undefined>((r) => {
     child.once('spawn', () => r(undefined));
     child.once('error', r);
   });
+  await fh.close();
+  const spawned = await spawnedP;
   if (spawned || !child.pid) throw new LabError('runner-tool', `cannot start ser2net (Debian package ser2net): ${spawned?.message ?? 'no pid'}`, { host: spec.host });
   const record: Ser2netRecord = { pid: child.pid, configFile, address: spec.address, port: spec.port, log };
   const deadline = Date.now() + timeoutMs;
