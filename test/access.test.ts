@@ -14,9 +14,10 @@ import { LabError } from '../drivers/errors.js';
 import { createPower } from '../drivers/power.js';
 import { Shell } from '../drivers/shell.js';
 import { DEFAULT_PROMPT, consoleSchema, powerSchema } from '../targets/schema.js';
-import { BMC_CIPHER_SUITE, lanConf, startBmc, stopBmc, type BmcRecord } from '../targets/emulated/bmc.js';
+import { qemuArgv, vmPaths } from '../targets/emulated/qemu-vm.js';
+import { BMC_CIPHER_SUITE, bmcQemuArgs, lanConf, startBmc, stopBmc, type BmcRecord } from '../targets/emulated/bmc.js';
 import { isOurProcess } from '../targets/emulated/proc.js';
-import { startSer2net, stopSer2net, type Ser2netRecord } from '../targets/emulated/ser2net.js';
+import { ser2netYaml, startSer2net, stopSer2net, type Ser2netRecord } from '../targets/emulated/ser2net.js';
 import { parsePayloadHolder, parseSessionInfo } from '../drivers/console-sol.js';
 import { freePort } from './helpers/free-port.js';
 import { startPtyProgram, type PtyProgram } from './helpers/pty.js';
@@ -131,6 +132,19 @@ test('a second SOL client is console-busy naming the holder; takeOver ends the f
   // Closed through the escape sequence, the payload is free at once for the next client.
   const again = await openSol(false, 'sol-again');
   await again.close();
+});
+
+test('QEMU behind a BMC: running at once (no -S), serial on the TCP port SOL connects to, KCS wired to ipmi_sim; ser2net serves the pty', () => {
+  const argv = qemuArgv(
+    { name: 'h', binary: 'qemu-system-x86_64', machine: 'pc', cpu: 'max', memoryMiB: 256, smp: 1, paused: false, serialTcp: { address: '127.0.0.2', port: 2526 }, sshForwardPort: 2223, sshForwardAddress: '127.0.0.2', extraArgs: bmcQemuArgs('127.0.0.2', 2423) },
+    vmPaths('/run/x', 'h'),
+  );
+  expect(argv).not.toContain('-S');
+  expect(argv.join(' ')).toContain('socket,id=con0,host=127.0.0.2,port=2526,server=on,wait=off,logfile=/run/x/h-console.log');
+  expect(argv.join(' ')).toContain('hostfwd=tcp:127.0.0.2:2223-:22');
+  expect(argv).toEqual(expect.arrayContaining(['socket,id=ipmi0,host=127.0.0.2,port=2423,reconnect=10', 'ipmi-bmc-extern,id=bmc0,chardev=ipmi0', 'isa-ipmi-kcs,bmc=bmc0']));
+  expect(ser2netYaml({ host: 'h', dir: '/d', device: '/run/x/h.tty', address: '127.0.0.3', port: 2326 })).toContain('accepter: telnet(rfc2217=false),tcp,127.0.0.3,2326');
+  expect(() => ser2netYaml({ host: 'h', dir: '/d', device: '/run/x y', address: '127.0.0.3', port: 1 })).toThrow(/\[lab:config\].*must not hold spaces/);
 });
 
 test('SOL holder parsing: Get Payload Instance Info and session info', () => {
