@@ -9,6 +9,7 @@ DEBS=(
   qemu-system-x86 qemu-system-arm qemu-utils qemu-efi-aarch64 ovmf
   libvirt-daemon-system libvirt-clients
   busybox-static cpio xz-utils zstd dropbear-bin dmidecode kmod procps iproute2 util-linux file e2fsprogs binutils attr
+  openipmi ipmitool ser2net
 )
 
 say() { printf 'labrig setup: %s\n' "$*" >&2; }

@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { LabError } from './errors.js';
 import { TelnetFilter, telnetEscape } from './console-telnet.js';
 import { openSerial } from './console-serial.js';
+import { describeSol, openSol } from './console-sol.js';
 import type { ConsoleConfig } from '../targets/schema.js';
 
 export interface CommandStream {
@@ -44,6 +45,8 @@ export function describeConsole(config: ConsoleConfig): string {
       return `unix ${config.path}`;
     case 'command':
       return `command on ${config.on}: ${config.argv.join(' ')}`;
+    case 'ipmi-sol':
+      return describeSol(config);
   }
 }
 
@@ -54,10 +57,12 @@ export async function openTransport(config: ConsoleConfig, host: string, deps: C
       return openSerial(config.path, config.baud, host, where);
     case 'tcp': {
       const socket = await connectSocket({ host: config.address, port: config.port }, host, where);
-      return config.telnet ? telnetTransport(socket, where) : socketTransport(socket, where);
+      return config.telnet ? telnetTransport(socket, where, await refusal(socket, host, where)) : socketTransport(socket, where);
     }
     case 'unix':
       return socketTransport(await connectSocket({ path: config.path }, host, where), where);
+    case 'ipmi-sol':
+      return openSol(config, { host });
     case 'command':
       if (config.on === 'runner') return spawnCommand(config.argv, host, where);
       if (!deps.openCommand)
@@ -107,7 +112,36 @@ function socketTransport(socket: Socket, where: string): Transport {
   return { readable: socket, writable: socket, where, close: () => closeSocket(socket) };
 }
 
-function telnetTransport(socket: Socket, where: string): Transport {
+/** ser2net's answer to a second client when the port allows one (max-connections: 1, kickolduser off). */
+export const SER2NET_IN_USE = /Port already in use/;
+/** How long a telnet console's server has to refuse us before the stream counts as ours. */
+const REFUSAL_WINDOW_MS = 500;
+
+/**
+ * ser2net refuses a connection by sending one line and closing: a port held by another client
+ * ("Port already in use"), a device it cannot open ("Device open failure"). Whatever arrives
+ * in the first moments is kept and handed on, so an accepted console loses no byte.
+ */
+async function refusal(socket: Socket, host: string, where: string): Promise<Buffer[]> {
+  const early: Buffer[] = [];
+  const onData = (b: Buffer) => early.push(b);
+  socket.on('data', onData);
+  const closed = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), REFUSAL_WINDOW_MS);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  socket.off('data', onData);
+  socket.pause();
+  const text = new TelnetFilter().feed(Buffer.concat(early)).data.toString('latin1').trim();
+  if (SER2NET_IN_USE.test(text)) throw new LabError('console-busy', `${where} answered "${text}": another client holds the console`, { host });
+  if (closed) throw new LabError('unreachable', `${where} closed the connection at once${text ? `, saying "${text}"` : ''}`, { host });
+  return early;
+}
+
+function telnetTransport(socket: Socket, where: string, early: Buffer[] = []): Transport {
   const filter = new TelnetFilter();
   const readable = new Transform({
     transform(chunk: Buffer, _enc, done) {
@@ -117,7 +151,9 @@ function telnetTransport(socket: Socket, where: string): Transport {
     },
   });
   socket.on('error', (e) => readable.destroy(e));
+  for (const b of early) readable.write(b);
   socket.pipe(readable);
+  socket.resume();
   const writable = new Writable({
     write(chunk: Buffer, _enc, done) {
       socket.write(telnetEscape(chunk), done);

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { LabError } from './errors.js';
+import { ipmiEnv, ipmitoolBase } from './ipmi.js';
 import { runLocal } from './local.js';
 import { Qmp } from './qmp.js';
 import { silentRecorder, type Recorder } from './recorder.js';
@@ -45,7 +46,7 @@ function secret(env: NodeJS.ProcessEnv, name: string, host?: string): string {
 
 /** ipmitool argv for an action; the password travels in IPMI_PASSWORD (`-E`), never here. */
 export function ipmiArgv(c: IpmiConfig, action: 'on' | 'off' | 'cycle' | 'reset' | 'status'): string[] {
-  return ['ipmitool', '-I', c.interface, '-H', c.address, '-U', c.user, '-E', 'chassis', 'power', action];
+  return [...ipmitoolBase(c), 'chassis', 'power', action];
 }
 
 export interface HttpJsonRequest {
@@ -158,7 +159,7 @@ class IpmiPower extends OffOnPower {
     super('ipmi', c.minOffMs, recorder, opts);
   }
   private run(action: Parameters<typeof ipmiArgv>[1]) {
-    const env = { IPMI_PASSWORD: secret(this.opts.env ?? process.env, this.c.passwordEnv, this.opts.host) };
+    const env = ipmiEnv(this.c, this.opts.env ?? process.env, this.opts.host, 'power');
     return runLocal(ipmiArgv(this.c, action), { env, timeoutMs: 30_000, recorder: this.recorder, check: false });
   }
   protected async switchTo(state: 'on' | 'off' | 'reset') {

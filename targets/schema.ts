@@ -56,6 +56,19 @@ export const consoleSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('unix'), path: z.string().min(1), login }),
   /** A command whose stdio is the console: ipmitool sol activate (on the runner), virsh/xl console (over SSH). */
   z.strictObject({ kind: z.literal('command'), argv, on: z.enum(['runner', 'ssh']).default('runner'), secretEnv, login }),
+  /** IPMI Serial-over-LAN through `ipmitool -I lanplus … sol activate` on the runner. */
+  z.strictObject({
+    kind: z.literal('ipmi-sol'),
+    address: z.string().min(1),
+    port: port.default(623),
+    user: z.string().min(1),
+    passwordEnv: envVarName,
+    /** ipmitool -C: a BMC that does not answer Get Channel Cipher Suites needs it named (3 = HMAC-SHA1/AES). */
+    cipherSuite: z.number().int().min(0).max(17).optional(),
+    /** A session already holding the SOL payload is ended (`sol deactivate`) and the console taken; else console-busy. */
+    takeOver: z.boolean().default(false),
+    login,
+  }),
 ]);
 
 export const powerSchema = z.discriminatedUnion('kind', [
@@ -64,6 +77,9 @@ export const powerSchema = z.discriminatedUnion('kind', [
     address: z.string().min(1),
     user: z.string().min(1),
     passwordEnv: envVarName,
+    port: port.default(623),
+    /** ipmitool -C: a BMC that does not answer Get Channel Cipher Suites needs it named (3 = HMAC-SHA1/AES). */
+    cipherSuite: z.number().int().min(0).max(17).optional(),
     interface: z.enum(['lanplus', 'lan']).default('lanplus'),
     minOffMs: z.number().int().min(0).default(5000),
   }),

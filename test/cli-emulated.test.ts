@@ -41,7 +41,7 @@ test.beforeAll(async () => {
   release = await takeQemuSlot('cli-emulated.test');
   runDir = await mkdtemp(join(tmpdir(), 'labrig-cli-lab-'));
   const port = 30000 + Math.floor(Math.random() * 10000);
-  await labUp({ runDir, hosts: ['emu-mini'], ports: { 'emu-mini': port } });
+  await labUp({ runDir, hosts: ['emu-mini'], ports: { 'emu-mini': port }, access: { 'emu-mini': 'pty' } });
   lab = parseLab(emulatedLab({ runDir }));
   host = new Host(lab.hosts.find((h) => h.name === 'emu-mini')!, { logDir: join(runDir, 'logs') });
 });

@@ -31,7 +31,7 @@ test.beforeAll(async () => {
   release = await takeQemuSlot('emu-mini-host.test');
   runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
   const port = 30000 + Math.floor(Math.random() * 10000);
-  await labUp({ runDir, hosts: ['emu-arm64', 'emu-mini'], ports: { 'emu-arm64': port, 'emu-mini': port + 1 } });
+  await labUp({ runDir, hosts: ['emu-arm64', 'emu-mini'], ports: { 'emu-arm64': port, 'emu-mini': port + 1 }, access: { 'emu-mini': 'pty' } });
   lab = parseLab(emulatedLab({ runDir }));
   host = new Host(lab.hosts.find((h) => h.name === 'emu-mini')!, { logDir: join(runDir, 'logs') });
 });

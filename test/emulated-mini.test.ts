@@ -77,7 +77,7 @@ test.describe('a private emulated lab', () => {
     const ports = { 'emu-arm64': await freePort(), 'emu-mini': await freePort() };
     // the two cheapest hosts; `lab up` alone would bring every host of labHostNames
     const hosts = ['emu-arm64', 'emu-mini'];
-    const state = await labUp({ runDir, ports, hosts });
+    const state = await labUp({ runDir, ports, hosts, access: { 'emu-mini': 'pty' } });
     expect(Object.keys(state.hosts)).toEqual(hosts);
     for (const r of Object.values(state.hosts)) pids.push(r.pid);
 

@@ -30,7 +30,7 @@ test.beforeAll(async () => {
   runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
   work = await mkdtemp(join(tmpdir(), 'labrig-nightly-'));
   const port = 30000 + Math.floor(Math.random() * 10000);
-  await labUp({ runDir, hosts: ['emu-arm64', 'emu-mini'], ports: { 'emu-arm64': port, 'emu-mini': port + 1 } });
+  await labUp({ runDir, hosts: ['emu-arm64', 'emu-mini'], ports: { 'emu-arm64': port, 'emu-mini': port + 1 }, access: { 'emu-mini': 'pty' } });
 });
 
 test.afterAll(async () => {

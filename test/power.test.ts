@@ -86,6 +86,9 @@ test('ipmitool argv (no BMC here): the password goes by IPMI_PASSWORD and -E, ne
   if (c.kind !== 'ipmi') throw new Error('schema');
   expect(ipmiArgv(c, 'status')).toEqual(['ipmitool', '-I', 'lanplus', '-H', '10.0.0.5', '-U', 'admin', '-E', 'chassis', 'power', 'status']);
   expect(ipmiArgv(c, 'on').join(' ')).not.toMatch(/-P|KUNPENG/);
+  const sim = powerSchema.parse({ kind: 'ipmi', address: '127.0.0.2', port: 2323, cipherSuite: 3, user: 'labrig', passwordEnv: 'BMC_PW' });
+  if (sim.kind !== 'ipmi') throw new Error('schema');
+  expect(ipmiArgv(sim, 'cycle')).toEqual(['ipmitool', '-I', 'lanplus', '-H', '127.0.0.2', '-p', '2323', '-C', '3', '-U', 'labrig', '-E', 'chassis', 'power', 'cycle']);
   expect(parseIpmiStatus('Chassis Power is on\n')).toBe('on');
   expect(parseIpmiStatus('Chassis Power is off\n')).toBe('off');
   expect(parseIpmiStatus('Error: Unable to establish IPMI v2 / RMCP+ session\n')).toBe('unknown');

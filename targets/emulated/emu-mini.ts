@@ -12,6 +12,7 @@ import { CONSOLE_AND_NULL, writeInitramfs } from '../../images/cpio.js';
 import { fetchDebs, hostApt, resolvePackages, unpackDeb, type Progress } from '../../images/debs.js';
 import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
 import { RootfsBuilder } from '../../images/rootfs.js';
+import { bmcPowerConfig, solConsoleConfig } from './access.js';
 
 /** The Debian kernel ABI of emu-mini (apt-cache search linux-image-6.1.0 lists the choices). */
 export const EMU_MINI_KERNEL = '6.1.0-56-amd64';
@@ -136,6 +137,9 @@ export async function emuMiniImage(progress: Progress): Promise<BuiltImage> {
 export const emuMini: EmulatedVmHost = {
   name: 'emu-mini',
   defaultSshPort: 2223,
+  // Reached like a rack server: its BMC powers it and carries its console (SOL), on an address of its own.
+  address: '127.0.0.2',
+  access: { kind: 'bmc' },
   image: emuMiniImage,
   vm: (image, { sshPort }) => ({
     name: 'emu-mini',
@@ -155,10 +159,11 @@ export const emuMini: EmulatedVmHost = {
   labHost: (r: VmHostRecord) => ({
     name: 'emu-mini',
     role: 'local',
-    description: `x86_64 TCG VM, Debian kernel ${EMU_MINI_KERNEL}, busybox + dropbear`,
-    ssh: { address: '127.0.0.1', port: r.sshPort, user: 'root', identityFile: r.identityFile, hostKey: r.hostKey },
-    console: { kind: 'serial', path: r.ttyLink, baud: 115200, login: { user: 'root' } },
-    power: { kind: 'qmp', socket: r.qmpSocket, start: r.startArgv },
+    description: `x86_64 TCG VM, Debian kernel ${EMU_MINI_KERNEL}, busybox + dropbear; BMC ipmi_sim (IPMI lanplus power, SOL console)`,
+    ssh: { address: r.address ?? '127.0.0.1', port: r.sshPort, user: 'root', identityFile: r.identityFile, hostKey: r.hostKey },
+    ...(r.bmc
+      ? { console: solConsoleConfig(r.bmc), power: bmcPowerConfig(r.bmc) }
+      : { console: { kind: 'serial', path: r.ttyLink, baud: 115200, login: { user: 'root' } }, power: { kind: 'qmp', socket: r.qmpSocket, start: r.startArgv } }),
     expect: { arch: 'x86_64', absent: ['kvm'] },
   }),
 };

@@ -90,6 +90,9 @@ export async function emuXenImage(progress: Progress): Promise<BuiltImage> {
 export const emuXen: EmulatedVmHost = {
   name: 'emu-xen',
   defaultSshPort: 2226,
+  // With `lab up` access 'ser2net': its console through a console server (telnet), on an address of its own.
+  // Not the default yet: that path has not run under the xen suite on QEMU (see the access note).
+  address: '127.0.0.3',
   image: emuXenImage,
   vm: (image, { sshPort }) => ({
     name: 'emu-xen',
@@ -112,8 +115,10 @@ export const emuXen: EmulatedVmHost = {
     name: 'emu-xen',
     role: 'x86-xen',
     description: `x86_64 TCG VM (-cpu qemu64): Debian Xen 4.17, dom0 Debian kernel ${EMU_XEN_KERNEL}, xl toolstack, busybox + dropbear`,
-    ssh: { address: '127.0.0.1', port: r.sshPort, user: 'root', identityFile: r.identityFile, hostKey: r.hostKey },
-    console: { kind: 'serial', path: r.ttyLink, baud: 115200, login: { user: 'root' } },
+    ssh: { address: r.address ?? '127.0.0.1', port: r.sshPort, user: 'root', identityFile: r.identityFile, hostKey: r.hostKey },
+    console: r.ser2net
+      ? { kind: 'tcp', address: r.ser2net.address, port: r.ser2net.port, telnet: true, login: { user: 'root' } }
+      : { kind: 'serial', path: r.ttyLink, baud: 115200, login: { user: 'root' } },
     power: { kind: 'qmp', socket: r.qmpSocket, start: r.startArgv },
     expect: { arch: 'x86_64', features: ['xen'], absent: ['kvm'] },
     suites: {

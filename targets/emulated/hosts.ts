@@ -7,6 +7,8 @@ import type { LabInput } from '../schema.js';
 import type { BuiltImage } from '../../images/cache.js';
 import type { Progress } from '../../images/debs.js';
 import type { VmSpec } from './qemu-vm.js';
+import type { BmcRecord } from './bmc.js';
+import type { Ser2netRecord } from './ser2net.js';
 import { emuMini } from './emu-mini.js';
 import { emuXen } from './emu-xen.js';
 import { emuX86Pmem } from './emu-x86-pmem.js';
@@ -34,11 +36,26 @@ export interface VmHostRecord {
   /** Powers the VM on again after a QMP `quit`. */
   startArgv: string[];
   startedAt: string;
+  /** Where SSH (and the BMC, ser2net) listen: a loopback address of this machine. */
+  address?: string;
+  /** The host's BMC (ipmi_sim): its power, and its console through SOL. QEMU's PID then changes with every power on. */
+  bmc?: BmcRecord;
+  /** ser2net serving the host's serial console over telnet. */
+  ser2net?: Ser2netRecord;
 }
+
+/**
+ * How the lab reaches a host beside SSH: its pty and QMP (the default), a BMC (ipmi_sim:
+ * IPMI power, SOL console), or ser2net (telnet console; QMP power).
+ */
+export type HostAccess = { kind: 'pty' } | { kind: 'bmc' } | { kind: 'ser2net' };
 
 export interface EmulatedVmHost {
   name: string;
   defaultSshPort: number;
+  /** Loopback address of the host's SSH, BMC and console server (default 127.0.0.1). */
+  address?: string;
+  access?: HostAccess;
   /** The cached image, built first if needed. */
   image(progress: Progress): Promise<BuiltImage>;
   vm(image: BuiltImage, opts: { sshPort: number }): VmSpec;

@@ -13,11 +13,14 @@ import { silentRecorder, type Recorder } from '../../drivers/recorder.js';
 import type { LabInput } from '../schema.js';
 import { clientKey } from '../../images/cache.js';
 import { stderrProgress, type Progress } from '../../images/debs.js';
-import { vmHost, vmHosts, type EmulatedVmHost, type HostInput, type VmHostRecord } from './hosts.js';
+import { vmHost, vmHosts, type EmulatedVmHost, type HostAccess, type HostInput, type VmHostRecord } from './hosts.js';
 import { acquireLock, isOurProcess, stopProcess } from '../../drivers/proc.js';
 import { assertPortFree, sshBootId, waitForSsh, writeKnownHosts } from './probe.js';
-import { launchVm, logTail, waitForConsole } from './qemu-vm.js';
+import { launchVm, logTail, waitForConsole, type RunningVm } from './qemu-vm.js';
 import { ensureRunDir, markerOf, readState, removeState, runDirOf, writeState, type HostRecord, type LabState } from './state.js';
+import { accessHealthy, accessPorts, bootThroughBmc, exportBmcPassword, stopAccess, vmPid } from './access.js';
+import { startSer2net, type Ser2netRecord } from './ser2net.js';
+import type { BmcRecord } from './bmc.js';
 import { daemonsHealthy, EMU_ARM64, emuArm64LabHost, startEmuArm64, stopDaemons } from './emu-arm64.js';
 
 export const EMU_ARM64_SSH_PORT = 2222;
@@ -37,6 +40,8 @@ export interface LabUpOptions {
   runDir?: string;
   /** SSH port per host (default: the port it had last time, else 2222 / the host's default). */
   ports?: Readonly<Record<string, number>>;
+  /** How a host is reached beside SSH (default: as it was last time, else the host's own; tests pin 'pty'). */
+  access?: Readonly<Record<string, HostAccess['kind']>>;
   signal?: AbortSignal;
 }
 
@@ -60,27 +65,40 @@ function startArgv(runDir: string, host: string): string[] {
   return ['/usr/bin/env', ...env, process.execPath, '--import', import.meta.resolve('tsx'), cli, 'up', host];
 }
 
-async function startVm(def: EmulatedVmHost, runDir: string, port: number, recorder: Recorder, progress: Progress): Promise<VmHostRecord> {
+async function startVm(def: EmulatedVmHost, runDir: string, port: number, access: HostAccess['kind'], recorder: Recorder, progress: Progress): Promise<VmHostRecord> {
   const image = await def.image(progress);
-  await assertPortFree(def.name, port);
-  const vm = await launchVm(def.vm(image, { sshPort: port }), runDir, { recorder });
+  // A pty host keeps 127.0.0.1 (what it always had); the BMC and console-server hosts live on their own address.
+  const address = access === 'pty' ? '127.0.0.1' : (def.address ?? '127.0.0.1');
+  await assertPortFree(def.name, port, address);
+  const spec = { ...def.vm(image, { sshPort: port }), sshForwardAddress: address };
+  let vm: RunningVm | undefined;
+  let bmc: BmcRecord | undefined;
+  let ser2net: Ser2netRecord | undefined;
   const knownHosts = join(runDir, `${def.name}.known_hosts`);
   const identityFile = (await clientKey()).privateKey;
   try {
-    await recorder.step(`${def.name}: wait for the login prompt`, { log: vm.paths.consoleLog }, () =>
-      waitForConsole(vm, def.readyPattern, 'login prompt', def.readyTimeoutMs),
+    if (access === 'bmc') ({ vm, bmc } = await recorder.step(`${def.name}: power on through its BMC (ipmi_sim)`, { address }, () => bootThroughBmc(spec, runDir, port, address, recorder)));
+    else vm = await launchVm(spec, runDir, { recorder });
+    const booted = vm;
+    await recorder.step(`${def.name}: wait for the login prompt`, { log: booted.paths.consoleLog }, () =>
+      waitForConsole(booted, def.readyPattern, 'login prompt', def.readyTimeoutMs),
     );
-    await writeKnownHosts(knownHosts, [{ address: '127.0.0.1', port, publicKey: image.manifest.hostKey.publicKey }]);
-    const target = { address: '127.0.0.1', port, user: 'root', identityFile, knownHosts };
-    await recorder.step(`${def.name}: wait for SSH`, { port }, async () => {
+    await writeKnownHosts(knownHosts, [{ address, port, publicKey: image.manifest.hostKey.publicKey }]);
+    const target = { address, port, user: 'root', identityFile, knownHosts };
+    await recorder.step(`${def.name}: wait for SSH`, { address, port }, async () => {
       try {
-        await waitForSsh(def.name, target, 60_000, () => isOurProcess(vm.pid, vm.paths.qmpSocket));
+        await waitForSsh(def.name, target, 60_000, () => isOurProcess(booted.pid, booted.paths.qmpSocket));
       } catch (e) {
-        throw new LabError('unreachable', (e as Error).message.replace(/^\[lab:\S+\] (host \S+: )?/, ''), { host: def.name, evidence: vm.paths.consoleLog, tail: await logTail(vm.paths.consoleLog) });
+        throw new LabError('unreachable', (e as Error).message.replace(/^\[lab:\S+\] (host \S+: )?/, ''), { host: def.name, evidence: booted.paths.consoleLog, tail: await logTail(booted.paths.consoleLog) });
       }
     });
+    if (access === 'ser2net')
+      ser2net = await recorder.step(`${def.name}: ser2net on ${address}`, {}, () =>
+        startSer2net({ host: def.name, dir: join(runDir, `${def.name}-ser2net`), device: booted.paths.ttyLink, address, port: accessPorts(port).ser2net }),
+      );
   } catch (e) {
-    await stopProcess(vm.pid, vm.paths.qmpSocket);
+    if (vm) await stopProcess(vm.pid, vm.paths.qmpSocket);
+    if (bmc) await stopAccess({ bmc } as VmHostRecord);
     throw e;
   }
   return {
@@ -97,14 +115,18 @@ async function startVm(def: EmulatedVmHost, runDir: string, port: number, record
     imageDir: image.dir,
     startArgv: startArgv(runDir, def.name),
     startedAt: new Date().toISOString(),
+    address,
+    ...(bmc ? { bmc } : {}),
+    ...(ser2net ? { ser2net } : {}),
   };
 }
 
 /** Checks a host for real; `detail` says what failed. */
 async function checkHost(r: HostRecord): Promise<HostStatus> {
   const broken = (detail: string): HostStatus => ({ name: r.name, state: 'broken', detail });
-  if (!isOurProcess(r.pid, markerOf(r))) return broken(`process ${r.pid} is gone`);
-  const daemons = r.kind === 'sshd' ? daemonsHealthy(r) : undefined;
+  const pid = r.kind === 'qemu' ? vmPid(r) : r.pid;
+  if (!isOurProcess(pid, markerOf(r))) return broken(`process ${pid} is gone`);
+  const daemons = r.kind === 'sshd' ? daemonsHealthy(r) : accessHealthy(r);
   if (daemons) return broken(daemons);
   if (r.kind === 'qemu') {
     const qmp = await Qmp.connect(r.labQmpSocket, { timeoutMs: 3000, name: r.name }).catch((e: Error) => e);
@@ -113,15 +135,21 @@ async function checkHost(r: HostRecord): Promise<HostStatus> {
     if (status !== 'running') return broken(`QEMU is ${status}`);
   }
   const port = r.kind === 'qemu' ? r.sshPort : r.port;
-  const ssh = await sshBootId({ address: '127.0.0.1', port, user: 'root', identityFile: r.identityFile, knownHosts: r.knownHosts }, 15_000);
-  if (!ssh.ok) return broken(`ssh 127.0.0.1:${port}: ${ssh.reason}`);
-  const where = r.kind === 'qemu' ? `ssh 127.0.0.1:${port}, console ${r.ttyLink} → ${r.pty}, qmp ${r.qmpSocket}` : `ssh 127.0.0.1:${port}`;
-  return { name: r.name, state: 'up', detail: `${where}, pid ${r.pid}, boot_id ${ssh.bootId}` };
+  const address = r.kind === 'qemu' ? (r.address ?? '127.0.0.1') : '127.0.0.1';
+  const ssh = await sshBootId({ address, port, user: 'root', identityFile: r.identityFile, knownHosts: r.knownHosts }, 15_000);
+  if (!ssh.ok) return broken(`ssh ${address}:${port}: ${ssh.reason}`);
+  const where = r.kind !== 'qemu' ? `ssh ${address}:${port}`
+    : r.bmc ? `ssh ${address}:${port}, BMC (ipmi_sim ${r.bmc.pid}) ${r.bmc.address}:${r.bmc.lanPort}/udp with SOL, qmp ${r.qmpSocket}`
+    : r.ser2net ? `ssh ${address}:${port}, console telnet ${r.ser2net.address}:${r.ser2net.port} (ser2net ${r.ser2net.pid}) → ${r.pty}, qmp ${r.qmpSocket}`
+    : `ssh ${address}:${port}, console ${r.ttyLink} → ${r.pty}, qmp ${r.qmpSocket}`;
+  return { name: r.name, state: 'up', detail: `${where}, pid ${pid}, boot_id ${ssh.bootId}` };
 }
 
 async function stopHost(r: HostRecord): Promise<void> {
   if (r.kind === 'sshd') await stopDaemons(r.daemons ?? []);
-  await stopProcess(r.pid, markerOf(r));
+  // QEMU first: a BMC that outlived it would not start it again, but one stopped first leaves it running.
+  await stopProcess(r.kind === 'qemu' ? vmPid(r) : r.pid, markerOf(r));
+  if (r.kind === 'qemu') await stopAccess(r);
   if (r.kind === 'qemu') for (const p of [r.qmpSocket, r.labQmpSocket, r.ttyLink, r.pidFile]) await rm(p, { force: true });
 }
 
@@ -153,8 +181,10 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       const prevPort = previous && (previous.kind === 'qemu' ? previous.sshPort : previous.port);
       const def = vmHost(name);
       const port = opts.ports?.[name] ?? prevPort ?? def?.defaultSshPort ?? EMU_ARM64_SSH_PORT;
-      state.hosts[name] = await recorder.step<HostRecord>(`lab up: ${name}`, { port }, () =>
-        def ? startVm(def, runDir, port, recorder, progress) : startEmuArm64(runDir, port),
+      const prevAccess = previous?.kind === 'qemu' ? (previous.bmc ? 'bmc' : previous.ser2net ? 'ser2net' : 'pty') : undefined;
+      const access = opts.access?.[name] ?? prevAccess ?? def?.access?.kind ?? 'pty';
+      state.hosts[name] = await recorder.step<HostRecord>(`lab up: ${name}`, { port, access }, () =>
+        def ? startVm(def, runDir, port, access, recorder, progress) : startEmuArm64(runDir, port),
       );
       await writeState(state);
     }
@@ -204,7 +234,7 @@ export async function labStatus(opts: { runDir?: string } = {}): Promise<HostSta
 export function emulatedLab(opts: { runDir?: string } = {}): LabInput {
   const state = readState(runDirOf(opts.runDir));
   const records = Object.values(state?.hosts ?? {});
-  if (!records.some((r) => isOurProcess(r.pid, markerOf(r))))
+  if (!records.some((r) => isOurProcess(r.kind === 'qemu' ? vmPid(r) : r.pid, markerOf(r)) || (r.kind === 'qemu' && r.bmc && !accessHealthy(r))))
     throw new LabError('lab-setup', 'the emulated lab is not up: run `npx labrig lab up`');
   const hosts = records.map((r): HostInput => {
     if (r.kind === 'sshd') return emuArm64LabHost(r);
@@ -212,6 +242,7 @@ export function emulatedLab(opts: { runDir?: string } = {}): LabInput {
     if (!def) throw new LabError('lab-setup', `state.json lists ${r.name}, which this version does not know: run \`npx labrig lab down\``);
     return def.labHost(r);
   });
+  exportBmcPassword(runDirOf(opts.runDir));
   // Every emulated host shares this machine's cores. Their VMs run under TCG: the VM hosts have
   // no KVM, and emu-arm64 (this machine) runs arm guests, which KVM on x86 cannot.
   return { name: 'emulated', parallelHosts: EMULATED_PARALLEL_HOSTS, hosts: hosts.map((h) => ({ ...h, accel: 'tcg' })) };

@@ -64,11 +64,11 @@ export async function waitForSsh(host: string, t: SshTarget, timeoutMs: number, 
 }
 
 /** A port someone else holds would make our check talk to their server: refuse early. */
-export async function assertPortFree(host: string, port: number): Promise<void> {
+export async function assertPortFree(host: string, port: number, address = '127.0.0.1'): Promise<void> {
   const free = await new Promise<boolean>((resolve) => {
     const srv = createServer();
     srv.once('error', () => resolve(false));
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
+    srv.listen({ host: address, port, exclusive: true }, () => srv.close(() => resolve(true)));
   });
-  if (!free) throw new LabError('lab-setup', `port 127.0.0.1:${port} is already in use by a process that is not this lab's`, { host });
+  if (!free) throw new LabError('lab-setup', `port ${address}:${port} is already in use by a process that is not this lab's`, { host });
 }

@@ -24,8 +24,14 @@ export interface VmSpec {
   kernel?: string;
   initrd?: string;
   append?: string;
-  /** Guest SSH reached on 127.0.0.1:<port> through QEMU user networking. */
+  /** Guest SSH reached on <sshForwardAddress>:<port> through QEMU user networking. */
   sshForwardPort?: number;
+  /** A loopback address of this machine (default 127.0.0.1). */
+  sshForwardAddress?: string;
+  /** Start with the CPUs stopped (-S) so launchVm can attach before `cont` (default true). */
+  paused?: boolean;
+  /** The serial line: a pty (default), or a TCP listener (what a BMC's SOL connects to). */
+  serialTcp?: { address: string; port: number };
   /** NIC model of the user-network interface (a module the guest kernel must carry). */
   nicModel?: string;
   extraArgs?: readonly string[];
@@ -67,18 +73,20 @@ export function qemuArgv(spec: VmSpec, paths: VmPaths): string[] {
     '-smp', String(spec.smp),
     '-nodefaults',
     '-display', 'none',
-    '-S',
+    ...(spec.paused === false ? [] : ['-S']),
     '-pidfile', paths.pidFile,
     '-qmp', `unix:${paths.qmpSocket},server=on,wait=off`,
     '-qmp', `unix:${paths.labQmpSocket},server=on,wait=off`,
-    '-chardev', `pty,id=con0,logfile=${paths.consoleLog},logappend=on`,
+    '-chardev', spec.serialTcp
+      ? `socket,id=con0,host=${spec.serialTcp.address},port=${spec.serialTcp.port},server=on,wait=off,logfile=${paths.consoleLog},logappend=on`
+      : `pty,id=con0,logfile=${paths.consoleLog},logappend=on`,
     '-serial', 'chardev:con0',
   ];
   if (spec.kernel) argv.push('-kernel', spec.kernel);
   if (spec.initrd) argv.push('-initrd', spec.initrd);
   if (spec.append) argv.push('-append', spec.append);
   if (spec.sshForwardPort)
-    argv.push('-nic', `user,model=${spec.nicModel ?? 'e1000'},hostfwd=tcp:127.0.0.1:${spec.sshForwardPort}-:22`);
+    argv.push('-nic', `user,model=${spec.nicModel ?? 'e1000'},hostfwd=tcp:${spec.sshForwardAddress ?? '127.0.0.1'}:${spec.sshForwardPort}-:22`);
   argv.push(...(spec.extraArgs ?? []));
   return argv;
 }
