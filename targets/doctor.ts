@@ -8,15 +8,18 @@ import { join } from 'node:path';
 import { silentRecorder } from '../drivers/recorder.js';
 import { versionMismatches } from './facts.js';
 import { Host } from './host.js';
-import { acquireLease, readLease, type Lease } from './lease.js';
+import { acquireLease, type Lease } from './lease.js';
 import { markChecks } from './reservation.js';
 import type { HostConfig, Lab } from './schema.js';
+import { describeLeftover, harnessFolders, sweepHost } from './sweep.js';
 
 export interface Check {
   host: string;
   check: string;
   ok: boolean;
   detail: string;
+  /** What the check removed from the host, one line each (the sweep). */
+  removed?: string[];
 }
 
 async function attempt(host: string, check: string, body: () => Promise<string>): Promise<Check> {
@@ -38,15 +41,16 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
       return `${config.ssh.user}@${config.ssh.address}:${config.ssh.port}, host key ${config.ssh.hostKey} matches`;
     });
     checks.push(ssh);
-    // doctor types into the console: only while holding the host's lease, so never into a test's host.
+    // doctor types into the console and sweeps leftovers: only while holding the host's lease,
+    // so never into a test's host, and never what a live run is using.
     let noLease = 'SSH is down, so the lease cannot be taken';
+    const runId = process.env.LABRIG_RUN_ID || `doctor-${process.pid}`;
     if (ssh.ok)
       checks.push(
         await attempt(name, 'lease', async () => {
-          if (!config.console) return await readLease(host.ssh, lab.lease);
           try {
-            lease = await acquireLease(host, { ...lab.lease, runId: process.env.LABRIG_RUN_ID || `doctor-${process.pid}`, recorder: silentRecorder });
-            return 'free: taken while doctor types into the console';
+            lease = await acquireLease(host, { ...lab.lease, runId, recorder: silentRecorder });
+            return `free: taken while doctor ${config.console ? 'types into the console and ' : ''}sweeps what earlier runs left`;
           } catch (e) {
             noLease = (e as Error).message.split('\n')[0]!;
             if (!noLease.startsWith('[lab:lease-held]')) throw e;
@@ -64,6 +68,18 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
           return `${console.where} answers (log ${console.logPath})`;
         }),
       );
+    if (ssh.ok) {
+      let removed: string[] = [];
+      const sweep = await attempt(name, 'sweep', async () => {
+        if (!lease) return `not swept: another run holds the host (${noLease})`;
+        const r = await sweepHost(host, { runId, ...harnessFolders(lab.hostStateDir, config.suites) });
+        removed = r.removed.map(describeLeftover);
+        const notes = r.notes.length ? ` (${r.notes.join('; ')})` : '';
+        if (r.failed.length) throw new Error(`could not remove what an earlier run left: ${r.failed.map(describeLeftover).join(', ')}${notes}`);
+        return removed.length ? `removed what earlier runs left: ${removed.join(', ')}${notes}` : `nothing left by earlier runs${notes}`;
+      });
+      checks.push({ ...sweep, ...(removed.length ? { removed } : {}) });
+    }
     if (host.power) checks.push(await attempt(name, 'power', async () => `status ${await host.power!.status()}`));
     if (ssh.ok) {
       // reserved by someone else, or not in state good: failed, so `labrig run` quarantines it

@@ -3,14 +3,15 @@
  * probe disk behind the last one, booted once, its serial log watched until one outcome. The
  * domain and its nvram are removed whatever happened.
  */
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Console } from '../../drivers/console.js';
 import type { DomainSpec } from '../../drivers/domain-xml.js';
 import { ProductError } from '../../drivers/errors.js';
 import { DefineRejected, type Virsh } from '../../drivers/libvirt.js';
 import { shellQuote } from '../../drivers/ssh.js';
+import { harnessName } from '../../targets/harness-name.js';
 import type { Host } from '../../targets/host.js';
+import { runContext } from '../../targets/run-context.js';
 import type { ProbeResult } from './bisect.js';
 
 export type Outcome = 'booted' | 'device-missing' | 'firmware-stuck' | 'panic' | 'timeout' | 'define-rejected';
@@ -71,7 +72,7 @@ export function probeSpec(n: number, name: string, s: ProbeSettings): DomainSpec
 }
 
 export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: ProbeSettings): Promise<ProbeRecord> {
-  const name = `labrig-pcie-${n}-${randomBytes(3).toString('hex')}`;
+  const name = harnessName(`pcie-${n}`, runContext().runId);
   const spec = probeSpec(n, name, s);
   const t0 = performance.now();
   let harnessMs = 0;
