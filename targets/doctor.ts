@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { silentRecorder } from '../drivers/recorder.js';
 import { versionMismatches } from './facts.js';
 import { Host } from './host.js';
-import { acquireLease, type Lease } from './lease.js';
+import { acquireLease, readLease, type Lease } from './lease.js';
 import { markChecks } from './reservation.js';
 import type { HostConfig, Lab } from './schema.js';
 import { describeLeftover, harnessFolders, sweepHost } from './sweep.js';
@@ -30,7 +30,15 @@ async function attempt(host: string, check: string, body: () => Promise<string>)
   }
 }
 
-export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): Promise<Check[]> {
+export interface DoctorOptions {
+  /**
+   * Remove what crashed runs left (the run's health check does). Only a run's own health check
+   * sweeps: it relies on every user of the host holding the host's lease, as runs do.
+   */
+  sweep?: boolean;
+}
+
+export async function doctorHost(config: HostConfig, lab: Lab, logDir: string, opts: DoctorOptions = {}): Promise<Check[]> {
   const host = new Host(config, { logDir });
   const checks: Check[] = [];
   const name = config.name;
@@ -48,9 +56,10 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
     if (ssh.ok)
       checks.push(
         await attempt(name, 'lease', async () => {
+          if (!config.console && !opts.sweep) return await readLease(host.ssh, lab.lease);
           try {
             lease = await acquireLease(host, { ...lab.lease, runId, recorder: silentRecorder });
-            return `free: taken while doctor ${config.console ? 'types into the console and ' : ''}sweeps what earlier runs left`;
+            return `free: taken while doctor ${[config.console && 'types into the console', opts.sweep && 'sweeps what earlier runs left'].filter(Boolean).join(' and ')}`;
           } catch (e) {
             noLease = (e as Error).message.split('\n')[0]!;
             if (!noLease.startsWith('[lab:lease-held]')) throw e;
@@ -68,7 +77,7 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
           return `${console.where} answers (log ${console.logPath})`;
         }),
       );
-    if (ssh.ok) {
+    if (ssh.ok && opts.sweep) {
       let removed: string[] = [];
       const sweep = await attempt(name, 'sweep', async () => {
         if (!lease) return `not swept: another run holds the host (${noLease})`;
@@ -102,11 +111,11 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
 }
 
 /** Console logs go to `logDir` when given (a run keeps them as evidence), else to a temporary folder removed at the end. */
-export async function doctor(lab: Lab, only?: string[], logDir?: string): Promise<Check[]> {
+export async function doctor(lab: Lab, only?: string[], logDir?: string, opts: DoctorOptions = {}): Promise<Check[]> {
   const dir = logDir ?? (await mkdtemp(join(tmpdir(), 'labrig-doctor-')));
   const results: Check[] = [];
   try {
-    for (const config of lab.hosts.filter((h) => !only?.length || only.includes(h.name))) results.push(...(await doctorHost(config, lab, dir)));
+    for (const config of lab.hosts.filter((h) => !only?.length || only.includes(h.name))) results.push(...(await doctorHost(config, lab, dir, opts)));
   } finally {
     if (!logDir) await rm(dir, { recursive: true, force: true });
   }
