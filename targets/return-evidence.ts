@@ -19,6 +19,7 @@ const BANNER = /Linux version \S+/;
 const BOOTING = /Kernel command line:|Booting Linux on physical CPU|Run \S+ as init process|Freeing unused kernel (image )?memory|Unpacking initramfs/;
 
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+const quiet = (ms: number) => (ms < 1000 ? 'still printing at the deadline' : `then nothing for ${seconds(ms)}`);
 
 function lastLine(text: string): string {
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -41,14 +42,14 @@ export function judgeNoReturn(since: string | undefined, quietMs: number): NoRet
     const said = banner[0] === line ? '' : `, the last line '${line}'`;
     return {
       kind: 'did-not-boot',
-      evidence: `console shows '${banner[0]} …'${said}, then nothing for ${seconds(quietMs)}: the kernel started booting and never answered SSH`,
+      evidence: `console shows '${banner[0]} …'${said}, ${quiet(quietMs)}: the kernel started booting and never answered SSH`,
       tail,
     };
   }
   if (text.trim())
     return {
       kind: 'did-not-return',
-      evidence: `console printed ${text.trim().length} characters since the transition but no kernel banner (last line '${lastLine(text)}'), then nothing for ${seconds(quietMs)}`,
+      evidence: `console printed ${text.trim().length} characters since the transition but no kernel banner (last line '${lastLine(text)}'), ${quiet(quietMs)}`,
       tail,
     };
   return { kind: 'did-not-return', evidence: `console silent since the transition (nothing for ${seconds(quietMs)})`, tail: '' };

@@ -22,6 +22,7 @@ test('no banner but later boot output (a console opened late, or a low loglevel)
   const v = judgeNoReturn('[    1.912311] Run /init as init process\r\nLoading, please wait...\r\n', 60_000);
   expect(v).toMatchObject({ kind: 'did-not-boot' });
   expect(v.evidence).toMatch(/^console shows 'Run \/init as init process …', the last line 'Loading, please wait\.\.\.', then nothing for 60 s/);
+  expect(judgeNoReturn('[    1.912311] Run /init as init process\r\n(initramfs) ', 200).evidence).toMatch(/'\(initramfs\)', still printing at the deadline: /);
 });
 
 test('only the old kernel going down, no new kernel: did-not-return, with what the console did show', () => {
