@@ -56,8 +56,9 @@ async function healthCheck(lab: Lab, ctx: RunContext, scope: string[]): Promise<
     for (const [h, why] of Object.entries(failed)) quarantine[h] = `components: ${why}`;
   }
   say('health check of every host (labrig doctor)');
-  for (const c of await doctor(lab, scope)) {
+  for (const c of await doctor(lab, scope, undefined, { sweep: true })) {
     process.stderr.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
+    for (const item of c.removed ?? []) process.stdout.write(`swept:    ${c.host}: ${item}\n`);
     if (!c.ok) quarantine[c.host] = [quarantine[c.host], `${c.check}: ${c.detail}`].filter(Boolean).join('; ');
   }
   return quarantine;

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ProductError } from '../drivers/errors.js';
+import { LabError, ProductError } from '../drivers/errors.js';
 import { Virsh } from '../drivers/libvirt.js';
 import { shellQuote } from '../drivers/ssh.js';
 import { aarch64ProbeGuest } from '../images/aarch64-probe-guest.js';
@@ -119,6 +119,10 @@ test.describe('pcie-root-port ceiling @pcie', () => {
       findings.record('pack_root_ports', p.packRootPorts);
       findings.record('libvirt', versions.libvirt);
       findings.record('edk2', versions.edk2);
+      if (result.verdict.kind === 'undetermined') {
+        const v = result.verdict;
+        throw new LabError('lab-timeout', `the root-port ceiling on ${machine} is not determined: N=${v.at} timed out on all ${v.tries} tries (${v.reason}); known so far: ${v.atLeast === null ? 'nothing boots yet' : `${v.atLeast} boots`}`, { host: host.name });
+      }
       if (result.verdict.kind === 'non-monotonic')
         throw new ProductError('mismatch', `the probes contradict each other on ${machine}: ${result.verdict.contradictions.join('; ')}`, { host: host.name });
       expect(result.verdict.kind, `on ${machine} not even ${lower} root port(s) boot: ${records[0]?.reason}`).not.toBe('nothing-boots');

@@ -4,9 +4,10 @@
  * console is watched for panics the whole time.
  */
 import type { Console } from '../drivers/console.js';
-import { Xl, randomXenMac, uniqueDomainName, type XlDomainSpec } from '../drivers/xl.js';
+import { Xl, randomXenMac, type XlDomainSpec } from '../drivers/xl.js';
 import type { Host } from '../targets/host.js';
-import { expect, test } from '../targets/fixtures.js';
+import { expect, runId, test } from '../targets/fixtures.js';
+import { harnessName } from '../targets/harness-name.js';
 import { commandlineMismatches, expectedDom0MiB, hvmSupport, parseDom0Mem, parseXenSerialBoot, type XenParams } from './xen/boot.js';
 import { markerArgument, readyPattern } from '../images/contracts/xen-domu.js';
 import { backendNic, bridgeMembersScript, parseBridgeMembers, parseProcessNames, processNamesScript } from './xen/dom0.js';
@@ -111,7 +112,7 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
     const marker = newMarker();
     const spec: XlDomainSpec = {
       type: 'pv',
-      name: uniqueDomainName('labrig-pv'),
+      name: harnessName('pv', runId),
       memoryMiB: pv!.memoryMiB,
       vcpus: pv!.vcpus,
       kernel: pv!.kernel,
@@ -133,7 +134,7 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
     test.skip(!g, `${host.name} can run HVM guests (${hvm.why}), but suites.xen.hvmGuest names no guest disk to boot`);
     const spec: XlDomainSpec = {
       type: 'hvm',
-      name: uniqueDomainName('labrig-hvm'),
+      name: harnessName('hvm', runId),
       memoryMiB: g!.memoryMiB,
       vcpus: g!.vcpus,
       disks: [{ target: g!.disk, vdev: 'hda' }],

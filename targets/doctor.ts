@@ -12,12 +12,15 @@ import { acquireLease, readLease, type Lease } from './lease.js';
 import { preflight, type Part } from './preflight.js';
 import { markChecks } from './reservation.js';
 import type { HostConfig, Lab } from './schema.js';
+import { describeLeftover, harnessFolders, sweepHost } from './sweep.js';
 
 export interface Check {
   host: string;
   check: string;
   ok: boolean;
   detail: string;
+  /** What the check removed from the host, one line each (the sweep). */
+  removed?: string[];
 }
 
 async function attempt(host: string, check: string, body: () => Promise<string>): Promise<Check> {
@@ -28,7 +31,15 @@ async function attempt(host: string, check: string, body: () => Promise<string>)
   }
 }
 
-export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): Promise<Check[]> {
+export interface DoctorOptions {
+  /**
+   * Remove what crashed runs left (the run's health check does). Only a run's own health check
+   * sweeps: it relies on every user of the host holding the host's lease, as runs do.
+   */
+  sweep?: boolean;
+}
+
+export async function doctorHost(config: HostConfig, lab: Lab, logDir: string, opts: DoctorOptions = {}): Promise<Check[]> {
   const name = config.name;
   const problems = await preflight(config, lab.hosts.indexOf(config));
   const failed = (part: Part) => problems.filter((p) => p.part === part);
@@ -44,15 +55,17 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
           return `${config.ssh.user}@${config.ssh.address}:${config.ssh.port}, host key ${config.ssh.hostKey} matches`;
         });
     if (ssh) checks.push(ssh);
-    // doctor types into the console: only while holding the host's lease, so never into a test's host.
+    // doctor types into the console and sweeps leftovers: only while holding the host's lease,
+    // so never into a test's host, and never what a live run is using.
     let noLease = ssh ? 'SSH is down, so the lease cannot be taken' : 'SSH is not configured right, so the lease cannot be taken';
+    const runId = process.env.LABRIG_RUN_ID || `doctor-${process.pid}`;
     if (ssh?.ok)
       checks.push(
         await attempt(name, 'lease', async () => {
-          if (!config.console) return await readLease(host.ssh, lab.lease);
+          if (!config.console && !opts.sweep) return await readLease(host.ssh, lab.lease);
           try {
-            lease = await acquireLease(host, { ...lab.lease, runId: process.env.LABRIG_RUN_ID || `doctor-${process.pid}`, recorder: silentRecorder });
-            return 'free: taken while doctor types into the console';
+            lease = await acquireLease(host, { ...lab.lease, runId, recorder: silentRecorder });
+            return `free: taken while doctor ${[config.console && 'types into the console', opts.sweep && 'sweeps what earlier runs left'].filter(Boolean).join(' and ')}`;
           } catch (e) {
             noLease = (e as Error).message.split('\n')[0]!;
             if (!noLease.startsWith('[lab:lease-held]')) throw e;
@@ -70,6 +83,18 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
           return `${console.where} answers (log ${console.logPath})`;
         }),
       );
+    if (ssh?.ok && opts.sweep) {
+      let removed: string[] = [];
+      const sweep = await attempt(name, 'sweep', async () => {
+        if (!lease) return `not swept: another run holds the host (${noLease})`;
+        const r = await sweepHost(host, { runId, ...harnessFolders(lab.hostStateDir, config.suites) });
+        removed = r.removed.map(describeLeftover);
+        const notes = r.notes.length ? ` (${r.notes.join('; ')})` : '';
+        if (r.failed.length) throw new Error(`could not remove what an earlier run left: ${r.failed.map(describeLeftover).join(', ')}${notes}`);
+        return removed.length ? `removed what earlier runs left: ${removed.join(', ')}${notes}` : `nothing left by earlier runs${notes}`;
+      });
+      checks.push({ ...sweep, ...(removed.length ? { removed } : {}) });
+    }
     if (host.power && !failed('power').length)
       checks.push(
         await attempt(name, 'power', async () => {
@@ -101,11 +126,11 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string): 
 }
 
 /** Console logs go to `logDir` when given (a run keeps them as evidence), else to a temporary folder removed at the end. */
-export async function doctor(lab: Lab, only?: string[], logDir?: string): Promise<Check[]> {
+export async function doctor(lab: Lab, only?: string[], logDir?: string, opts: DoctorOptions = {}): Promise<Check[]> {
   const dir = logDir ?? (await mkdtemp(join(tmpdir(), 'labrig-doctor-')));
   const results: Check[] = [];
   try {
-    for (const config of lab.hosts.filter((h) => !only?.length || only.includes(h.name))) results.push(...(await doctorHost(config, lab, dir)));
+    for (const config of lab.hosts.filter((h) => !only?.length || only.includes(h.name))) results.push(...(await doctorHost(config, lab, dir, opts)));
   } finally {
     if (!logDir) await rm(dir, { recursive: true, force: true });
   }

@@ -17,6 +17,7 @@ import { isNewBoot, parseBootIdentity, bootIdentityCommand } from './boot-identi
 import { collectFacts, type HostFacts } from './facts.js';
 import { detectOsFamily, readBootIdentity } from './host-os.js';
 import type { OsFamily } from './platform.js';
+import { judgeNoReturn } from './return-evidence.js';
 import { DEFAULT_PROMPT, type HostConfig } from './schema.js';
 
 export interface HostOptions {
@@ -48,6 +49,9 @@ export class Host implements HostCommands {
   /** Set after a failed transition (did not return): later tests skip with this reason. */
   broken: string | undefined;
   private osFamily: OsFamily | undefined;
+  /** Console offset when the host was sent away: what follows it decides did-not-boot vs did-not-return. */
+  private transitionMark: number | undefined;
+  private consoleBytesAt = performance.now();
 
   constructor(
     readonly config: HostConfig,
@@ -68,6 +72,11 @@ export class Host implements HostCommands {
 
   /** Before sending the host away (reboot, kexec): the guards prepare for it, e.g. the lease reserves itself. */
   async announceTransition(awayMs: number): Promise<void> {
+    // The console watches the transition, so a host that does not come back can be judged by it.
+    if (this.config.console && this.transitionMark === undefined) {
+      const console = await this.console().catch((e: Error) => void this.recorder.log(`${this.name}: console not open for the transition: ${e.message.split('\n')[0]}`));
+      if (console) this.transitionMark = console.received;
+    }
     for (const g of this.guards) await g.beforeTransition(awayMs);
   }
 
@@ -127,6 +136,7 @@ export class Host implements HostCommands {
       { name: this.name, logPath: this.consoleLogPath, recorder: this.recorder },
       { openCommand: async (argv) => this.ssh.openCommand(argv.map(shellQuote).join(' '), { pty: true }) },
     );
+    this.consoleStream.onBytes(() => void (this.consoleBytesAt = performance.now()));
     return this.consoleStream;
   }
 
@@ -163,6 +173,8 @@ export class Host implements HostCommands {
    * Waits until the host answers SSH with a boot_id other than `previousBootId`, watching
    * the console (if open) for death strings meanwhile. Polls every 100 ms. Once it is back the
    * guards re-establish themselves (the lease is taken again, or the wait fails `lease-lost`).
+   * A host that does not come back is judged by its console since the transition: the kernel
+   * started (banner or later boot output) → ProductError did-not-boot; nothing → LabError did-not-return.
    */
   async waitForReturn(previousBootId: string, timeoutMs = this.config.returnTimeoutMs): Promise<{ bootId: string; ms: number }> {
     const t0 = performance.now();
@@ -172,6 +184,8 @@ export class Host implements HostCommands {
       await this.dropSessions();
       const deadline = Date.now() + timeoutMs;
       const console = this.consoleStream && !this.consoleStream.closed ? this.consoleStream : undefined;
+      const mark = this.transitionMark ?? console?.received ?? 0;
+      this.transitionMark = undefined;
       const ac = new AbortController();
       const watch = console?.expect(/(?!)/, { timeoutMs, what: 'death strings while the host returns', signal: ac.signal }).catch((e: unknown) => e);
       let back: { bootId: string; ms: number } | undefined;
@@ -198,12 +212,13 @@ export class Host implements HostCommands {
         for (const g of this.guards) await g.afterReturn();
         return back;
       }
-      this.broken = `did not return within ${timeoutMs} ms`;
-      throw new LabError('did-not-return', `no SSH with a new boot_id within ${timeoutMs} ms`, {
-        host: this.name,
-        evidence: console?.logPath,
-        tail: console?.tail(30),
-      });
+      const since = console ? console.text(mark) : undefined;
+      const quietMs = performance.now() - (since ? this.consoleBytesAt : t0);
+      const verdict = judgeNoReturn(since, quietMs);
+      const ctx = { host: this.name, evidence: console?.logPath, tail: verdict.tail || console?.tail(30) };
+      const message = `no SSH with a new boot_id within ${timeoutMs} ms; ${verdict.evidence}`;
+      this.broken = `${verdict.kind === 'did-not-boot' ? 'did not boot' : 'did not return'} within ${timeoutMs} ms`;
+      throw verdict.kind === 'did-not-boot' ? new ProductError('did-not-boot', message, ctx) : new LabError('did-not-return', message, ctx);
     });
   }
 

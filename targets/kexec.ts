@@ -1,8 +1,10 @@
 /**
  * kexec a host into another installed kernel, proven the way a reboot is: SSH answers again
  * with a new boot_id, and `uname -r` is the kernel asked for. A host that does not come back
- * is seen on its console (tail attached), power-cycled back to life, and reported as a lab
- * failure — the next suite finds it usable. (A `Host.kexec()` method would delegate here.)
+ * is seen on its console (tail attached) and power-cycled back to life — the next suite finds it
+ * usable. Its console decides whose failure it was: the new kernel's banner, then nothing, is the
+ * product's (did-not-boot); a silent console is the lab's (did-not-return). (A `Host.kexec()`
+ * method would delegate here.)
  */
 import { isLabError, LabError, ProductError } from '../drivers/errors.js';
 import { silentRecorder, type Recorder } from '../drivers/recorder.js';

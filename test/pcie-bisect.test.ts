@@ -65,3 +65,45 @@ test('bounds are checked', async () => {
   await expect(bisectCeiling(0, 28, oracle(() => true))).rejects.toThrow('bad bounds');
   await expect(bisectCeiling(5, 4, oracle(() => true))).rejects.toThrow('bad bounds');
 });
+
+/** A probe on a slow lab: N times out on its first `timeouts[N]` tries, then answers as `boots` says. */
+const slowLab = (boots: (n: number) => boolean, timeouts: Record<number, number>): Probe & { calls: number[] } => {
+  const calls: number[] = [];
+  const p = (async (n: number) => {
+    calls.push(n);
+    if (calls.filter((c) => c === n).length <= (timeouts[n] ?? 0))
+      return { ok: false, unknown: true, outcome: 'timeout', reason: 'kernel started but gave no verdict within 1000 ms', seconds: 1 };
+    const ok = boots(n);
+    return { ok, outcome: ok ? 'booted' : 'device-missing', reason: '', seconds: 1 };
+  }) as Probe & { calls: number[] };
+  p.calls = calls;
+  return p;
+};
+
+test('a probe that timed out is re-probed: two timeouts at the boundary do not lower the ceiling of 15', async () => {
+  // 15 is probed in the search (…, 14, 15) and again to confirm: both first tries time out.
+  const p = slowLab((n) => n <= 15, { 15: 2, 21: 1 });
+  const r = await bisectCeiling(1, 28, p);
+  expect(r.verdict).toEqual({ kind: 'ceiling', ceiling: 15 });
+  expect(p.calls.filter((n) => n === 15).length).toBe(4);
+  expect(r.probes.filter((x) => x.unknown).map((x) => x.n)).toEqual([21, 15, 15]);
+  expect(ceilingFinding(r.verdict)).toBe(15);
+});
+
+test('a probe still unknown after 2 re-probes: the ceiling is not determined there, never lower', async () => {
+  const p = slowLab((n) => n <= 15, { 15: 3 });
+  const r = await bisectCeiling(1, 28, p);
+  expect(r.verdict).toEqual({ kind: 'undetermined', at: 15, tries: 3, atLeast: 14, reason: 'timeout: kernel started but gave no verdict within 1000 ms' });
+  expect(p.calls.slice(-3)).toEqual([15, 15, 15]);
+  expect(ceilingFinding(r.verdict)).toBe('undetermined-at-15');
+});
+
+test('timeouts alone are never a contradiction, and the re-probe count is a setting', async () => {
+  // The search probes 14 (boots), then 21: one timeout there, and no re-probe allowed.
+  const none = await bisectCeiling(1, 28, slowLab((n) => n <= 15, { 21: 1 }), { reprobes: 0 });
+  expect(none.verdict).toMatchObject({ kind: 'undetermined', at: 21, tries: 1, atLeast: 14 });
+  // The very first probe stays unknown: nothing is known, and nothing is claimed.
+  const first = await bisectCeiling(1, 28, slowLab(() => true, { 14: 5 }));
+  expect(first.verdict).toMatchObject({ kind: 'undetermined', at: 14, tries: 3, atLeast: null });
+  expect(first.probes.every((x) => x.unknown)).toBe(true);
+});

@@ -3,7 +3,6 @@
  * probe disk behind the last one, booted once, its serial log watched until one outcome. The
  * domain and its nvram are removed whatever happened.
  */
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Console } from '../../drivers/console.js';
 import type { DomainSpec, PortDevice } from '../../drivers/domain-xml.js';
@@ -11,7 +10,9 @@ import { ProductError } from '../../drivers/errors.js';
 import { DefineRejected, type Virsh } from '../../drivers/libvirt.js';
 import { shellQuote } from '../../drivers/ssh.js';
 import { PROBE_MARKER } from '../../images/contracts/probe-guest.js';
+import { harnessName } from '../../targets/harness-name.js';
 import type { Host } from '../../targets/host.js';
+import { runContext } from '../../targets/run-context.js';
 import type { ProbeResult } from './bisect.js';
 
 export type Outcome = 'booted' | 'device-missing' | 'firmware-stuck' | 'panic' | 'timeout' | 'define-rejected';
@@ -77,7 +78,7 @@ export function probeSpec(n: number, name: string, s: ProbeSettings): DomainSpec
 }
 
 export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: ProbeSettings): Promise<ProbeRecord> {
-  const name = `labrig-pcie-${n}-${randomBytes(3).toString('hex')}`;
+  const name = harnessName(`pcie-${n}`, runContext().runId);
   const spec = probeSpec(n, name, s);
   const t0 = performance.now();
   let guestMs = 0;
@@ -95,7 +96,7 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
   // The record is returned from inside the try; its times are completed once the clean-up has run.
   let record: ProbeRecord | undefined;
   const done = (outcome: Outcome, reason: string): ProbeRecord =>
-    (record = { n, ok: outcome === 'booted', outcome, reason, seconds: 0, xml, consoleText: console?.text(0) ?? '', harnessMs: 0, guestMs: 0, phases });
+    (record = { n, ok: outcome === 'booted', ...(outcome === 'timeout' ? { unknown: true } : {}), outcome, reason, seconds: 0, xml, consoleText: console?.text(0) ?? '', harnessMs: 0, guestMs: 0, phases });
   try {
     try {
       const defined = await timed('define', () => virsh.define(spec));
@@ -131,8 +132,9 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
       guestMs = performance.now() - tStart;
       if (e instanceof ProductError && e.kind === 'panic') return done('panic', e.message.split('\n')[0]!);
       if (e instanceof ProductError && e.kind === 'timeout') {
+        // A boot wait that ran out says nothing about N on a slow lab: 'timeout' is unknown, never a failed probe.
         const started = KERNEL_STARTED.test(console.text(0));
-        return done(started ? 'timeout' : 'firmware-stuck', started ? `kernel started but gave no verdict within ${s.timeoutMs} ms` : `no hand-over to the kernel within ${s.timeoutMs} ms`);
+        return done('timeout', started ? `kernel started but gave no verdict within ${s.timeoutMs} ms` : `no hand-over to the kernel within ${s.timeoutMs} ms`);
       }
       throw e;
     } finally {

@@ -9,7 +9,9 @@ import { LabError, ProductError } from '../../drivers/errors.js';
 import { Qmp } from '../../drivers/qmp.js';
 import type { Recorder } from '../../drivers/recorder.js';
 import { shellQuote } from '../../drivers/ssh.js';
+import { harnessName } from '../../targets/harness-name.js';
 import type { Host } from '../../targets/host.js';
+import { runContext } from '../../targets/run-context.js';
 import { guestAppend, guestArgv, type GuestSpec, type PmemMode } from './guest.js';
 import { expectedKey, newSeed, parseMarker, passAfterRestore, verifyContinuation, vmStateBytes, type ContinuationVerdict, type Marker } from './marker.js';
 
@@ -68,7 +70,8 @@ export class NestedGuest {
   static async coldBoot(host: Host, rec: Recorder, o: ColdBootOptions): Promise<NestedGuest> {
     const seed = newSeed();
     const spec: GuestSpec = {
-      name: `labrig-guest-${o.mode}`,
+      // run-tagged, so the next run's health check can sweep this QEMU if a crash leaves it
+      name: harnessName(`guest-${o.mode}`, runContext().runId),
       qemu: o.qemu,
       machine: o.machine,
       accel: o.accel,
