@@ -50,7 +50,7 @@ module.exports = {
     {
       name: 'no-circular',
       comment:
-        'No cycle of imports that run (type-only imports excepted: the emulated hosts and hosts.ts, console-serial and console-transport name each other\'s types).',
+        "No cycle of imports that run (type-only imports excepted: the emulated hosts and hosts.ts, console-serial and console-transport name each other's types).",
       severity: 'error',
       from: {},
       to: { circular: true, dependencyTypesNot: ['type-only'], viaOnly: { dependencyTypesNot: ['type-only'] } },

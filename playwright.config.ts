@@ -7,10 +7,10 @@
  * gets two workers of one run (its project's `workers: 1`), which the on-host lease would refuse.
  */
 import { defineConfig } from '@playwright/test';
+import { suitesByRole } from './suites/roles.js';
 import { configDir, loadLab } from './targets/config.js';
 import { resolveRunContext, runContextEnv } from './targets/run-context.js';
 import { secretEnvNames } from './targets/secrets.js';
-import { suitesByRole } from './suites/roles.js';
 
 const lab = await loadLab();
 const ctx = resolveRunContext({ labOutDir: lab.outDir, configDir: configDir() });

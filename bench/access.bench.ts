@@ -8,9 +8,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { acquireLock, QEMU_SLOT_LOCK } from '../drivers/proc.js';
 import { parseLab } from '../targets/config.js';
 import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, QEMU_SLOT_LOCK } from '../drivers/proc.js';
 import { Host } from '../targets/host.js';
 
 const COMMANDS = 100;
@@ -25,7 +25,8 @@ async function consoleMs(host: Host): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < COMMANDS; i++) {
     const r = await shell.run(`echo v-${i}; (exit ${i % 5})`, { timeoutMs: 60_000 });
-    if (r.code !== i % 5 || !r.stdout.includes(`v-${i}`)) throw new Error(`command ${i}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}`);
+    if (r.code !== i % 5 || !r.stdout.includes(`v-${i}`))
+      throw new Error(`command ${i}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}`);
   }
   return (performance.now() - t0) / COMMANDS;
 }

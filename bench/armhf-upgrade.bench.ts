@@ -12,16 +12,16 @@ import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { acquireLock, QEMU_SLOT_LOCK, stopProcess } from '../drivers/proc.js';
 import { consoleRecorder } from '../drivers/recorder.js';
-import { armhfKernelUpgrade, type ArmhfOutcome } from '../suites/armhf-kernel-upgrade/cycle.js';
-import { loadLab } from '../targets/config.js';
 import { armhfGuestImage, initrdFile, kernelFile } from '../images/armhf-guest.js';
 import { GUEST_CMDLINE } from '../images/contracts/armhf-guest.js';
 import { stderrProgress } from '../images/debs.js';
+import { type ArmhfOutcome, armhfKernelUpgrade } from '../suites/armhf-kernel-upgrade/cycle.js';
+import { hostAccel } from '../targets/accel.js';
+import { loadLab } from '../targets/config.js';
 import { EMU_ARM64 } from '../targets/emulated/emu-arm64.js';
 import { labDown, labStatus, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, QEMU_SLOT_LOCK, stopProcess } from '../drivers/proc.js';
-import { hostAccel } from '../targets/accel.js';
 import { Host } from '../targets/host.js';
 import { acquireLease } from '../targets/lease.js';
 
@@ -40,18 +40,48 @@ async function bareQemuBootMs(kernels: readonly string[]): Promise<number> {
   const serial = join(dir, 'serial.log');
   const a = kernels[0]!;
   const t0 = performance.now();
-  const qemu = spawn('qemu-system-arm', [
-    '-M', 'virt,highmem=off', '-m', '256', '-smp', '1', '-display', 'none', '-nodefaults', '-no-reboot',
-    '-kernel', image.file(kernelFile(a)), '-initrd', image.file(initrdFile(a)), '-append', GUEST_CMDLINE,
-    '-drive', `file=${join(dir, 'disk.img')},format=raw,if=none,id=d0`, '-device', 'virtio-blk-pci,drive=d0',
-    '-fsdev', `local,id=fs0,path=${share},security_model=mapped-xattr`, '-device', 'virtio-9p-pci,fsdev=fs0,mount_tag=virtio-boot',
-    '-serial', `file:${serial}`, '-monitor', 'none', `-name`, `labrig-armhf-bench,debug-threads=off`,
-  ], { stdio: 'ignore' });
+  const qemu = spawn(
+    'qemu-system-arm',
+    [
+      '-M',
+      'virt,highmem=off',
+      '-m',
+      '256',
+      '-smp',
+      '1',
+      '-display',
+      'none',
+      '-nodefaults',
+      '-no-reboot',
+      '-kernel',
+      image.file(kernelFile(a)),
+      '-initrd',
+      image.file(initrdFile(a)),
+      '-append',
+      GUEST_CMDLINE,
+      '-drive',
+      `file=${join(dir, 'disk.img')},format=raw,if=none,id=d0`,
+      '-device',
+      'virtio-blk-pci,drive=d0',
+      '-fsdev',
+      `local,id=fs0,path=${share},security_model=mapped-xattr`,
+      '-device',
+      'virtio-9p-pci,fsdev=fs0,mount_tag=virtio-boot',
+      '-serial',
+      `file:${serial}`,
+      '-monitor',
+      'none',
+      `-name`,
+      `labrig-armhf-bench,debug-threads=off`,
+    ],
+    { stdio: 'ignore' },
+  );
   try {
     const deadline = Date.now() + 240_000;
     for (;;) {
       if (/login: ?$/m.test(await readFile(serial, 'utf8').catch(() => ''))) return Math.round(performance.now() - t0);
-      if (qemu.exitCode !== null || Date.now() > deadline) throw new Error(`bare QEMU: no login prompt (exit ${qemu.exitCode}); see ${serial}`);
+      if (qemu.exitCode !== null || Date.now() > deadline)
+        throw new Error(`bare QEMU: no login prompt (exit ${qemu.exitCode}); see ${serial}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
@@ -81,7 +111,17 @@ async function measure(): Promise<{ outcomes: ArmhfOutcome[]; bare: number[]; ho
       for (let i = 0; i < runs; i++) {
         bare.push(await bareQemuBootMs(kernels));
         const out: ArmhfOutcome = { boots: {}, libvirtdRestartMs: [] };
-        await armhfKernelUpgrade({ host, params, recorder, consoleLog: join(logDir, `console-${i}.log`), progress: stderrProgress, accel: (await hostAccel(host)).accel }, out);
+        await armhfKernelUpgrade(
+          {
+            host,
+            params,
+            recorder,
+            consoleLog: join(logDir, `console-${i}.log`),
+            progress: stderrProgress,
+            accel: (await hostAccel(host)).accel,
+          },
+          out,
+        );
         outcomes.push(out);
       }
     } finally {
@@ -91,7 +131,7 @@ async function measure(): Promise<{ outcomes: ArmhfOutcome[]; bare: number[]; ho
     }
     return { outcomes, bare, hostName: config.name, kernels };
   } finally {
-        if (!wasUp) await labDown({ hosts: [EMU_ARM64] });
+    if (!wasUp) await labDown({ hosts: [EMU_ARM64] });
   }
 }
 

@@ -19,7 +19,11 @@ try {
   const t1 = performance.now();
   const warm = await fetchComponents({ versions, into });
   const warmS = (performance.now() - t1) / 1000;
-  console.log(`components ${Object.entries(versions).map(([c, v]) => `${c}=${v}`).join(' ')}: ${cold.build.packages.length} packages`);
+  console.log(
+    `components ${Object.entries(versions)
+      .map(([c, v]) => `${c}=${v}`)
+      .join(' ')}: ${cold.build.packages.length} packages`,
+  );
   console.log(`  cold:   ${coldS.toFixed(1)} s (cached: ${cold.cached})`);
   console.log(`  cached: ${warmS.toFixed(2)} s (cached: ${warm.cached})`);
 } finally {

@@ -11,9 +11,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { acquireLock, QEMU_SLOT_LOCK } from '../drivers/proc.js';
 import type { Recorder } from '../drivers/recorder.js';
 import { labDown, labHostNames, labUp } from '../targets/emulated/lab.js';
-import { acquireLock, QEMU_SLOT_LOCK } from '../drivers/proc.js';
 
 const args = process.argv.slice(2);
 const warmRuns = Number(args.find((a) => /^\d+$/.test(a)) ?? 3);
@@ -45,7 +45,11 @@ async function bringUp(label: string): Promise<Record<string, number>> {
     await labDown({ runDir });
     await rm(runDir, { recursive: true, force: true });
   }
-  process.stdout.write(`${label}: ${Object.entries(perHost).map(([h, ms]) => `${h} ${(ms / 1000).toFixed(1)} s`).join(', ')}\n`);
+  process.stdout.write(
+    `${label}: ${Object.entries(perHost)
+      .map(([h, ms]) => `${h} ${(ms / 1000).toFixed(1)} s`)
+      .join(', ')}\n`,
+  );
   return perHost;
 }
 
@@ -61,7 +65,12 @@ try {
   const warm: Array<Record<string, number>> = [];
   for (let i = 0; i < warmRuns; i++) warm.push(await bringUp(`warm ${i + 1}/${warmRuns}`));
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  if (warm.length) process.stdout.write(`warm median: ${Object.keys(warm[0]!).map((h) => `${h} ${(median(warm.map((w) => w[h]!)) / 1000).toFixed(1)} s`).join(', ')}\n`);
+  if (warm.length)
+    process.stdout.write(
+      `warm median: ${Object.keys(warm[0]!)
+        .map((h) => `${h} ${(median(warm.map((w) => w[h]!)) / 1000).toFixed(1)} s`)
+        .join(', ')}\n`,
+    );
 } finally {
   if (coldCache) await rm(coldCache, { recursive: true, force: true });
   if (originalCache === undefined) delete process.env.LABRIG_CACHE;

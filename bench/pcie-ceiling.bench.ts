@@ -6,16 +6,16 @@
  * Run: npx tsx bench/pcie-ceiling.bench.ts
  */
 import { join } from 'node:path';
-import { consoleRecorder } from '../drivers/recorder.js';
 import { Virsh } from '../drivers/libvirt.js';
-import { loadLab } from '../targets/config.js';
+import { consoleRecorder } from '../drivers/recorder.js';
 import { aarch64ProbeGuest } from '../images/aarch64-probe-guest.js';
 import { PROBE_SERIAL } from '../images/contracts/probe-guest.js';
+import { bisectCeiling, ceilingFinding } from '../suites/pcie-root-ports/bisect.js';
+import { type ProbeRecord, probeRootPorts } from '../suites/pcie-root-ports/probe.js';
 import { domainTypeOf, hostAccel } from '../targets/accel.js';
+import { loadLab } from '../targets/config.js';
 import { Host } from '../targets/host.js';
 import { pcieRootPortsSchema } from '../targets/schema.js';
-import { bisectCeiling, ceilingFinding } from '../suites/pcie-root-ports/bisect.js';
-import { probeRootPorts, type ProbeRecord } from '../suites/pcie-root-ports/probe.js';
 
 const lab = await loadLab();
 const config = lab.hosts.find((h) => h.name === 'emu-arm64');
@@ -30,17 +30,34 @@ await host.ssh.put(img.file('kernel'), join(p.workDir, 'probe-vmlinuz'));
 await host.ssh.put(img.file('initrd'), join(p.workDir, 'probe-initrd.img'));
 try {
   for (const mt of p.machineTypes) {
-    const machine = mt === 'newest' ? (/<machine>([^<]+)<\/machine>/.exec(await virsh.domcapabilities('aarch64', 'virt', domainType))?.[1] ?? 'virt') : mt;
+    const machine =
+      mt === 'newest'
+        ? (/<machine>([^<]+)<\/machine>/.exec(await virsh.domcapabilities('aarch64', 'virt', domainType))?.[1] ?? 'virt')
+        : mt;
     const records: ProbeRecord[] = [];
     const t0 = performance.now();
     const r = await bisectCeiling(Math.max(p.lower, p.portDevices.length + 1), p.upper, async (n) => {
       const rec = await probeRootPorts(host, virsh, n, {
-        machine, domainType, cpu: p.cpu, memoryMiB: p.memoryMiB, packRootPorts: p.packRootPorts, portDevices: p.portDevices, ioReserve: p.ioReserve, firmware: p.firmware,
-        kernel: join(p.workDir, 'probe-vmlinuz'), initrd: join(p.workDir, 'probe-initrd.img'), cmdline: 'console=ttyAMA0',
-        probeDisk: join(p.workDir, 'probe.raw'), probeSerial: PROBE_SERIAL, workDir: p.workDir, timeoutMs: p.probeTimeoutMs,
+        machine,
+        domainType,
+        cpu: p.cpu,
+        memoryMiB: p.memoryMiB,
+        packRootPorts: p.packRootPorts,
+        portDevices: p.portDevices,
+        ioReserve: p.ioReserve,
+        firmware: p.firmware,
+        kernel: join(p.workDir, 'probe-vmlinuz'),
+        initrd: join(p.workDir, 'probe-initrd.img'),
+        cmdline: 'console=ttyAMA0',
+        probeDisk: join(p.workDir, 'probe.raw'),
+        probeSerial: PROBE_SERIAL,
+        workDir: p.workDir,
+        timeoutMs: p.probeTimeoutMs,
       });
       records.push(rec);
-      const phases = Object.entries(rec.phases).map(([k, v]) => `${k} ${v}`).join(', ');
+      const phases = Object.entries(rec.phases)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
       process.stdout.write(`  N=${n} ${rec.outcome} ${rec.seconds} s (harness ${rec.harnessMs} ms, guest ${rec.guestMs} ms; ${phases})\n`);
       return rec;
     });

@@ -7,14 +7,14 @@
  * Run: npx tsx bench/snapshot-kexec.bench.ts [host]
  */
 import { consoleRecorder } from '../drivers/recorder.js';
-import { loadLab } from '../targets/config.js';
-import { logsDirOf, runContext } from '../targets/run-context.js';
-import { hostAccel } from '../targets/accel.js';
-import { Host } from '../targets/host.js';
-import { acquireLease } from '../targets/lease.js';
 import { inspectHost } from '../suites/snapshot-kexec/host-prep.js';
 import { describePass } from '../suites/snapshot-kexec/marker.js';
 import { coldBootOn, paramsOf, prepareMode, requirePmemOn, saveKexecRestore, uploadGuest } from '../suites/snapshot-kexec/procedure.js';
+import { hostAccel } from '../targets/accel.js';
+import { loadLab } from '../targets/config.js';
+import { Host } from '../targets/host.js';
+import { acquireLease } from '../targets/lease.js';
+import { logsDirOf, runContext } from '../targets/run-context.js';
 
 const lab = await loadLab();
 const wanted = process.argv[2];
@@ -27,7 +27,13 @@ const lease = await acquireLease(host, { ...lab.lease, runId, recorder: rec });
 const p = paramsOf(host);
 let stop: (() => Promise<void>) | undefined;
 try {
-  const prep = await inspectHost(host, { qemu: p.qemu, restoreQemu: p.restoreQemu, machine: p.machine, accel: (await hostAccel(host)).accel, workDir: p.workDir });
+  const prep = await inspectHost(host, {
+    qemu: p.qemu,
+    restoreQemu: p.restoreQemu,
+    machine: p.machine,
+    accel: (await hostAccel(host)).accel,
+    workDir: p.workDir,
+  });
   requirePmemOn(host, p, prep);
   const mode = p.modes.find((m) => prep.modes[m].ok);
   if (!mode) throw new Error(`${config.name}: none of ${p.modes.join(', ')} is usable`);

@@ -4,14 +4,14 @@
  *   connection, a channel per command) · our Host.run (a persistent sh with nonce markers).
  * Run: npx tsx bench/ssh-commands.bench.ts [--json]
  */
-import { execa } from 'execa';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { startSshd } from '../targets/emulated/sshd.js';
-import { hostSchema } from '../targets/schema.js';
 import { Host } from '../targets/host.js';
+import { hostSchema } from '../targets/schema.js';
 
 async function timeEach(n: number, body: () => Promise<unknown>): Promise<number> {
   await body(); // warm-up
@@ -24,10 +24,26 @@ const dir = await mkdtemp(join(tmpdir(), 'labrig-bench-'));
 const sshd = await startSshd({ dir, port: 20000 + Math.floor(Math.random() * 20000) });
 const knownHosts = join(dir, 'known_hosts');
 await writeFile(knownHosts, `[127.0.0.1]:${sshd.port} ${(await readFile(join(dir, 'ssh_host_ed25519_key.pub'), 'utf8')).trim()}\n`);
-const sshArgs = ['-i', sshd.identityFile, '-p', String(sshd.port), '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'];
+const sshArgs = [
+  '-i',
+  sshd.identityFile,
+  '-p',
+  String(sshd.port),
+  '-o',
+  `UserKnownHostsFile=${knownHosts}`,
+  '-o',
+  'StrictHostKeyChecking=yes',
+  '-o',
+  'BatchMode=yes',
+];
 const control = join(dir, 'cm');
 const host = new Host(
-  hostSchema.parse({ name: 'local', role: 'local', ssh: { address: '127.0.0.1', port: sshd.port, identityFile: sshd.identityFile, hostKey: sshd.hostKey }, expect: { arch: 'x86_64' } }),
+  hostSchema.parse({
+    name: 'local',
+    role: 'local',
+    ssh: { address: '127.0.0.1', port: sshd.port, identityFile: sshd.identityFile, hostKey: sshd.hostKey },
+    expect: { arch: 'x86_64' },
+  }),
   { logDir: dir },
 );
 try {
@@ -46,7 +62,13 @@ try {
     hostRunVsControlMaster: +(controlMasterMs / runMs).toFixed(0),
     execVsControlMaster: +(controlMasterMs / execMs).toFixed(2),
   };
-  process.stdout.write(process.argv.includes('--json') ? JSON.stringify(result) + '\n' : Object.entries(result).map(([k, v]) => `${k.padEnd(24)} ${v}`).join('\n') + '\n');
+  process.stdout.write(
+    process.argv.includes('--json')
+      ? `${JSON.stringify(result)}\n`
+      : `${Object.entries(result)
+          .map(([k, v]) => `${k.padEnd(24)} ${v}`)
+          .join('\n')}\n`,
+  );
 } finally {
   await host.close();
   await sshd.stop();

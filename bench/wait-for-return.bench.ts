@@ -23,7 +23,12 @@ const dir = await mkdtemp(join(tmpdir(), 'labrig-bench-'));
 const port = 20000 + Math.floor(Math.random() * 20000);
 let sshd = await startSshd({ dir, port });
 const host = new Host(
-  hostSchema.parse({ name: 'local', role: 'local', ssh: { address: '127.0.0.1', port, identityFile: sshd.identityFile, hostKey: sshd.hostKey }, expect: { arch: 'x86_64' } }),
+  hostSchema.parse({
+    name: 'local',
+    role: 'local',
+    ssh: { address: '127.0.0.1', port, identityFile: sshd.identityFile, hostKey: sshd.hostKey },
+    expect: { arch: 'x86_64' },
+  }),
   { logDir: dir },
 );
 const samples: number[] = [];
@@ -40,7 +45,9 @@ try {
     sshd = await restarted;
   }
   const sorted = [...samples].sort((a, b) => a - b);
-  process.stdout.write(`waitForReturn after sshd accepts: median ${sorted[2]!.toFixed(0)} ms, max ${sorted[4]!.toFixed(0)} ms (samples ${samples.map((s) => s.toFixed(0)).join(', ')})\n`);
+  process.stdout.write(
+    `waitForReturn after sshd accepts: median ${sorted[2]!.toFixed(0)} ms, max ${sorted[4]!.toFixed(0)} ms (samples ${samples.map((s) => s.toFixed(0)).join(', ')})\n`,
+  );
 } finally {
   await host.close();
   await sshd.stop();

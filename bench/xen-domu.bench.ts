@@ -15,13 +15,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Xl, uniqueDomainName, randomXenMac, type XlPvSpec } from '../drivers/xl.js';
-import { parseLab } from '../targets/config.js';
-import { Host } from '../targets/host.js';
-import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
 import { acquireLock, QEMU_SLOT_LOCK } from '../drivers/proc.js';
-import { markerArgument, readyPattern, DOMU_READY_PREFIX } from '../images/contracts/xen-domu.js';
+import { randomXenMac, uniqueDomainName, Xl, type XlPvSpec } from '../drivers/xl.js';
+import { DOMU_READY_PREFIX, markerArgument, readyPattern } from '../images/contracts/xen-domu.js';
 import { newMarker, openDomainConsole } from '../suites/xen/lifecycle.js';
+import { parseLab } from '../targets/config.js';
+import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
+import { Host } from '../targets/host.js';
 
 const n = Number(process.argv[2] ?? 3);
 const runDir = await mkdtemp(join(tmpdir(), 'labrig-bench-xen-'));
@@ -36,8 +36,21 @@ interface Sample {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
-function spec(name: string, marker: string, p: NonNullable<NonNullable<ReturnType<typeof parseLab>['hosts'][number]['suites']['xen']>['pvGuest']>): XlPvSpec {
-  return { type: 'pv', name, memoryMiB: p.memoryMiB, vcpus: p.vcpus, kernel: p.kernel, ramdisk: p.ramdisk, extra: `${p.extra} ${markerArgument(marker)}`, vifs: p.bridge ? [{ mac: randomXenMac(), bridge: p.bridge }] : [] };
+function spec(
+  name: string,
+  marker: string,
+  p: NonNullable<NonNullable<ReturnType<typeof parseLab>['hosts'][number]['suites']['xen']>['pvGuest']>,
+): XlPvSpec {
+  return {
+    type: 'pv',
+    name,
+    memoryMiB: p.memoryMiB,
+    vcpus: p.vcpus,
+    kernel: p.kernel,
+    ramdisk: p.ramdisk,
+    extra: `${p.extra} ${markerArgument(marker)}`,
+    vifs: p.bridge ? [{ mac: randomXenMac(), bridge: p.bridge }] : [],
+  };
 }
 
 /** The whole lifecycle in one dom0 script; dom0 times each phase itself (ms since create). */
@@ -79,7 +92,12 @@ try {
       const cfg = `/tmp/labrig-xen/${name}.cfg`;
       await xl.writeConfig(cfg, spec(name, marker, pv));
       const r = await host.run(bareScript(cfg, name, marker), { timeoutMs: 300_000, check: true });
-      const [createMs, markerMs, goneMs, totalMs] = /bare (\d+) (\d+) (\d+) (\d+)/.exec(r.stdout)!.slice(1).map(Number) as [number, number, number, number];
+      const [createMs, markerMs, goneMs, totalMs] = /bare (\d+) (\d+) (\d+) (\d+)/.exec(r.stdout)!.slice(1).map(Number) as [
+        number,
+        number,
+        number,
+        number,
+      ];
       bare.push({ createMs, markerMs, goneMs, totalMs });
     }
     {
@@ -102,15 +120,29 @@ try {
       await console.close();
       harness.push({ createMs: t1 - t0, markerMs: t2 - t1, goneMs: t3 - t2, totalMs: t3 - t0 });
     }
-    process.stderr.write(`iteration ${i + 1}/${n}: bare ${(bare[i]!.totalMs / 1000).toFixed(1)} s, harness ${(harness[i]!.totalMs / 1000).toFixed(1)} s\n`);
+    process.stderr.write(
+      `iteration ${i + 1}/${n}: bare ${(bare[i]!.totalMs / 1000).toFixed(1)} s, harness ${(harness[i]!.totalMs / 1000).toFixed(1)} s\n`,
+    );
   }
   const row = (label: string, xs: Sample[]) =>
-    `${label.padEnd(8)} create ${median(xs.map((x) => x.createMs)).toFixed(0).padStart(6)} ms  → marker ${median(xs.map((x) => x.markerMs)).toFixed(0).padStart(6)} ms  → destroyed ${median(xs.map((x) => x.goneMs)).toFixed(0).padStart(5)} ms  total ${median(xs.map((x) => x.totalMs)).toFixed(0).padStart(6)} ms`;
+    `${label.padEnd(8)} create ${median(xs.map((x) => x.createMs))
+      .toFixed(0)
+      .padStart(6)} ms  → marker ${median(xs.map((x) => x.markerMs))
+      .toFixed(0)
+      .padStart(6)} ms  → destroyed ${median(xs.map((x) => x.goneMs))
+      .toFixed(0)
+      .padStart(5)} ms  total ${median(xs.map((x) => x.totalMs))
+      .toFixed(0)
+      .padStart(6)} ms`;
   const overhead = median(harness.map((x) => x.totalMs)) - median(bare.map((x) => x.totalMs));
   process.stdout.write(`PV domU on emu-xen (TCG), medians of ${n}:\n${row('bare', bare)}\n${row('harness', harness)}\n`);
-  process.stdout.write(`harness overhead: ${overhead.toFixed(0)} ms (${((overhead / median(harness.map((x) => x.totalMs))) * 100).toFixed(1)} % of the harness wall time)\n`);
+  process.stdout.write(
+    `harness overhead: ${overhead.toFixed(0)} ms (${((overhead / median(harness.map((x) => x.totalMs))) * 100).toFixed(1)} % of the harness wall time)\n`,
+  );
   process.stdout.write(`one command through the persistent SSH shell: median ${median(rtt)} ms\n`);
-  process.stdout.write(`samples (ms): ${JSON.stringify({ bare, harness: harness.map((h) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Math.round(v)]))) })}\n`);
+  process.stdout.write(
+    `samples (ms): ${JSON.stringify({ bare, harness: harness.map((h) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Math.round(v)]))) })}\n`,
+  );
 } finally {
   await host?.close();
   await labDown({ runDir }).catch(() => {});

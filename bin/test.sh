@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash bin/setup.sh
 npx tsc --noEmit -p .
+npx biome check .   # the linter and formatter (biome.json)
 exec npx playwright test --config test/playwright.config.ts "$@"

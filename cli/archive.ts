@@ -3,8 +3,9 @@
  *   allure-results/  findings.json  manifest.json  junit.xml  logs/ (console and shell logs)
  *   lab.json         the lab as it was used: parsed config, secrets only as env-var names
  */
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+
 import { existsSync } from 'node:fs';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunContext } from '../targets/run-context.js';
 import type { Lab } from '../targets/schema.js';

@@ -1,8 +1,7 @@
 /** `labrig components fetch qemu=<v> [libvirt=<v>] [--from suite] [--into dir]`: a candidate build from Debian packages. */
 import type { Command } from 'commander';
-import { buildBinDir } from '../targets/components-build.js';
+import { buildBinDir, reachableByOthers } from '../targets/components-build.js';
 import { fetchComponents, parseComponentVersions } from '../targets/components-fetch.js';
-import { reachableByOthers } from '../targets/components-build.js';
 import { commandAction } from './host-args.js';
 
 export function registerComponentsCommands(program: Command, setCode: (code: number) => void): void {
@@ -19,7 +18,9 @@ export function registerComponentsCommands(program: Command, setCode: (code: num
         await commandAction('components fetch', async () => {
           const t0 = performance.now();
           const { build, cached } = await fetchComponents({
-            versions: parseComponentVersions(words), from: opts.from, ...(opts.into ? { into: opts.into } : {}),
+            versions: parseComponentVersions(words),
+            from: opts.from,
+            ...(opts.into ? { into: opts.into } : {}),
             say: (l) => process.stderr.write(`labrig: ${l}\n`),
           });
           if (opts.json) {
@@ -31,7 +32,10 @@ export function registerComponentsCommands(program: Command, setCode: (code: num
           for (const [c, v] of Object.entries(build.components)) process.stdout.write(`  ${c} ${v.version}\n`);
           process.stdout.write(`  components.qemuDir / components.libvirtDir: ${buildBinDir(build.dir)}\n`);
           const closed = await reachableByOthers(build.dir);
-          if (closed) process.stdout.write(`  note: ${closed} is not o+x: a libvirt that runs QEMU as another user (libvirt-qemu) cannot reach this build; --into a prefix such as /opt/labrig\n`);
+          if (closed)
+            process.stdout.write(
+              `  note: ${closed} is not o+x: a libvirt that runs QEMU as another user (libvirt-qemu) cannot reach this build; --into a prefix such as /opt/labrig\n`,
+            );
           return 0;
         }),
       );

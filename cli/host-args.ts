@@ -13,7 +13,9 @@ export class UsageError extends Error {
 export function pickHosts(lab: Lab, names: readonly string[]): HostConfig[] {
   const unknown = names.filter((n) => !lab.hosts.some((h) => h.name === n));
   if (unknown.length)
-    throw new UsageError(`no host ${unknown.map((n) => `"${n}"`).join(', ')} in lab ${lab.name} (hosts: ${lab.hosts.map((h) => h.name).join(', ')})`);
+    throw new UsageError(
+      `no host ${unknown.map((n) => `"${n}"`).join(', ')} in lab ${lab.name} (hosts: ${lab.hosts.map((h) => h.name).join(', ')})`,
+    );
   return names.length ? names.map((n) => lab.hosts.find((h) => h.name === n)!) : lab.hosts;
 }
 

@@ -11,6 +11,8 @@ import { loadLab } from '../targets/config.js';
 import {
   describeReservation,
   describeState,
+  type HostMarks,
+  type HostStateName,
   hostStates,
   isUnreadable,
   lockHost,
@@ -18,8 +20,6 @@ import {
   setHostState,
   unlockHost,
   whoAmI,
-  type HostMarks,
-  type HostStateName,
 } from '../targets/reservation.js';
 import type { HostConfig, Lab } from '../targets/schema.js';
 import { commandAction, pickHost, pickHosts, UsageError } from './host-args.js';
@@ -122,7 +122,8 @@ async function who(lab: Lab, names: string[], json: boolean): Promise<number> {
   if (json) out(JSON.stringify(rows, null, 2));
   else {
     const width = Math.max(4, ...rows.map((r) => r.host.length));
-    for (const r of rows) out(`${r.host.padEnd(width)}  ${'error' in r ? `cannot tell: ${r.error}` : `${reservationText(r)}; state ${stateText(r)}`}`);
+    for (const r of rows)
+      out(`${r.host.padEnd(width)}  ${'error' in r ? `cannot tell: ${r.error}` : `${reservationText(r)}; state ${stateText(r)}`}`);
   }
   return rows.some((r) => 'error' in r) ? 3 : 0;
 }
@@ -158,14 +159,14 @@ export function registerHostCommands(program: Command, setCode: (code: number) =
 
   program
     .command('unlock')
-    .description('release your reservation of a host (someone else\'s: --force, logged on the host)')
+    .description("release your reservation of a host (someone else's: --force, logged on the host)")
     .argument('<host>')
     .option('--force', "release someone else's reservation")
     .action((host: string, opts: { force?: boolean }) => act('unlock', async () => unlock(await loadLab(), host, opts.force ?? false)));
 
   program
     .command('who')
-    .description('who reserved which host, since when and why, and each host\'s state')
+    .description("who reserved which host, since when and why, and each host's state")
     .argument('[hosts...]', 'only these hosts')
     .option('--json', 'as JSON')
     .action((hosts: string[], opts: { json?: boolean }) => act('who', async () => who(await loadLab(), hosts, opts.json ?? false)));

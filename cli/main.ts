@@ -72,7 +72,8 @@ export async function main(argv: string[]): Promise<number> {
         pickHosts(lab, hosts);
         const checks = await doctor(lab, hosts);
         if (opts.json) process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
-        else for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
+        else
+          for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(14)} ${c.check.padEnd(8)} ${c.detail}\n`);
         return checks.every((c) => c.ok) ? 0 : 3;
       });
     });
@@ -114,7 +115,9 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('compare')
-    .description('what changed between two archived runs: findings, versions, tests; exit 1 when something regressed, 2 when the runs cannot be read')
+    .description(
+      'what changed between two archived runs: findings, versions, tests; exit 1 when something regressed, 2 when the runs cannot be read',
+    )
     .argument('<runA>', 'the reference run: a run id under reports/runs/ or a run directory')
     .argument('<runB>', 'the run to judge against it')
     .option('--json', 'the comparison as JSON instead of text')
@@ -135,7 +138,9 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('trend')
-    .description('one finding across the kept runs: run → value with the host\'s versions, and a sparkline; exit 2 naming the known keys when it was never recorded')
+    .description(
+      "one finding across the kept runs: run → value with the host's versions, and a sparkline; exit 2 naming the known keys when it was never recorded",
+    )
     .argument('<key>', 'the finding key, e.g. ceiling_newest, pmem.vm_blackout_ms, domu_create_s')
     .option('--host <host>', 'only this host')
     .option('--suite <suite>', 'only this suite')
@@ -151,7 +156,8 @@ export async function main(argv: string[]): Promise<number> {
     sub.action(async (hosts: string[], opts: { json?: boolean }) => {
       code = await commandAction(`lab ${action}`, async () => {
         const unknown = hosts.filter((h) => !labHostNames.includes(h));
-        if (unknown.length) throw new UsageError(`no emulated host ${unknown.map((h) => `"${h}"`).join(', ')} (hosts: ${labHostNames.join(', ')})`);
+        if (unknown.length)
+          throw new UsageError(`no emulated host ${unknown.map((h) => `"${h}"`).join(', ')} (hosts: ${labHostNames.join(', ')})`);
         // every way `lab up/down/status` fails (a host down, a build, a boot) is the lab's
         if (action === 'up') return labUpInterruptible(hosts);
         if (!opts.json) return (await labCommand(action, hosts.length ? hosts : undefined)) === 0 ? 0 : 3;

@@ -5,24 +5,25 @@
  * with the reason — and the others go on. Then every suite, the report, the run archived under
  * <runsDir>/<runId>/, and an exit code that says what happened (reports/verdict.ts).
  */
-import { execa, type ResultPromise } from 'execa';
+
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
 import { reportCommand } from '../reports/cli.js';
 import { redactRunOutput } from '../reports/redact.js';
 import { readResults } from '../reports/results.js';
 import { EXIT, runVerdict } from '../reports/verdict.js';
-import { configDir, loadLab, writeResolvedLab } from '../targets/config.js';
 import { applyLabComponents, componentsFile, hasComponents } from '../targets/components.js';
+import { configDir, loadLab, writeResolvedLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
 import { labDown, labHostNames, labStatus } from '../targets/emulated/lab.js';
-import { quarantineFile, type Quarantine } from '../targets/quarantine.js';
-import { repoRoot, resolveRunContext, runContextEnv, type RunContext } from '../targets/run-context.js';
+import { type Quarantine, quarantineFile } from '../targets/quarantine.js';
+import { type RunContext, repoRoot, resolveRunContext, runContextEnv } from '../targets/run-context.js';
 import type { Lab } from '../targets/schema.js';
 import { archiveRun } from './archive.js';
-import { onInterrupt } from './interrupt.js';
 import { UsageError } from './host-args.js';
+import { onInterrupt } from './interrupt.js';
 
 const say = (line: string) => process.stderr.write(`labrig: ${line}\n`);
 const playwrightCli = join(repoRoot, 'node_modules', '@playwright', 'test', 'cli.js');
@@ -41,7 +42,8 @@ export function projectsOf(args: readonly string[]): string[] {
 async function bringUpEmulated(wanted: readonly string[], signal: AbortSignal): Promise<{ code: number; started: string[] }> {
   const alreadyUp = new Set((await labStatus()).filter((r) => r.state === 'up').map((r) => r.name));
   const started = wanted.filter((h) => !alreadyUp.has(h));
-  if (alreadyUp.size) say(`already up, left up after the run: ${[...alreadyUp].filter((h) => wanted.includes(h)).join(', ') || 'none of this run'}`);
+  if (alreadyUp.size)
+    say(`already up, left up after the run: ${[...alreadyUp].filter((h) => wanted.includes(h)).join(', ') || 'none of this run'}`);
   if (started.length) say(`bringing the emulated lab up: ${started.join(', ')}`);
   return { code: started.length ? await labCommand('up', [...wanted], signal) : 0, started };
 }
@@ -90,14 +92,20 @@ export async function runCommand(playwrightArgs: string[], opts: { labOverride?:
     const lab = opts.labOverride ? opts.labOverride(loaded) : loaded;
     if (projects.length) {
       const unknown = projects.filter((p) => !lab.hosts.some((h) => h.name === p));
-      if (unknown.length) throw new UsageError(`no host ${unknown.join(', ')} in lab ${lab.name}; its hosts: ${lab.hosts.map((h) => h.name).join(', ')}`);
+      if (unknown.length)
+        throw new UsageError(`no host ${unknown.join(', ')} in lab ${lab.name}; its hosts: ${lab.hosts.map((h) => h.name).join(', ')}`);
       scope = projects;
     } else scope = lab.hosts.map((h) => h.name);
 
     const ctx: RunContext = { ...resolveRunContext({ labOutDir: lab.outDir, configDir: configDir() }), labFile: '' };
     ctx.labFile = join(ctx.outDir, 'lab.json');
     await mkdir(ctx.outDir, { recursive: true });
-    for (const stale of [join(ctx.outDir, 'allure-results'), join(ctx.outDir, 'attempts'), componentsFile(ctx.outDir), quarantineFile(ctx.outDir)])
+    for (const stale of [
+      join(ctx.outDir, 'allure-results'),
+      join(ctx.outDir, 'attempts'),
+      componentsFile(ctx.outDir),
+      quarantineFile(ctx.outDir),
+    ])
       await rm(stale, { recursive: true, force: true });
     await writeResolvedLab(lab, ctx.labFile);
 

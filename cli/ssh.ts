@@ -26,7 +26,9 @@ export async function sshCommand(config: HostConfig, command: readonly string[],
   const stdin = process.stdin;
   const interactive = command.length === 0;
   const pty: PseudoTtyOptions | false =
-    (opts.tty ?? (interactive && stdin.isTTY)) ? { term: process.env.TERM || 'vt100', rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 } : false;
+    (opts.tty ?? (interactive && stdin.isTTY))
+      ? { term: process.env.TERM || 'vt100', rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 }
+      : false;
   try {
     const ch = await new Promise<ClientChannel>((resolve, reject) => {
       const done = (err: Error | undefined, channel: ClientChannel) => (err ? reject(err) : resolve(channel));

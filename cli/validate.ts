@@ -12,9 +12,9 @@ import type { Command } from 'commander';
 import { LabError } from '../drivers/errors.js';
 import { compareRuns } from '../reports/compare.js';
 import { formatComparison } from '../reports/compare-cli.js';
-import { findingRows, formatFindingRows, scopeSnapshot, type Scope } from '../reports/compare-scope.js';
+import { findingRows, formatFindingRows, type Scope, scopeSnapshot } from '../reports/compare-scope.js';
 import { loadRunSnapshot, resolveRunDir } from '../reports/run-dir.js';
-import { buildBinDir, buildFile, reachableByOthers, type BuildRecord } from '../targets/components-build.js';
+import { type BuildRecord, buildBinDir, buildFile, reachableByOthers } from '../targets/components-build.js';
 import { fetchComponents, parseComponentVersions } from '../targets/components-fetch.js';
 import { runsDirOf } from '../targets/run-context.js';
 import type { Lab, Role } from '../targets/schema.js';
@@ -49,11 +49,20 @@ export async function validate(opts: ValidateOptions, extraArgs: string[] = []):
     throw new UsageError(`--baseline: ${e.message}`);
   });
   const versions = parseComponentVersions([opts.candidate]);
-  if (versions.libvirt) throw new UsageError('--candidate: libvirt=… needs components.libvirtDir, which this labrig does not have yet; validate qemu=… alone');
+  if (versions.libvirt)
+    throw new UsageError('--candidate: libvirt=… needs components.libvirtDir, which this labrig does not have yet; validate qemu=… alone');
   const { build, cached } = await fetchComponents({ versions, from: opts.from, ...(opts.into ? { into: opts.into } : {}), say });
-  say(`candidate ${Object.entries(build.components).map(([c, v]) => `${c} ${v.version}`).join(', ')} (${cached ? 'cached' : `fetched in ${build.fetchSeconds} s`}): ${build.dir}`);
+  say(
+    `candidate ${Object.entries(build.components)
+      .map(([c, v]) => `${c} ${v.version}`)
+      .join(', ')} (${cached ? 'cached' : `fetched in ${build.fetchSeconds} s`}): ${build.dir}`,
+  );
   const closed = await reachableByOthers(build.dir);
-  if (closed) throw new LabError('config', `components: qemu build ${build.dir} cannot be reached by libvirt's QEMU user (${closed} is not o+x): fetch it --into a prefix such as /opt/labrig`);
+  if (closed)
+    throw new LabError(
+      'config',
+      `components: qemu build ${build.dir} cannot be reached by libvirt's QEMU user (${closed} is not o+x): fetch it --into a prefix such as /opt/labrig`,
+    );
 
   const args = [...(opts.project ?? []).map((p) => `--project=${p}`), ...(opts.grep ? ['--grep', opts.grep] : []), ...extraArgs];
   let hosts: string[] = [];
@@ -62,8 +71,11 @@ export async function validate(opts: ValidateOptions, extraArgs: string[] = []):
   const runExit = await runCommand(args, {
     labOverride: (lab) => {
       const scope = projectsOf(args);
-      hosts = lab.hosts.filter((h) => (!scope.length || scope.includes(h.name)) && h.role.some((r) => qemuRoles.includes(r))).map((h) => h.name);
-      if (!hosts.length) throw new UsageError(`no host in scope runs QEMU on itself (roles ${qemuRoles.join(', ')}): nothing would use the candidate`);
+      hosts = lab.hosts
+        .filter((h) => (!scope.length || scope.includes(h.name)) && h.role.some((r) => qemuRoles.includes(r)))
+        .map((h) => h.name);
+      if (!hosts.length)
+        throw new UsageError(`no host in scope runs QEMU on itself (roles ${qemuRoles.join(', ')}): nothing would use the candidate`);
       say(`candidate QEMU for this run on ${hosts.join(', ')}: components.qemuDir = ${buildBinDir(build.dir)}`);
       return withCandidate(lab, build, hosts);
     },
@@ -79,8 +91,12 @@ export async function validate(opts: ValidateOptions, extraArgs: string[] = []):
   const out = join(candidateDir, 'validation');
   await mkdir(join(out, 'baseline'), { recursive: true });
   await cp(buildFile(build.dir), join(out, 'candidate-build.json'));
-  for (const name of ['findings.json', 'manifest.json', 'junit.xml', 'lab.json']) await cp(join(baselineDir, name), join(out, 'baseline', name)).catch(() => undefined);
-  await writeFile(join(out, 'comparison.json'), `${JSON.stringify({ baseline: baselineDir, candidate: candidateDir, scope, build: build.components, comparison, findings: rows }, null, 2)}\n`);
+  for (const name of ['findings.json', 'manifest.json', 'junit.xml', 'lab.json'])
+    await cp(join(baselineDir, name), join(out, 'baseline', name)).catch(() => undefined);
+  await writeFile(
+    join(out, 'comparison.json'),
+    `${JSON.stringify({ baseline: baselineDir, candidate: candidateDir, scope, build: build.components, comparison, findings: rows }, null, 2)}\n`,
+  );
   await writeFile(join(out, 'comparison.txt'), text);
   process.stdout.write(`\n${text}`);
   process.stdout.write(`validation: ${out}\n`);
@@ -92,11 +108,13 @@ export async function validate(opts: ValidateOptions, extraArgs: string[] = []):
 export function registerValidateCommand(program: Command, setCode: (code: number) => void): void {
   program
     .command('validate')
-    .description('run the suites with a candidate QEMU on the hosts that use it, then compare against a baseline run; exit 1 when something regressed')
+    .description(
+      'run the suites with a candidate QEMU on the hosts that use it, then compare against a baseline run; exit 1 when something regressed',
+    )
     .requiredOption('--baseline <run>', 'the reference run: a run id under the runs dir or a run directory')
     .requiredOption('--candidate <versions>', 'qemu=<version> (a Debian version, or its upstream part: 10.0.2)')
     .option('--from <suite>', 'the Debian suite the candidate comes from', 'bookworm-backports')
-    .option('--into <dir>', 'where candidate builds live (must be reachable by libvirt\'s QEMU user)')
+    .option('--into <dir>', "where candidate builds live (must be reachable by libvirt's QEMU user)")
     .option('--project <hosts...>', 'only these hosts')
     .option('--grep <regex>', 'only the tests whose title matches (as playwright test --grep)')
     .argument('[playwrightArgs...]', 'passed to playwright test')
@@ -105,4 +123,3 @@ export function registerValidateCommand(program: Command, setCode: (code: number
       setCode(await commandAction('validate', () => validate(opts, extra)));
     });
 }
-

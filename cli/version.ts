@@ -7,7 +7,11 @@ const root = resolve(import.meta.dirname, '..');
 
 function gitRevision(): string {
   try {
-    return execFileSync('git', ['-C', root, 'describe', '--always', '--dirty', '--abbrev=12'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
+    return execFileSync('git', ['-C', root, 'describe', '--always', '--dirty', '--abbrev=12'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000,
+    }).trim();
   } catch {
     return 'no git revision';
   }

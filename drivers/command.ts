@@ -56,7 +56,9 @@ export interface HostCommands extends CommandRunner {
 /** `check` for a command on a host: a non-zero exit is the product's failure. */
 export function checkOnHost(host: string, command: string, r: CommandResult, opts: CommandOptions): CommandResult {
   if (opts.check && r.code !== 0)
-    throw new ProductError('command-failed', `exit ${r.code ?? r.signal}: ${command}\n${(r.stderr || r.stdout).trim().slice(-2000)}`, { host });
+    throw new ProductError('command-failed', `exit ${r.code ?? r.signal}: ${command}\n${(r.stderr || r.stdout).trim().slice(-2000)}`, {
+      host,
+    });
   return r;
 }
 

@@ -7,7 +7,7 @@
  * (a match may span pieces), not from the wait's start again, so a wait that sits
  * through megabytes of boot log costs per piece, not per byte received so far.
  */
-import { findEarliest, type ConsoleText, type Found } from './console-text.js';
+import { type ConsoleText, type Found, findEarliest } from './console-text.js';
 
 export interface ExpectResult {
   /** `match.index` is an absolute offset in the console text. */
@@ -130,7 +130,8 @@ export class Waiters {
     // A tie goes to the caller: a test that provokes a panic may expect its very words.
     if (death && (!hit || death.start < hit.start)) {
       this.hooks.advance(death.end); // reported once, not again by the next wait
-      return this.settle(w, this.hooks.panic(death, w.what));
+      this.settle(w, this.hooks.panic(death, w.what));
+      return;
     }
     if (!hit) return;
     this.hooks.advance(hit.end);

@@ -9,8 +9,8 @@
 import { read as fsRead } from 'node:fs';
 import { promisify } from 'node:util';
 import { SerialPort } from 'serialport';
-import { LabError } from './errors.js';
 import type { Transport } from './console-transport.js';
+import { LabError } from './errors.js';
 
 const readAsync = promisify(fsRead);
 

@@ -7,10 +7,10 @@
  */
 import { PassThrough } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
-import { LabError } from './errors.js';
-import { ipmiEnv, ipmitoolBase, type IpmiAccess } from './ipmi.js';
-import { runLocal } from './local.js';
 import type { Transport } from './console-transport.js';
+import { LabError } from './errors.js';
+import { type IpmiAccess, ipmiEnv, ipmitoolBase } from './ipmi.js';
+import { runLocal } from './local.js';
 
 export interface SolConfig extends IpmiAccess {
   takeOver: boolean;
@@ -40,7 +40,10 @@ export const describeSol = (c: IpmiAccess): string => `IPMI SOL ${c.address}:${c
 
 /** `raw 0x06 0x4b 0x01 0x01` (Get Payload Instance Info, SOL instance 1): the holder's session ID, little-endian. */
 export function parsePayloadHolder(rawOut: string): string | undefined {
-  const bytes = rawOut.trim().split(/\s+/).filter((b) => /^[0-9a-f]{2}$/i.test(b));
+  const bytes = rawOut
+    .trim()
+    .split(/\s+/)
+    .filter((b) => /^[0-9a-f]{2}$/i.test(b));
   if (bytes.length < 4) return undefined;
   const id = bytes.slice(0, 4).reverse().join('').toLowerCase();
   return /^0+$/.test(id) ? undefined : `0x${id}`;
@@ -58,9 +61,22 @@ interface Attempt {
   stderr: () => string;
 }
 
-async function activate(c: SolConfig, env: Record<string, string>, timeoutMs: number, host: string | undefined): Promise<Attempt | { ended: string }> {
+async function activate(
+  c: SolConfig,
+  env: Record<string, string>,
+  timeoutMs: number,
+  host: string | undefined,
+): Promise<Attempt | { ended: string }> {
   // ipmitool's stdout is a pipe here, so stdio would hold console bytes (and the banner) in its buffer: unbuffered.
-  const sub = execa('stdbuf', ['-o0', ...solArgv(c, 'activate')], { env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, forceKillAfterDelay: 2000 });
+  const sub = execa('stdbuf', ['-o0', ...solArgv(c, 'activate')], {
+    env,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    forceKillAfterDelay: 2000,
+  });
   const out = new PassThrough();
   sub.stdout.pipe(out);
   let seen = '';
@@ -86,18 +102,25 @@ async function activate(c: SolConfig, env: Record<string, string>, timeoutMs: nu
   if (ready === 'timeout') {
     sub.kill('SIGTERM');
     await sub;
-    throw new LabError('unreachable', `${describeSol(c)}: no SOL session within ${timeoutMs} ms${stderr.trim() ? `: ${stderr.trim()}` : ''}`, { host });
+    throw new LabError(
+      'unreachable',
+      `${describeSol(c)}: no SOL session within ${timeoutMs} ms${stderr.trim() ? `: ${stderr.trim()}` : ''}`,
+      { host },
+    );
   }
   const r = await sub;
   const status = r.exitCode !== undefined ? `exit ${r.exitCode}` : `signal ${r.signal ?? '?'}`;
-  if (r.exitCode === undefined && r.failed && !r.signal) throw new LabError('runner-tool', `cannot run ipmitool: ${r.shortMessage}`, { host });
+  if (r.exitCode === undefined && r.failed && !r.signal)
+    throw new LabError('runner-tool', `cannot run ipmitool: ${r.shortMessage}`, { host });
   return { ended: `${status}: ${`${stderr}\n${seen}`.trim()}` };
 }
 
 /** Who holds the SOL payload, as far as the BMC tells (not every BMC answers these). */
 async function holderOf(c: SolConfig, env: Record<string, string>): Promise<string> {
   const base = ipmitoolBase(c);
-  const raw = await runLocal([...base, 'raw', '0x06', '0x4b', '0x01', '0x01'], { env, timeoutMs: 15_000, check: false }).catch(() => undefined);
+  const raw = await runLocal([...base, 'raw', '0x06', '0x4b', '0x01', '0x01'], { env, timeoutMs: 15_000, check: false }).catch(
+    () => undefined,
+  );
   const id = raw?.code === 0 ? parsePayloadHolder(raw.stdout) : undefined;
   if (!id) return 'held by another session (the BMC did not say which)';
   const info = await runLocal([...base, 'session', 'info', 'id', id], { env, timeoutMs: 15_000, check: false }).catch(() => undefined);
@@ -112,11 +135,13 @@ export async function openSol(c: SolConfig, opts: SolOptions = {}): Promise<Tran
   let attempt = await activate(c, env, timeoutMs, opts.host);
   if ('ended' in attempt && SOL_BUSY.test(attempt.ended) && c.takeOver) {
     const d = await runLocal(solArgv(c, 'deactivate'), { env, timeoutMs: 15_000, check: false });
-    if (d.code !== 0) throw new LabError('console-busy', `${where}: SOL busy, and sol deactivate failed: ${d.stderr.trim()}`, { host: opts.host });
+    if (d.code !== 0)
+      throw new LabError('console-busy', `${where}: SOL busy, and sol deactivate failed: ${d.stderr.trim()}`, { host: opts.host });
     attempt = await activate(c, env, timeoutMs, opts.host);
   }
   if ('ended' in attempt) {
-    if (SOL_BUSY.test(attempt.ended)) throw new LabError('console-busy', `${where}: SOL payload already active, ${await holderOf(c, env)}`, { host: opts.host });
+    if (SOL_BUSY.test(attempt.ended))
+      throw new LabError('console-busy', `${where}: SOL payload already active, ${await holderOf(c, env)}`, { host: opts.host });
     throw new LabError('unreachable', `${where}: ipmitool sol activate ended (${attempt.ended})`, { host: opts.host });
   }
   const { sub, out, stderr } = attempt;

@@ -44,7 +44,8 @@ export class TelnetFilter {
       switch (this.state) {
         case 'data':
           if (b === IAC) this.state = 'iac';
-          else if (b === 0 && this.afterCr && !this.remoteOn.has(OPT_BINARY)) this.afterCr = false; // NVT: CR NUL is a bare CR
+          else if (b === 0 && this.afterCr && !this.remoteOn.has(OPT_BINARY))
+            this.afterCr = false; // NVT: CR NUL is a bare CR
           else {
             data.push(b);
             this.afterCr = b === 13;

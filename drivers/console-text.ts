@@ -88,7 +88,7 @@ export function escapeRegExp(s: string): string {
 /** A string is a literal; a RegExp is recompiled with `g` so lastIndex can start a scan. */
 export function toScanner(p: RegExp | string): RegExp {
   if (typeof p === 'string') return new RegExp(escapeRegExp(p), 'g');
-  return new RegExp(p.source, p.flags.replace(/[gy]/g, '') + 'g');
+  return new RegExp(p.source, `${p.flags.replace(/[gy]/g, '')}g`);
 }
 
 export function describePatterns(patterns: readonly (RegExp | string)[]): string {

@@ -3,14 +3,14 @@
  * serialport, TCP (optionally telnet, as ser2net speaks it), a unix socket (QEMU or
  * libvirt chardev), or a command's stdio on the runner or over SSH.
  */
-import { connect, type Socket, type NetConnectOpts } from 'node:net';
-import { Transform, Writable, type Readable } from 'node:stream';
+import { connect, type NetConnectOpts, type Socket } from 'node:net';
+import { type Readable, Transform, Writable } from 'node:stream';
 import { execa } from 'execa';
-import { LabError } from './errors.js';
-import { TelnetFilter, telnetEscape } from './console-telnet.js';
+import type { ConsoleConfig } from '../targets/schema.js';
 import { openSerial } from './console-serial.js';
 import { describeSol, openSol } from './console-sol.js';
-import type { ConsoleConfig } from '../targets/schema.js';
+import { TelnetFilter, telnetEscape } from './console-telnet.js';
+import { LabError } from './errors.js';
 
 export interface CommandStream {
   stdin: Writable;
@@ -136,7 +136,8 @@ async function refusal(socket: Socket, host: string, where: string): Promise<Buf
   socket.off('data', onData);
   socket.pause();
   const text = new TelnetFilter().feed(Buffer.concat(early)).data.toString('latin1').trim();
-  if (SER2NET_IN_USE.test(text)) throw new LabError('console-busy', `${where} answered "${text}": another client holds the console`, { host });
+  if (SER2NET_IN_USE.test(text))
+    throw new LabError('console-busy', `${where} answered "${text}": another client holds the console`, { host });
   if (closed) throw new LabError('unreachable', `${where} closed the connection at once${text ? `, saying "${text}"` : ''}`, { host });
   return early;
 }
@@ -181,10 +182,7 @@ async function spawnCommand(argv: readonly string[], host: string, where: string
   // its last few KB explain why the console ended.
   let stderr = '';
   sub.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-4096)));
-  const started = await Promise.race([
-    new Promise<true>((resolve) => sub.once('spawn', () => resolve(true))),
-    sub.then((r) => r),
-  ]);
+  const started = await Promise.race([new Promise<true>((resolve) => sub.once('spawn', () => resolve(true))), sub.then((r) => r)]);
   if (started !== true)
     throw new LabError('unreachable', `cannot start console command (${where}): ${started.shortMessage ?? started.message}`, { host });
   return {

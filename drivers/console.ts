@@ -8,22 +8,23 @@
  * patterns match that text as it is. `stripAnsi`/`cleanForHumans` are offered for what a
  * caller does with `before`; tails in errors are cleaned for reading.
  */
-import { LineStamper, timestampedLogPath } from './console-timestamps.js';
+
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { Readable, type Writable } from 'node:stream';
-import { LabError, ProductError } from './errors.js';
-import { silentRecorder, type Recorder } from './recorder.js';
-import { ConsoleText, cleanForHumans, defaultDeathStrings, describePatterns, toScanner, type Found } from './console-text.js';
-import { Waiters, type ExpectResult } from './console-expect.js';
-import { openTransport, type ConsoleDeps, type Transport } from './console-transport.js';
+import { StringDecoder } from 'node:string_decoder';
 import type { ConsoleConfig } from '../targets/schema.js';
+import { type ExpectResult, Waiters } from './console-expect.js';
+import { ConsoleText, cleanForHumans, defaultDeathStrings, describePatterns, type Found, toScanner } from './console-text.js';
+import { LineStamper, timestampedLogPath } from './console-timestamps.js';
+import { type ConsoleDeps, openTransport, type Transport } from './console-transport.js';
+import { LabError, ProductError } from './errors.js';
+import { type Recorder, silentRecorder } from './recorder.js';
 
+export type { ExpectResult } from './console-expect.js';
+export { cleanForHumans, defaultDeathStrings, stripAnsi } from './console-text.js';
 export type { CommandStream, ConsoleDeps } from './console-transport.js';
 export { describeConsole } from './console-transport.js';
-export { stripAnsi, cleanForHumans, defaultDeathStrings } from './console-text.js';
-export type { ExpectResult } from './console-expect.js';
 
 export interface ConsoleOptions {
   /** Host name, used in errors. */
@@ -116,7 +117,12 @@ export class Console {
       } catch (e) {
         // Most likely the log file: release the port so the next attempt is not "busy".
         await transport.close().catch(() => {});
-        throw new LabError('lab-setup', `cannot record console ${transport.where} to ${opts.logPath}: ${(e as Error).message}`, { host: opts.name }, { cause: e });
+        throw new LabError(
+          'lab-setup',
+          `cannot record console ${transport.where} to ${opts.logPath}: ${(e as Error).message}`,
+          { host: opts.name },
+          { cause: e },
+        );
       }
     });
   }
@@ -150,7 +156,11 @@ export class Console {
         panic: (death, what) => this.panicError(death, what),
         timeout: (what, ms) =>
           this.silentIsLab && this.bytesIn === 0
-            ? new LabError('console-silent', `waited ${ms / 1000}s for ${what} on ${this.where}, and not one byte has arrived since it opened: the console is dead or another client holds it`, this.context())
+            ? new LabError(
+                'console-silent',
+                `waited ${ms / 1000}s for ${what} on ${this.where}, and not one byte has arrived since it opened: the console is dead or another client holds it`,
+                this.context(),
+              )
             : new ProductError('timeout', `waited ${ms / 1000}s for ${what} on ${this.where}`, this.context()),
         ended: (what) => new LabError('unreachable', `console closed while waiting for ${what} (${this.reason})`, this.context()),
       },
@@ -210,8 +220,7 @@ export class Console {
   async write(data: string | Buffer): Promise<void> {
     const w = this.transport.writable;
     if (!w) throw new LabError('unreachable', `console ${this.where} is read-only`, { host: this.name });
-    if (this.closed)
-      throw new LabError('unreachable', `console closed (${this.reason}); cannot write`, this.context());
+    if (this.closed) throw new LabError('unreachable', `console closed (${this.reason}); cannot write`, this.context());
     await new Promise<void>((resolve, reject) =>
       w.write(data, (err) =>
         err ? reject(new LabError('unreachable', `console write failed: ${err.message}`, this.context(), { cause: err })) : resolve(),
@@ -305,7 +314,10 @@ export class Console {
       }
       this.waiters.failAll();
       this.recorder.log(`console ${this.name}: ${this.reason}; ${this.store.length} chars in ${this.logPath}`);
-      await withDeadline(this.transport.close().catch(() => {}), 5000);
+      await withDeadline(
+        this.transport.close().catch(() => {}),
+        5000,
+      );
       if (this.logFd !== undefined) closeSync(this.logFd);
       this.logFd = undefined;
       this.stamped?.close();

@@ -79,7 +79,11 @@ function rootPortControllers(spec: DomainSpec): object[] {
       model: { '@_name': 'pcie-root-port' },
       target: { '@_chassis': i, '@_port': hex(0x8 + i - 1) },
       address: {
-        '@_type': 'pci', '@_domain': '0x0000', '@_bus': '0x00', '@_slot': hex(slot), '@_function': hex(fn, 1),
+        '@_type': 'pci',
+        '@_domain': '0x0000',
+        '@_bus': '0x00',
+        '@_slot': hex(slot),
+        '@_function': hex(fn, 1),
         ...(spec.packRootPorts && fn === 0 ? { '@_multifunction': 'on' } : {}),
       },
     });
@@ -94,16 +98,32 @@ function portDeviceNodes(spec: DomainSpec): { controller: object[]; video: objec
   const out = { controller: [] as object[], video: [] as object[], disk: [] as object[] };
   const devices = spec.portDevices ?? [];
   if (devices.length && (spec.rootPorts ?? 0) <= devices.length)
-    throw new Error(`${devices.length} port devices (${devices.join(', ')}) need more than ${devices.length} root ports, asked ${spec.rootPorts ?? 0}`);
+    throw new Error(
+      `${devices.length} port devices (${devices.join(', ')}) need more than ${devices.length} root ports, asked ${spec.rootPorts ?? 0}`,
+    );
   const nextIndex = (spec.rootPorts ?? 0) + 1;
   devices.forEach((d, i) => {
     const address = onPort(i + 1);
     if (d === 'xhci') out.controller.push({ '@_type': 'usb', '@_index': 0, '@_model': 'qemu-xhci', address });
     if (d === 'video') out.video.push({ model: { '@_type': 'virtio', '@_heads': 1, '@_primary': 'yes' }, address });
-    if (d === 'pcie-to-pci-bridge') out.controller.push({ '@_type': 'pci', '@_index': nextIndex, '@_model': 'pcie-to-pci-bridge', model: { '@_name': 'pcie-pci-bridge' }, address });
+    if (d === 'pcie-to-pci-bridge')
+      out.controller.push({
+        '@_type': 'pci',
+        '@_index': nextIndex,
+        '@_model': 'pcie-to-pci-bridge',
+        model: { '@_name': 'pcie-pci-bridge' },
+        address,
+      });
     if (d === 'scsi-cdrom') {
       out.controller.push({ '@_type': 'scsi', '@_index': 0, '@_model': 'virtio-scsi', address });
-      out.disk.push({ '@_type': 'file', '@_device': 'cdrom', driver: { '@_name': 'qemu', '@_type': 'raw' }, target: { '@_dev': 'sda', '@_bus': 'scsi' }, readonly: '', address: { '@_type': 'drive', '@_controller': 0, '@_bus': 0, '@_target': 0, '@_unit': 0 } });
+      out.disk.push({
+        '@_type': 'file',
+        '@_device': 'cdrom',
+        driver: { '@_name': 'qemu', '@_type': 'raw' },
+        target: { '@_dev': 'sda', '@_bus': 'scsi' },
+        readonly: '',
+        address: { '@_type': 'drive', '@_controller': 0, '@_bus': 0, '@_target': 0, '@_unit': 0 },
+      });
     }
   });
   return out;
@@ -204,7 +224,12 @@ const attr = (n: unknown, a: string) => (n as Node | undefined)?.[`@_${a}`] as s
 
 /** What libvirt made of a domain, from `virsh dumpxml`. */
 export function summariseDomain(xml: string): DomainSummary {
-  const parsed = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', parseAttributeValue: false, parseTagValue: false }).parse(xml) as { domain?: Node };
+  const parsed = new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: '@_',
+    parseAttributeValue: false,
+    parseTagValue: false,
+  }).parse(xml) as { domain?: Node };
   const d = parsed.domain;
   if (!d) throw new Error('not a <domain> document');
   const devices = (d.devices ?? {}) as Node;
@@ -216,14 +241,20 @@ export function summariseDomain(xml: string): DomainSummary {
     arch: attr(os.type, 'arch') ?? '',
     machine: attr(os.type, 'machine') ?? '',
     emulator: devices.emulator === undefined ? undefined : String(devices.emulator),
-    rootPorts: list(devices.controller as Node[]).filter((c) => attr(c, 'model') === 'pcie-root-port').map((c) => Number(attr(c, 'index'))),
+    rootPorts: list(devices.controller as Node[])
+      .filter((c) => attr(c, 'model') === 'pcie-root-port')
+      .map((c) => Number(attr(c, 'index'))),
     onReboot: String(d.on_reboot ?? ''),
     disks: list(devices.disk as Node[]).map((k) => ({
       target: attr(k.target, 'dev') ?? '',
       bus: attr(k.target, 'bus') ?? '',
       pciBus: attr(k.address, 'type') === 'pci' ? Number(attr(k.address, 'bus')) : undefined,
     })),
-    filesystems: list(devices.filesystem as Node[]).map((f) => ({ tag: attr(f.target, 'dir') ?? '', accessMode: attr(f, 'accessmode') ?? 'passthrough', source: attr(f.source, 'dir') ?? '' })),
+    filesystems: list(devices.filesystem as Node[]).map((f) => ({
+      tag: attr(f.target, 'dir') ?? '',
+      accessMode: attr(f, 'accessmode') ?? 'passthrough',
+      source: attr(f.source, 'dir') ?? '',
+    })),
     kernel: os.kernel === undefined ? undefined : String(os.kernel),
     initrd: os.initrd === undefined ? undefined : String(os.initrd),
     cmdline: os.cmdline === undefined ? undefined : String(os.cmdline),

@@ -20,11 +20,14 @@ export const IPMI_DEFAULT_PORT = 623;
 export function ipmitoolBase(c: IpmiAccess): string[] {
   return [
     'ipmitool',
-    '-I', c.interface ?? 'lanplus',
-    '-H', c.address,
+    '-I',
+    c.interface ?? 'lanplus',
+    '-H',
+    c.address,
     ...(c.port !== IPMI_DEFAULT_PORT ? ['-p', String(c.port)] : []),
     ...(c.cipherSuite !== undefined ? ['-C', String(c.cipherSuite)] : []),
-    '-U', c.user,
+    '-U',
+    c.user,
     '-E',
   ];
 }

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { CommandResult, HostCommands } from './command.js';
-import { domainXml, summariseDomain, type DomainSpec, type DomainSummary } from './domain-xml.js';
+import { type DomainSpec, type DomainSummary, domainXml, summariseDomain } from './domain-xml.js';
 import { LabError, ProductError } from './errors.js';
 import { shellQuote } from './ssh.js';
 
@@ -15,7 +15,8 @@ interface FileWriter {
   writeFile(remotePath: string, content: string, mode?: number): Promise<void>;
 }
 
-const canWriteFiles = (ssh: object | undefined): ssh is FileWriter => typeof (ssh as Partial<FileWriter> | undefined)?.writeFile === 'function';
+const canWriteFiles = (ssh: object | undefined): ssh is FileWriter =>
+  typeof (ssh as Partial<FileWriter> | undefined)?.writeFile === 'function';
 
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | 'absent';
 
@@ -28,7 +29,10 @@ export function parseStateReason(text: string): { state: DomainState; reason: st
 const DEFINE_TIMEOUT_MS = 120_000;
 
 export class DefineRejected extends ProductError {
-  constructor(host: string, readonly libvirtMessage: string) {
+  constructor(
+    host: string,
+    readonly libvirtMessage: string,
+  ) {
     super('command-failed', `libvirt refused the domain XML: ${libvirtMessage}`, { host });
   }
 }
@@ -51,7 +55,9 @@ export class Virsh {
   async define(spec: DomainSpec): Promise<{ xml: string; summary: DomainSummary }> {
     const xml = domainXml(spec);
     const ssh = this.host.ssh;
-    const r = canWriteFiles(ssh) ? await this.defineFromFile(ssh, xml) : await this.host.exec(this.cmd('define /dev/stdin'), { input: xml, timeoutMs: DEFINE_TIMEOUT_MS });
+    const r = canWriteFiles(ssh)
+      ? await this.defineFromFile(ssh, xml)
+      : await this.host.exec(this.cmd('define /dev/stdin'), { input: xml, timeoutMs: DEFINE_TIMEOUT_MS });
     if (r.code !== 0) throw new DefineRejected(this.host.name, (r.stderr || r.stdout).trim().replace(/^error: /gm, ''));
     const dumped = await this.dumpxml(spec.name);
     return { xml: dumped, summary: summariseDomain(dumped) };
@@ -132,7 +138,10 @@ export class Virsh {
   async remove(name: string): Promise<void> {
     const n = shellQuote(name);
     const batch = shellQuote(`destroy ${n}; undefine --nvram ${n}`);
-    await this.host.run(`virsh -q -c ${shellQuote(this.uri)} ${batch} >/dev/null 2>&1 || ${this.cmd(`undefine ${n}`)} >/dev/null 2>&1; true`, { timeoutMs: 120_000 });
+    await this.host.run(
+      `virsh -q -c ${shellQuote(this.uri)} ${batch} >/dev/null 2>&1 || ${this.cmd(`undefine ${n}`)} >/dev/null 2>&1; true`,
+      { timeoutMs: 120_000 },
+    );
   }
 
   /** What libvirt can do for arch/machine; with `emulator`, for that QEMU binary rather than its default. */

@@ -4,9 +4,9 @@
  * image build step): a timeout or a failed check is a LabError.
  */
 import { execa } from 'execa';
-import { DEFAULT_COMMAND_TIMEOUT_MS, type CommandOptions, type CommandResult, type CommandRunner } from './command.js';
+import { type CommandOptions, type CommandResult, type CommandRunner, DEFAULT_COMMAND_TIMEOUT_MS } from './command.js';
 import { LabError, ProductError } from './errors.js';
-import { silentRecorder, type Recorder } from './recorder.js';
+import { type Recorder, silentRecorder } from './recorder.js';
 
 export type { CommandResult } from './command.js';
 
@@ -58,8 +58,14 @@ export async function runLocal(argv: readonly string[], opts: LocalRunOptions = 
     }
     if ((opts.check ?? true) && result.code !== 0) {
       // execa's own words when the command never ran (ENOENT, EACCES): no exit code then.
-      const why = result.code === null && r.signal === undefined ? (r.shortMessage ?? r.message ?? 'did not start') : `exit ${result.code ?? result.signal}`;
-      throw new LabError('runner-tool', `runner command failed (${why}): ${argv.join(' ')}\n${result.stderr.trim().slice(-2000)}`.trimEnd());
+      const why =
+        result.code === null && r.signal === undefined
+          ? (r.shortMessage ?? r.message ?? 'did not start')
+          : `exit ${result.code ?? result.signal}`;
+      throw new LabError(
+        'runner-tool',
+        `runner command failed (${why}): ${argv.join(' ')}\n${result.stderr.trim().slice(-2000)}`.trimEnd(),
+      );
     }
     return result;
   });

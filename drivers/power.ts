@@ -4,14 +4,14 @@
  * from the environment variable the config names and never reach an argv or a log.
  */
 import { readFile } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { PowerConfig } from '../targets/schema.js';
 import { LabError } from './errors.js';
 import { ipmiEnv, ipmitoolBase } from './ipmi.js';
 import { runLocal } from './local.js';
 import { Qmp } from './qmp.js';
-import { silentRecorder, type Recorder } from './recorder.js';
-import type { PowerConfig } from '../targets/schema.js';
+import { type Recorder, silentRecorder } from './recorder.js';
 
 export type PowerState = 'on' | 'off' | 'unknown';
 
@@ -150,12 +150,18 @@ abstract class OffOnPower implements PowerController {
       if (last === want) return;
       await sleep(500);
     }
-    throw new LabError('lab-timeout', `power ${want}: status still "${last}" after ${timeoutMs} ms (${this.kind})`, { host: this.opts.host });
+    throw new LabError('lab-timeout', `power ${want}: status still "${last}" after ${timeoutMs} ms (${this.kind})`, {
+      host: this.opts.host,
+    });
   }
 }
 
 class IpmiPower extends OffOnPower {
-  constructor(private readonly c: IpmiConfig, recorder: Recorder, opts: PowerOptions) {
+  constructor(
+    private readonly c: IpmiConfig,
+    recorder: Recorder,
+    opts: PowerOptions,
+  ) {
     super('ipmi', c.minOffMs, recorder, opts);
   }
   private run(action: Parameters<typeof ipmiArgv>[1]) {
@@ -169,7 +175,12 @@ class IpmiPower extends OffOnPower {
   protected override reset = () => this.switchTo('reset');
   protected async read(): Promise<PowerState> {
     const r = await this.run('status');
-    if (r.code !== 0) throw new LabError('unreachable', `ipmitool power status failed: ${r.stderr.trim().split('\n').pop() || `exit ${r.code ?? r.signal}`}`, { host: this.opts.host });
+    if (r.code !== 0)
+      throw new LabError(
+        'unreachable',
+        `ipmitool power status failed: ${r.stderr.trim().split('\n').pop() || `exit ${r.code ?? r.signal}`}`,
+        { host: this.opts.host },
+      );
     return parseIpmiStatus(r.stdout);
   }
 }
@@ -180,7 +191,11 @@ export function parseIpmiStatus(stdout: string): PowerState {
 }
 
 class RedfishPower extends OffOnPower {
-  constructor(private readonly c: RedfishConfig, recorder: Recorder, opts: PowerOptions) {
+  constructor(
+    private readonly c: RedfishConfig,
+    recorder: Recorder,
+    opts: PowerOptions,
+  ) {
     super('redfish', c.minOffMs, recorder, opts);
   }
   /** Read when used, so a missing CA file fails the power part alone, naming the field. */
@@ -189,7 +204,12 @@ class RedfishPower extends OffOnPower {
     try {
       return await readFile(this.c.caFile, 'utf8');
     } catch (e) {
-      throw new LabError('config', `power.caFile: cannot read ${this.c.caFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { host: this.opts.host }, { cause: e });
+      throw new LabError(
+        'config',
+        `power.caFile: cannot read ${this.c.caFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        { host: this.opts.host },
+        { cause: e },
+      );
     }
   }
   private async call(action: RedfishAction): Promise<{ status: number; body: string }> {
@@ -198,13 +218,19 @@ class RedfishPower extends OffOnPower {
     try {
       return await httpJson(req, ca, 30_000);
     } catch (e) {
-      throw new LabError('unreachable', `Redfish ${req.method} ${req.url}: ${(e as Error).message}`, { host: this.opts.host }, { cause: e });
+      throw new LabError(
+        'unreachable',
+        `Redfish ${req.method} ${req.url}: ${(e as Error).message}`,
+        { host: this.opts.host },
+        { cause: e },
+      );
     }
   }
   protected async switchTo(state: 'on' | 'off' | 'reset') {
     const type = state === 'on' ? 'On' : state === 'off' ? 'ForceOff' : 'ForceRestart';
     const r = await this.call(type);
-    if (r.status >= 300) throw new LabError('unreachable', `Redfish ${type}: HTTP ${r.status} ${r.body.slice(0, 300)}`, { host: this.opts.host });
+    if (r.status >= 300)
+      throw new LabError('unreachable', `Redfish ${type}: HTTP ${r.status} ${r.body.slice(0, 300)}`, { host: this.opts.host });
   }
   protected override reset = () => this.switchTo('reset');
   protected async read(): Promise<PowerState> {
@@ -216,7 +242,11 @@ class RedfishPower extends OffOnPower {
 }
 
 class CommandPower extends OffOnPower {
-  constructor(private readonly c: CommandConfig, recorder: Recorder, opts: PowerOptions) {
+  constructor(
+    private readonly c: CommandConfig,
+    recorder: Recorder,
+    opts: PowerOptions,
+  ) {
     super('command', c.minOffMs, recorder, opts);
   }
   /** The power tool failing to run at all (not found, hung) is the lab's failure, like a BMC that does not answer. */
@@ -224,18 +254,28 @@ class CommandPower extends OffOnPower {
     try {
       return await runLocal(argv, { timeoutMs, recorder: this.recorder, check: false });
     } catch (e) {
-      throw new LabError('runner-tool', `power command ${argv.join(' ')}: ${(e as Error).message.split('\n')[0]}`, { host: this.opts.host }, { cause: e });
+      throw new LabError(
+        'runner-tool',
+        `power command ${argv.join(' ')}: ${(e as Error).message.split('\n')[0]}`,
+        { host: this.opts.host },
+        { cause: e },
+      );
     }
   }
   protected async switchTo(state: 'on' | 'off') {
     const argv = state === 'on' ? this.c.on : this.c.off;
     const r = await this.local(argv, 60_000);
     if (r.code !== 0)
-      throw new LabError('runner-tool', `power ${state} command failed (${r.code !== null ? `exit ${r.code}` : r.signal ? `signal ${r.signal}` : 'did not start'}): ${argv.join(' ')}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`, { host: this.opts.host });
+      throw new LabError(
+        'runner-tool',
+        `power ${state} command failed (${r.code !== null ? `exit ${r.code}` : r.signal ? `signal ${r.signal}` : 'did not start'}): ${argv.join(' ')}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`,
+        { host: this.opts.host },
+      );
   }
   protected async read(): Promise<PowerState> {
     const r = await this.local(this.c.status, 30_000);
-    if (r.code === null && !r.signal) throw new LabError('runner-tool', `power status command did not start: ${this.c.status.join(' ')}`, { host: this.opts.host });
+    if (r.code === null && !r.signal)
+      throw new LabError('runner-tool', `power status command did not start: ${this.c.status.join(' ')}`, { host: this.opts.host });
     if (r.code !== 0) return 'unknown';
     const word = r.stdout.trim().toLowerCase();
     return word === 'on' ? 'on' : word === 'off' ? 'off' : 'unknown';
@@ -248,7 +288,11 @@ class CommandPower extends OffOnPower {
  * but stopped, else the configured start command, which returns once QEMU runs.
  */
 class QmpPower implements PowerController {
-  constructor(private readonly c: QmpConfig, private readonly recorder: Recorder, private readonly opts: PowerOptions) {}
+  constructor(
+    private readonly c: QmpConfig,
+    private readonly recorder: Recorder,
+    private readonly opts: PowerOptions,
+  ) {}
 
   /** 'absent': nothing listens (QEMU is not running); 'busy': QEMU listens but serves another client. */
   private async connect(): Promise<Qmp | 'absent' | 'busy'> {
@@ -293,7 +337,10 @@ class QmpPower implements PowerController {
       await qmp.execute('quit').catch(() => {});
       const timeoutMs = this.opts.settleMs ?? 60_000;
       let timer: NodeJS.Timeout | undefined;
-      const gone = await Promise.race([qmp.closed().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+      const gone = await Promise.race([
+        qmp.closed().then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
+      ]);
       clearTimeout(timer);
       await qmp.close();
       if (!gone) throw new LabError('lab-timeout', `QEMU did not exit within ${timeoutMs} ms of quit`, { host: this.opts.host });
@@ -303,10 +350,14 @@ class QmpPower implements PowerController {
     return this.step('on', async () => {
       let qmp = await this.session();
       if (qmp === 'absent') {
-        if (!this.c.start) throw new LabError('config', `QEMU is not running and power.start is not configured (${this.c.socket})`, { host: this.opts.host });
+        if (!this.c.start)
+          throw new LabError('config', `QEMU is not running and power.start is not configured (${this.c.socket})`, {
+            host: this.opts.host,
+          });
         await runLocal(this.c.start, { timeoutMs: this.opts.settleMs ?? 300_000, recorder: this.recorder });
         qmp = await this.session();
-        if (qmp === 'absent') throw new LabError('lab-setup', `power.start ran but no QMP answers on ${this.c.socket}`, { host: this.opts.host });
+        if (qmp === 'absent')
+          throw new LabError('lab-setup', `power.start ran but no QMP answers on ${this.c.socket}`, { host: this.opts.host });
       }
       await this.with(qmp, async (q) => {
         const { status } = await q.execute<{ status: string }>('query-status');
@@ -340,4 +391,3 @@ export function createPower(config: PowerConfig, recorder: Recorder = silentReco
       return new QmpPower(config, recorder, opts);
   }
 }
-

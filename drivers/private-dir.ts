@@ -5,7 +5,7 @@
  * is one under a parent another user could swap it in (OpenSSH's StrictModes rule: every parent
  * owned by us or root, and writable by others only if sticky, like /tmp).
  */
-import { chmodSync, lstatSync, mkdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LabError } from './errors.js';
 
@@ -13,7 +13,10 @@ const uid = () => process.getuid?.() ?? 0;
 const S_ISVTX = 0o1000;
 
 function refuse(what: string, path: string, why: string): never {
-  throw new LabError('lab-setup', `refusing ${what} ${path}: ${why}. Remove it, or point LABRIG_RUN_DIR at a directory of your own (mode 0700)`);
+  throw new LabError(
+    'lab-setup',
+    `refusing ${what} ${path}: ${why}. Remove it, or point LABRIG_RUN_DIR at a directory of your own (mode 0700)`,
+  );
 }
 
 function statOrUndefined(path: string): Stats | undefined {
@@ -30,7 +33,8 @@ export function notPrivate(st: Stats, me = uid()): string | undefined {
   if (st.isSymbolicLink()) return 'it is a symbolic link';
   if (!st.isDirectory()) return 'it is not a directory';
   if (st.uid !== me) return `it is owned by uid ${st.uid}, not by us (uid ${me})`;
-  if (st.mode & 0o022) return `its mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')} lets ${st.mode & 0o002 ? 'anyone' : 'its group'} write in it`;
+  if (st.mode & 0o022)
+    return `its mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')} lets ${st.mode & 0o002 ? 'anyone' : 'its group'} write in it`;
   return undefined;
 }
 

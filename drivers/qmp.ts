@@ -6,7 +6,7 @@
 import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { LabError } from './errors.js';
-import { silentRecorder, type Recorder } from './recorder.js';
+import { type Recorder, silentRecorder } from './recorder.js';
 
 export interface QmpGreeting {
   version: { qemu: { major: number; minor: number; micro: number }; package: string };

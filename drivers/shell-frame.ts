@@ -18,7 +18,8 @@ export function shellQuote(s: string): string {
 
 /** A NUL cannot be passed through any shell; every other byte can. */
 export function assertShellText(command: string, host: string): void {
-  if (command.includes('\0')) throw new TypeError(`host ${host}: a shell command cannot contain a NUL byte: ${JSON.stringify(command.slice(0, 80))}`);
+  if (command.includes('\0'))
+    throw new TypeError(`host ${host}: a shell command cannot contain a NUL byte: ${JSON.stringify(command.slice(0, 80))}`);
 }
 
 /*
@@ -48,7 +49,7 @@ const PIPE_STALE =
 
 /** Sent once: defines the functions, prepares the directory, answers `NONCE:I:files|direct`. */
 export function pipeInit(nonce: string): string {
-  return [...PIPE_FUNCTIONS, PIPE_STALE, `__lrmk; printf '%s:I:%s\\n' ${nonce} "\${__lrd:+files}\${__lrdirect:+direct}"`].join('\n') + '\n';
+  return `${[...PIPE_FUNCTIONS, PIPE_STALE, `__lrmk; printf '%s:I:%s\\n' ${nonce} "\${__lrd:+files}\${__lrdirect:+direct}"`].join('\n')}\n`;
 }
 
 export const pipeReady = (nonce: string): RegExp => new RegExp(`${nonce}:I:(files|direct)\\n`);
@@ -82,13 +83,11 @@ const TTY_FUNCTIONS = [
 
 /** Normalises a freshly logged-in console shell and answers `NONCE:K`. */
 export function ttyInit(nonce: string): string {
-  return (
-    [
-      "stty -echo -onlcr 2>/dev/null || stty -echo 2>/dev/null; stty -tostop cols 512 2>/dev/null; PS1=''; PS2=''; unset PROMPT_COMMAND; set +o emacs +o vi 2>/dev/null; dmesg -n 1 2>/dev/null",
-      ...TTY_FUNCTIONS,
-      ttyPing(nonce),
-    ].join('\n') + '\n'
-  );
+  return `${[
+    "stty -echo -onlcr 2>/dev/null || stty -echo 2>/dev/null; stty -tostop cols 512 2>/dev/null; PS1=''; PS2=''; unset PROMPT_COMMAND; set +o emacs +o vi 2>/dev/null; dmesg -n 1 2>/dev/null",
+    ...TTY_FUNCTIONS,
+    ttyPing(nonce),
+  ].join('\n')}\n`;
 }
 
 export const ttyPing = (nonce: string): string => `printf '%s:K\\n' ${nonce}`;
@@ -147,7 +146,7 @@ export function ttyCommand(nonce: string, command: string): string {
   }
   if (line) lines.push(`__lc=$__lc${line}`);
   lines.push(`__lr ${nonce} "$__lc"`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /**

@@ -4,10 +4,17 @@
  * The framing itself (what is written, how the answer is read) is in shell-frame.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { checkOnHost, DEFAULT_COMMAND_TIMEOUT_MS, hostCommandTimeout, type CommandOptions, type CommandResult, type CommandRunner } from './command.js';
-import { Console } from './console.js';
+import {
+  type CommandOptions,
+  type CommandResult,
+  type CommandRunner,
+  checkOnHost,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  hostCommandTimeout,
+} from './command.js';
+import type { Console, ExpectResult } from './console.js';
 import { LabError, ProductError } from './errors.js';
-import { silentRecorder, type Recorder } from './recorder.js';
+import { type Recorder, silentRecorder } from './recorder.js';
 import * as frame from './shell-frame.js';
 
 /** `raw` bytes are exact over SSH, as the tty delivered them on a console. */
@@ -68,7 +75,11 @@ export class Shell implements CommandRunner {
     const shell = new Shell({ kind: 'pipe', transport }, opts);
     const n = nonce();
     await transport.write(frame.pipeInit(n));
-    const ready = await transport.stdout.expect(frame.pipeReady(n), { defaultFailOn: false, timeoutMs: 20_000, what: 'the shell to start' });
+    const ready = await transport.stdout.expect(frame.pipeReady(n), {
+      defaultFailOn: false,
+      timeoutMs: 20_000,
+      what: 'the shell to start',
+    });
     if (ready.match[1] === 'direct')
       shell.recorder.log(`${opts.host}: no writable temporary directory; a background job's late output may reach the next command`);
     await shell.run('true', { timeoutMs: 20_000, check: true });
@@ -96,7 +107,11 @@ export class Shell implements CommandRunner {
       await console.write(`${login.user}\n`);
       const next = await console.expect([passwordRe, login.prompt], { timeoutMs: left(), what: 'a password or shell prompt' });
       if (next.patternIndex === 0) {
-        if (login.password === undefined) throw new LabError('config', 'the console asks for a password but console.login.passwordEnv is not set', { host: this.opts.host, evidence: console.logPath });
+        if (login.password === undefined)
+          throw new LabError('config', 'the console asks for a password but console.login.passwordEnv is not set', {
+            host: this.opts.host,
+            evidence: console.logPath,
+          });
         await console.write(`${login.password}\n`);
         await console.expect(login.prompt, { timeoutMs: left(), what: 'a shell prompt after the password' });
       }
@@ -113,7 +128,9 @@ export class Shell implements CommandRunner {
     const next = this.queue.then(() =>
       this.recorder.step(`${this.mode.kind === 'tty' ? 'console' : 'shell'} ${this.opts.host}: ${command}`, { timeoutMs }, async () => {
         const result =
-          this.mode.kind === 'tty' ? await this.onTty(this.mode.console, command, timeoutMs, opts) : await this.onPipe(this.mode.transport, command, timeoutMs, opts);
+          this.mode.kind === 'tty'
+            ? await this.onTty(this.mode.console, command, timeoutMs, opts)
+            : await this.onPipe(this.mode.transport, command, timeoutMs, opts);
         checkOnHost(this.opts.host, command, result, opts);
         if (!opts.raw) {
           delete result.stdoutBytes;
@@ -136,11 +153,23 @@ export class Shell implements CommandRunner {
       await console.expect(frame.ttyStart(n), { ...waitOpts, what: `start of: ${command}` });
       const m = await console.expect(frame.ttyEnd(n), { ...waitOpts, what: `end of: ${command}` });
       const stdout = frame.ttyOutput(n, m.before);
-      return { stdout, stderr: '', code: Number(m.match[1]), signal: null, ms: Math.round(performance.now() - t0), stdoutBytes: Buffer.from(stdout), stderrBytes: Buffer.alloc(0) };
+      return {
+        stdout,
+        stderr: '',
+        code: Number(m.match[1]),
+        signal: null,
+        ms: Math.round(performance.now() - t0),
+        stdoutBytes: Buffer.from(stdout),
+        stderrBytes: Buffer.alloc(0),
+      };
     } catch (e) {
       if (!(e instanceof ProductError && e.kind === 'timeout')) throw e;
       await this.resync(console, command, timeoutMs);
-      throw hostCommandTimeout(this.opts.host, `command did not finish in ${timeoutMs} ms; it was interrupted (^C): ${command}\n  full log: ${console.logPath}`, opts);
+      throw hostCommandTimeout(
+        this.opts.host,
+        `command did not finish in ${timeoutMs} ms; it was interrupted (^C): ${command}\n  full log: ${console.logPath}`,
+        opts,
+      );
     }
   }
 
@@ -154,21 +183,34 @@ export class Shell implements CommandRunner {
     await transport.write(frame.pipeCommand(n, command, cleanup));
     const quiet = { defaultFailOn: false } as const;
     try {
-      let out;
+      let out: ExpectResult;
       try {
         out = await transport.stdout.expect(end, { ...quiet, timeoutMs, what: `end of: ${command}` });
       } catch (e) {
         if (!(e instanceof ProductError && e.kind === 'timeout')) throw e;
         try {
-          const p = await transport.stderr.expect(pidLine, { ...quiet, timeoutMs: 10_000, what: `pid of: ${command}`, from: transport.stderr.cursor });
+          const p = await transport.stderr.expect(pidLine, {
+            ...quiet,
+            timeoutMs: 10_000,
+            what: `pid of: ${command}`,
+            from: transport.stderr.cursor,
+          });
           await transport.killTree(Number(p.match[1]));
           await transport.stdout.expect(end, { ...quiet, timeoutMs: 10_000, what: `end of killed: ${command}` });
           await transport.stderr.expect(end, { ...quiet, timeoutMs: 10_000, what: `stderr end of killed: ${command}` });
         } catch (k) {
           // the shell did not come back from the kill: it cannot be trusted with the next command
-          throw new LabError('unreachable', `shell did not answer after killing a command that timed out: ${command}: ${(k as Error).message}`, { host: this.opts.host });
+          throw new LabError(
+            'unreachable',
+            `shell did not answer after killing a command that timed out: ${command}: ${(k as Error).message}`,
+            { host: this.opts.host },
+          );
         }
-        throw hostCommandTimeout(this.opts.host, `command did not finish in ${timeoutMs} ms; it and its children were killed: ${command}`, opts);
+        throw hostCommandTimeout(
+          this.opts.host,
+          `command did not finish in ${timeoutMs} ms; it and its children were killed: ${command}`,
+          opts,
+        );
       }
       const err = await transport.stderr.expect(end, { ...quiet, timeoutMs: 10_000, what: `stderr end of: ${command}` });
       const stdoutBytes = Buffer.from(out.before, 'latin1');

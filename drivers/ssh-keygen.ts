@@ -12,6 +12,12 @@ export async function fingerprintOf(publicKeyFile: string): Promise<string> {
 }
 
 export async function ensureKeyPair(path: string, comment: string): Promise<void> {
-  if (await access(path).then(() => true, () => false)) return;
+  if (
+    await access(path).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
   await runLocal(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
 }

@@ -8,8 +8,18 @@ import type { SshSession } from './ssh.js';
 export async function openSshShell(ssh: SshSession, logDir: string, recorder?: Recorder): Promise<Shell> {
   const stream = await ssh.openCommand('exec sh');
   const base = join(logDir, `${ssh.host}-ssh-shell`);
-  const stdout = Console.fromStreams(stream.stdout, stream.stdin, { name: ssh.host, logPath: `${base}.out.log`, failOn: [], encoding: 'latin1' });
-  const stderr = Console.fromStreams(stream.stderr, undefined, { name: ssh.host, logPath: `${base}.err.log`, failOn: [], encoding: 'latin1' });
+  const stdout = Console.fromStreams(stream.stdout, stream.stdin, {
+    name: ssh.host,
+    logPath: `${base}.out.log`,
+    failOn: [],
+    encoding: 'latin1',
+  });
+  const stderr = Console.fromStreams(stream.stderr, undefined, {
+    name: ssh.host,
+    logPath: `${base}.err.log`,
+    failOn: [],
+    encoding: 'latin1',
+  });
   return Shell.overPipe(
     {
       stdout,

@@ -7,12 +7,20 @@ import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import { checkOnHost, DEFAULT_COMMAND_TIMEOUT_MS, hostCommandTimeout, type CommandOptions, type CommandResult, type CommandRunner, type ExecOptions } from './command.js';
-import { LabError } from './errors.js';
-import { silentRecorder, type Recorder } from './recorder.js';
-import { Semaphore } from './semaphore.js';
-import { followRemoteFile, type FollowOptions } from './ssh-follow.js';
 import type { SshConfig } from '../targets/schema.js';
+import {
+  type CommandOptions,
+  type CommandResult,
+  type CommandRunner,
+  checkOnHost,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  type ExecOptions,
+  hostCommandTimeout,
+} from './command.js';
+import { LabError } from './errors.js';
+import { type Recorder, silentRecorder } from './recorder.js';
+import { Semaphore } from './semaphore.js';
+import { type FollowOptions, followRemoteFile } from './ssh-follow.js';
 
 // A timeout is the lab's failure by default (exec carries the lab's plumbing: lease, kill,
 // boot_id); `hangIsProduct` when the command is itself under test (a hook fed on stdin).
@@ -112,9 +120,21 @@ export class SshSession implements CommandRunner {
       const fail = (e: Error) => {
         client.end();
         if (this.seenKey && this.seenKey !== this.config.hostKey)
-          reject(new LabError('host-key', `host key ${this.seenKey} does not match the pinned ${this.config.hostKey}; refusing to connect`, { host: this.host }));
+          reject(
+            new LabError('host-key', `host key ${this.seenKey} does not match the pinned ${this.config.hostKey}; refusing to connect`, {
+              host: this.host,
+            }),
+          );
         else if (e instanceof LabError) reject(e);
-        else reject(new LabError('unreachable', `SSH to ${this.config.user}@${this.config.address}:${this.config.port} failed: ${e.message}`, { host: this.host }, { cause: e }));
+        else
+          reject(
+            new LabError(
+              'unreachable',
+              `SSH to ${this.config.user}@${this.config.address}:${this.config.port} failed: ${e.message}`,
+              { host: this.host },
+              { cause: e },
+            ),
+          );
       };
       client.once('ready', () => {
         client.removeListener('error', fail);
@@ -185,7 +205,9 @@ export class SshSession implements CommandRunner {
     return this.recorder.step(`ssh ${this.host}: ${command}`, { timeoutMs: opts.timeoutMs }, async () => {
       const t0 = performance.now();
       let client: Client | undefined;
-      const { value: ch, release } = await this.channel((c) => ((client = c), this.rawExec(c, `echo ${PID_MARK}$$; ${command}`, opts.pty ?? false)));
+      const { value: ch, release } = await this.channel(
+        (c) => ((client = c), this.rawExec(c, `echo ${PID_MARK}$$; ${command}`, opts.pty ?? false)),
+      );
       try {
         return checkOnHost(this.host, command, await this.collect(client!, ch, command, opts, t0), opts);
       } finally {
@@ -271,7 +293,10 @@ export class SshSession implements CommandRunner {
 
   /** Kills a remote process and its descendants, each stopped before its children are walked so none escapes by forking. */
   async killTree(pid: number): Promise<void> {
-    if (pid > 1) await this.killQuietly(`kt() { kill -STOP "$1" 2>/dev/null; for c in $(pgrep -P "$1"); do kt "$c"; done; kill -KILL "$1" 2>/dev/null; }; kt ${pid}`);
+    if (pid > 1)
+      await this.killQuietly(
+        `kt() { kill -STOP "$1" 2>/dev/null; for c in $(pgrep -P "$1"); do kt "$c"; done; kill -KILL "$1" 2>/dev/null; }; kt ${pid}`,
+      );
   }
 
   private async killQuietly(command: string): Promise<void> {
@@ -316,7 +341,9 @@ export class SshSession implements CommandRunner {
       (c) =>
         new Promise<ClientChannel>((resolve, reject) =>
           c.openssh_forwardOutStreamLocal(remotePath, (err, stream) =>
-            err ? reject(new LabError('unreachable', `cannot forward to unix socket ${remotePath}: ${err.message}`, { host: this.host })) : resolve(stream),
+            err
+              ? reject(new LabError('unreachable', `cannot forward to unix socket ${remotePath}: ${err.message}`, { host: this.host }))
+              : resolve(stream),
           ),
         ),
     );

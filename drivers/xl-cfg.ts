@@ -76,7 +76,8 @@ function specValue(field: string, value: string): string {
 }
 
 export function vifSpec(v: XlVif): string {
-  if (!new RegExp(`^${XEN_OUI}(:[0-9a-f]{2}){3}$`, 'i').test(v.mac)) throw new Error(`xl cfg: vif MAC ${v.mac} is not in Xen's OUI ${XEN_OUI}`);
+  if (!new RegExp(`^${XEN_OUI}(:[0-9a-f]{2}){3}$`, 'i').test(v.mac))
+    throw new Error(`xl cfg: vif MAC ${v.mac} is not in Xen's OUI ${XEN_OUI}`);
   const parts = [`mac=${v.mac.toLowerCase()}`];
   if (v.bridge) parts.push(`bridge=${specValue('bridge', v.bridge)}`);
   if (v.model) parts.push(`model=${specValue('model', v.model)}`);
@@ -99,7 +100,8 @@ function positiveInt(field: string, n: number): number {
 
 /** The cfg text for `xl create`. */
 export function xlConfig(spec: XlDomainSpec): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(spec.name)) throw new Error(`xl cfg: domain name ${JSON.stringify(spec.name)}: use letters, digits, . _ -`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(spec.name))
+    throw new Error(`xl cfg: domain name ${JSON.stringify(spec.name)}: use letters, digits, . _ -`);
   const lines: string[] = [`name = ${xlString(spec.name)}`];
   // `builder` is deprecated since 4.10 in favour of `type`, but only `builder` is understood
   // by the older xl of the seeds (FreeBSD's Xen 4.7/4.11), and 4.17 still honours it.

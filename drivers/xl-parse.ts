@@ -29,7 +29,10 @@ const ROW = /^(.*\S)\s+(\d+)\s+(\d+)\s+(\d+)\s+([rbpscd-]{6})\s+(\d+(?:\.\d+)?)\
 
 /** `xl list` (the name may hold spaces: the five numeric columns are taken from the right). */
 export function parseXlList(text: string): XlDomain[] {
-  const lines = text.replace(/\r/g, '').split('\n').filter((l) => l.trim());
+  const lines = text
+    .replace(/\r/g, '')
+    .split('\n')
+    .filter((l) => l.trim());
   if (!lines.length || !/^Name\s+ID\s+Mem\s+VCPUs\s+State\s+Time\(s\)/.test(lines[0]!))
     throw new Error(`not xl list output (header missing): ${JSON.stringify(lines[0] ?? '')}`);
   return lines.slice(1).map((line) => {
@@ -42,7 +45,14 @@ export function parseXlList(text: string): XlDomain[] {
       memMiB: Number(m[3]),
       vcpus: Number(m[4]),
       stateText: s,
-      state: { running: s[0] === 'r', blocked: s[1] === 'b', paused: s[2] === 'p', shutdown: s[3] === 's', crashed: s[4] === 'c', dying: s[5] === 'd' },
+      state: {
+        running: s[0] === 'r',
+        blocked: s[1] === 'b',
+        paused: s[2] === 'p',
+        shutdown: s[3] === 's',
+        crashed: s[4] === 'c',
+        dying: s[5] === 'd',
+      },
       cpuTimeS: Number(m[6]),
     };
   });
@@ -50,21 +60,23 @@ export function parseXlList(text: string): XlDomain[] {
 
 const longEntry = z.object({
   domid: z.number().int(),
-  config: z.object({
-    c_info: z.object({ type: z.string(), name: z.string(), uuid: z.string().optional() }).loose(),
-    b_info: z
-      .object({
-        max_memkb: z.number().optional(),
-        target_memkb: z.number().optional(),
-        max_vcpus: z.number().optional(),
-        kernel: z.string().optional(),
-        ramdisk: z.string().optional(),
-        cmdline: z.string().optional(),
-      })
-      .loose(),
-    nics: z.array(z.object({ mac: z.string().optional(), bridge: z.string().optional() }).loose()).optional(),
-    disks: z.array(z.object({ pdev_path: z.string().optional(), vdev: z.string().optional() }).loose()).optional(),
-  }).loose(),
+  config: z
+    .object({
+      c_info: z.object({ type: z.string(), name: z.string(), uuid: z.string().optional() }).loose(),
+      b_info: z
+        .object({
+          max_memkb: z.number().optional(),
+          target_memkb: z.number().optional(),
+          max_vcpus: z.number().optional(),
+          kernel: z.string().optional(),
+          ramdisk: z.string().optional(),
+          cmdline: z.string().optional(),
+        })
+        .loose(),
+      nics: z.array(z.object({ mac: z.string().optional(), bridge: z.string().optional() }).loose()).optional(),
+      disks: z.array(z.object({ pdev_path: z.string().optional(), vdev: z.string().optional() }).loose()).optional(),
+    })
+    .loose(),
 });
 
 export interface XlDomainConfig {
@@ -105,10 +117,13 @@ function toConfig(domid: number | undefined, c: z.infer<typeof longEntry>['confi
 /** `xl list -l`: a JSON array of {domid, config}. */
 export function parseXlListLong(text: string): XlDomainConfig[] {
   const json: unknown = JSON.parse(text);
-  return z.array(z.unknown()).parse(json).map((e) => {
-    const entry = longEntry.parse(e);
-    return toConfig(entry.domid, entry.config, e);
-  });
+  return z
+    .array(z.unknown())
+    .parse(json)
+    .map((e) => {
+      const entry = longEntry.parse(e);
+      return toConfig(entry.domid, entry.config, e);
+    });
 }
 
 /** `xl create -n <cfg>`: the domain config libxl would build, as JSON (no domain is made). */

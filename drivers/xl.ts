@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { LabError, ProductError } from './errors.js';
 import type { CommandResult } from './local.js';
 import { shellQuote } from './ssh.js';
-import { xlConfig, type XlDomainSpec } from './xl-cfg.js';
+import { type XlDomainSpec, xlConfig } from './xl-cfg.js';
 import { parseXlDryRun, parseXlInfo, parseXlList, parseXlListLong, type XlDomain, type XlDomainConfig, type XlInfo } from './xl-parse.js';
 
 export * from './xl-cfg.js';
@@ -42,7 +42,10 @@ export class Xl {
 
   private async xl(args: string, timeoutMs = 60_000): Promise<string> {
     const r = await this.host.run(`xl ${args}`, { timeoutMs });
-    if (r.code !== 0) throw new ProductError('command-failed', `xl ${args}: exit ${r.code}\n${(r.stderr || r.stdout).trim().slice(-2000)}`, { host: this.host.name });
+    if (r.code !== 0)
+      throw new ProductError('command-failed', `xl ${args}: exit ${r.code}\n${(r.stderr || r.stdout).trim().slice(-2000)}`, {
+        host: this.host.name,
+      });
     return r.stdout;
   }
 
@@ -84,7 +87,9 @@ export class Xl {
   /** `xl -vvv create [-p]`: never throws for xl's own failure, so the caller can attach the output. */
   async create(path: string, opts: { paused?: boolean; timeoutMs?: number } = {}): Promise<XlCreateResult> {
     const t0 = performance.now();
-    const r = await this.host.run(`xl -vvv create ${opts.paused ? '-p ' : ''}${shellQuote(path)}`, { timeoutMs: opts.timeoutMs ?? 120_000 });
+    const r = await this.host.run(`xl -vvv create ${opts.paused ? '-p ' : ''}${shellQuote(path)}`, {
+      timeoutMs: opts.timeoutMs ?? 120_000,
+    });
     return { ok: r.code === 0, code: r.code, output: `${r.stdout}${r.stderr}`, ms: Math.round(performance.now() - t0) };
   }
 

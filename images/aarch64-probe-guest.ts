@@ -6,11 +6,11 @@
  */
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cachedImage, cacheRoot, debCacheDir, imageKey, type BuiltImage } from './cache.js';
-import { writeInitramfs } from './cpio.js';
-import { fetchDebs, foreignApt, resolvePackages, unpackDeb, type Progress } from './debs.js';
-import { RootfsBuilder } from './rootfs.js';
+import { type BuiltImage, cachedImage, cacheRoot, debCacheDir, imageKey } from './cache.js';
 import { PROBE_SERIAL, PROBE_VERDICT_PREFIX } from './contracts/probe-guest.js';
+import { writeInitramfs } from './cpio.js';
+import { fetchDebs, foreignApt, type Progress, resolvePackages, unpackDeb } from './debs.js';
+import { RootfsBuilder } from './rootfs.js';
 
 export const PROBE_GUEST_KERNEL = '6.1.0-56-arm64';
 const RECIPE_VERSION = 2;
@@ -58,7 +58,11 @@ export async function aarch64ProbeGuest(progress: Progress): Promise<BuiltImage>
     await root.write('/etc/modules.order', `${modules.join('\n')}\n`);
     await root.write('/init', init, 0o755);
     await copyFile(join(pkgRoot, 'boot', `vmlinuz-${PROBE_GUEST_KERNEL}`), join(tmp, 'vmlinuz'));
-    const size = await writeInitramfs(root.dir, [{ type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 }], join(tmp, 'initrd.img'));
+    const size = await writeInitramfs(
+      root.dir,
+      [{ type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 }],
+      join(tmp, 'initrd.img'),
+    );
     progress(`aarch64 probe guest: initramfs ${(size / 1e6).toFixed(1)} MB, modules ${modules.length}`);
     return {
       name: 'aarch64-probe-guest',

@@ -11,11 +11,11 @@ import { copyFile, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from '../drivers/errors.js';
 import { runLocal } from '../drivers/local.js';
-import { cachedImage, cacheRoot, debCacheDir, imageKey, type BuiltImage } from './cache.js';
-import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
-import { fetchDebs, foreignApt, resolvePackages, unpackDeb, type Progress } from './debs.js';
-import { RootfsBuilder } from './rootfs.js';
+import { type BuiltImage, cachedImage, cacheRoot, debCacheDir, imageKey } from './cache.js';
 import { GUEST_FAILED, GUEST_KERNEL_INSTALL } from './contracts/armhf-guest.js';
+import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
+import { fetchDebs, foreignApt, type Progress, resolvePackages, unpackDeb } from './debs.js';
+import { RootfsBuilder } from './rootfs.js';
 
 /** Debian's armhf kernels the emulated lab upgrades between (both fetchable with apt-get download). */
 export const ARMHF_KERNELS = ['6.1.0-47-armmp', '6.1.0-50-armmp'] as const;
@@ -102,7 +102,6 @@ sync
 echo "labrig-kernel-install: $v: vmlinuz -> $(readlink "$BOOT/vmlinuz"), initrd.img -> $(readlink "$BOOT/initrd.img")"
 `;
 
-
 /** Image file keys: the kernel and initramfs of each version, and the root disk. */
 export const kernelFile = (version: string) => `vmlinuz-${version}`;
 export const initrdFile = (version: string) => `initrd.img-${version}`;
@@ -143,7 +142,10 @@ async function rootDisk(pkgRoot: string, work: string, tmp: string, kernels: rea
     await copyFile(join(tmp, initrdFile(v)), join(root.dir, GUEST_KERNEL_POOL, v, initrdFile(v)));
   }
   const disk = join(tmp, 'root.img');
-  const r = await runLocal(['mke2fs', '-q', '-F', '-t', 'ext4', '-L', 'labrig-root', '-E', 'root_owner=0:0', '-d', root.dir, disk, '64M'], { check: false, timeoutMs: 120_000 });
+  const r = await runLocal(['mke2fs', '-q', '-F', '-t', 'ext4', '-L', 'labrig-root', '-E', 'root_owner=0:0', '-d', root.dir, disk, '64M'], {
+    check: false,
+    timeoutMs: 120_000,
+  });
   if (r.code !== 0) throw new LabError('lab-setup', `mke2fs could not make the armhf root disk: ${(r.stderr || r.stdout).trim()}`);
   progress(`armhf root disk: ${disk} (64 MiB ext4, kernels in the pool: ${kernels.join(', ')})`);
 }
@@ -153,7 +155,14 @@ export async function armhfGuestImage(kernels: readonly string[], progress: Prog
   if (kernels.length === 0) throw new LabError('config', 'the armhf guest needs at least one kernel version');
   const apt = foreignApt('armhf', join(cacheRoot(), 'apt-lists-armhf'));
   const pkgs = await resolvePackages([...kernels.map((v) => `linux-image-${v}`), 'busybox-static'], apt, progress);
-  const key = imageKey('armhf-guest', RECIPE_VERSION, pkgs, [initramfsInit('@'), rcS, inittab, fstab, kernelInstallScript, MODULES.join(',')]);
+  const key = imageKey('armhf-guest', RECIPE_VERSION, pkgs, [
+    initramfsInit('@'),
+    rcS,
+    inittab,
+    fstab,
+    kernelInstallScript,
+    MODULES.join(','),
+  ]);
   return cachedImage('armhf-guest', key, progress, async (tmp, work) => {
     const debs = await fetchDebs(pkgs, debCacheDir(apt.arch), apt, progress);
     const pkgRoot = join(work, 'pkgs');

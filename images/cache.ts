@@ -10,9 +10,9 @@ import { access, chmod, mkdir, readdir, readFile, rename, rm, writeFile } from '
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { isLabError, LabError } from '../drivers/errors.js';
-import { ensureKeyPair, fingerprintOf } from '../drivers/ssh-keygen.js';
-import { acquireLock, isOurProcess } from '../drivers/proc.js';
 import { ensurePrivateDir } from '../drivers/private-dir.js';
+import { acquireLock, isOurProcess } from '../drivers/proc.js';
+import { ensureKeyPair, fingerprintOf } from '../drivers/ssh-keygen.js';
 import type { DebPackage, Progress } from './debs.js';
 
 export function cacheRoot(): string {
@@ -120,18 +120,34 @@ export async function cachedImage(
     try {
       manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as ImageManifest;
     } catch (e) {
-      throw new LabError('lab-setup', `cached image manifest ${manifestPath} is unreadable (${(e as Error).message}): remove ${dir} to rebuild it`, {}, { cause: e });
+      throw new LabError(
+        'lab-setup',
+        `cached image manifest ${manifestPath} is unreadable (${(e as Error).message}): remove ${dir} to rebuild it`,
+        {},
+        { cause: e },
+      );
     }
     return loaded(dir, manifest);
   };
-  if (await access(manifestPath).then(() => true, () => false)) {
+  if (
+    await access(manifestPath).then(
+      () => true,
+      () => false,
+    )
+  ) {
     progress(`using cached image ${dir}`);
     return read();
   }
   // Two runs building the same image at once would each do the whole job; let one wait.
   const release = await acquireLock(`${dir}.lock`, { timeoutMs: 30 * 60_000, what: `building image ${name}` });
   try {
-    if (await access(manifestPath).then(() => true, () => false)) return read();
+    if (
+      await access(manifestPath).then(
+        () => true,
+        () => false,
+      )
+    )
+      return read();
     await sweepStaleBuilds(images);
     const tmp = `${dir}.tmp-${process.pid}`;
     const work = `${dir}.work-${process.pid}`;

@@ -8,7 +8,7 @@ import { access, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pRetry from 'p-retry';
 import { LabError } from '../drivers/errors.js';
-import { runLocal, type CommandResult } from '../drivers/local.js';
+import { type CommandResult, runLocal } from '../drivers/local.js';
 
 export interface AptContext {
   arch: string;
@@ -25,7 +25,16 @@ export const hostApt: AptContext = { arch: 'amd64', options: [] };
 export function foreignApt(arch: string, listsDir: string): AptContext {
   return {
     arch,
-    options: ['-o', `APT::Architecture=${arch}`, '-o', `APT::Architectures=${arch}`, '-o', `Dir::State::Lists=${listsDir}`, '-o', `Dir::Cache=${listsDir}/cache`],
+    options: [
+      '-o',
+      `APT::Architecture=${arch}`,
+      '-o',
+      `APT::Architectures=${arch}`,
+      '-o',
+      `Dir::State::Lists=${listsDir}`,
+      '-o',
+      `Dir::Cache=${listsDir}/cache`,
+    ],
   };
 }
 
@@ -64,7 +73,12 @@ function aptWithRetries(argv: string[], what: string, progress: Progress, opts: 
       const r = await runLocal(argv, { ...opts, timeoutMs: 600_000, check: false });
       if (r.code !== 0) throw new Error(tailOf(r));
     },
-    { ...MIRROR_RETRY, onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => { if (retriesLeft > 0) progress(`${what} failed (try ${attemptNumber}, ${retriesLeft} more): ${error.message.split('\n')[0]}`); } },
+    {
+      ...MIRROR_RETRY,
+      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+        if (retriesLeft > 0) progress(`${what} failed (try ${attemptNumber}, ${retriesLeft} more): ${error.message.split('\n')[0]}`);
+      },
+    },
   );
 }
 
@@ -72,7 +86,11 @@ function aptWithRetries(argv: string[], what: string, progress: Progress, opts: 
 const updated = new Map<string, string>();
 
 /** Candidate versions; runs `apt-get update` once if the lists do not know a package yet. */
-export async function resolvePackages(names: readonly string[], apt: AptContext = hostApt, progress: Progress = stderrProgress): Promise<DebPackage[]> {
+export async function resolvePackages(
+  names: readonly string[],
+  apt: AptContext = hostApt,
+  progress: Progress = stderrProgress,
+): Promise<DebPackage[]> {
   for (;;) {
     const r = await runLocal(['apt-cache', ...apt.options, 'show', '--no-all-versions', ...names], { check: false, timeoutMs: 60_000 });
     const found = parseAptShow(r.stdout, names);
@@ -81,13 +99,22 @@ export async function resolvePackages(names: readonly string[], apt: AptContext 
     const key = apt.options.join(' ');
     if (updated.has(key)) {
       const update = updated.get(key) ? `; apt-get update had failed: ${updated.get(key)}` : '; check the apt sources';
-      throw new LabError('lab-setup', `apt knows no candidate for ${missing.join(', ')} (${apt.arch})${update}`, { tail: r.stderr.trim().split('\n').slice(-5).join('\n') });
+      throw new LabError('lab-setup', `apt knows no candidate for ${missing.join(', ')} (${apt.arch})${update}`, {
+        tail: r.stderr.trim().split('\n').slice(-5).join('\n'),
+      });
     }
     progress(`apt lists do not know ${missing.join(', ')}: running apt-get update`);
-    for (const opt of apt.options) if (opt.startsWith('Dir::State::Lists=')) await mkdir(join(opt.slice(18), 'partial'), { recursive: true });
+    for (const opt of apt.options)
+      if (opt.startsWith('Dir::State::Lists=')) await mkdir(join(opt.slice(18), 'partial'), { recursive: true });
     // A failed update still keeps the indexes it could fetch: what we need may be in them.
-    const failure = await aptWithRetries(['apt-get', ...apt.options, 'update', '-q'], 'apt-get update', progress).then(() => '', (e: Error) => e.message);
-    if (failure) progress(`apt-get update failed after ${MIRROR_RETRY.retries + 1} tries; going on with the indexes it got: ${failure.split('\n')[0]}`);
+    const failure = await aptWithRetries(['apt-get', ...apt.options, 'update', '-q'], 'apt-get update', progress).then(
+      () => '',
+      (e: Error) => e.message,
+    );
+    if (failure)
+      progress(
+        `apt-get update failed after ${MIRROR_RETRY.retries + 1} tries; going on with the indexes it got: ${failure.split('\n')[0]}`,
+      );
     updated.set(key, failure);
   }
 }
@@ -100,19 +127,35 @@ export function debFileName(p: DebPackage, arch: string): string {
 const mb = (n: number) => (n / 1e6).toFixed(1);
 
 /** Downloads what is not in `debDir` yet; returns the .deb paths in input order. */
-export async function fetchDebs(pkgs: readonly DebPackage[], debDir: string, apt: AptContext = hostApt, progress: Progress = stderrProgress): Promise<string[]> {
+export async function fetchDebs(
+  pkgs: readonly DebPackage[],
+  debDir: string,
+  apt: AptContext = hostApt,
+  progress: Progress = stderrProgress,
+): Promise<string[]> {
   await mkdir(debDir, { recursive: true });
   const total = pkgs.reduce((s, p) => s + p.sizeBytes, 0);
   let done = 0;
   const paths: string[] = [];
   for (const [i, p] of pkgs.entries()) {
     const file = join(debDir, debFileName(p, apt.arch));
-    const cached = await access(file).then(() => true, () => false);
+    const cached = await access(file).then(
+      () => true,
+      () => false,
+    );
     if (!cached) {
       progress(`[${i + 1}/${pkgs.length}] fetching ${p.name} ${p.version} (${mb(p.sizeBytes)} MB; ${mb(done)}/${mb(total)} MB done)`);
       // Downloading as root: apt's _apt sandbox user could not write into the cache.
-      await aptWithRetries(['apt-get', ...apt.options, '-q', '-o', 'APT::Sandbox::User=root', 'download', `${p.name}=${p.version}`], `apt-get download ${p.name}`, progress, { cwd: debDir }).catch((e: Error) => {
-        throw new LabError('lab-setup', `apt-get download ${p.name}=${p.version} failed after ${MIRROR_RETRY.retries + 1} tries: ${e.message}`);
+      await aptWithRetries(
+        ['apt-get', ...apt.options, '-q', '-o', 'APT::Sandbox::User=root', 'download', `${p.name}=${p.version}`],
+        `apt-get download ${p.name}`,
+        progress,
+        { cwd: debDir },
+      ).catch((e: Error) => {
+        throw new LabError(
+          'lab-setup',
+          `apt-get download ${p.name}=${p.version} failed after ${MIRROR_RETRY.retries + 1} tries: ${e.message}`,
+        );
       });
       const present = await readdir(debDir);
       if (!present.includes(debFileName(p, apt.arch)))

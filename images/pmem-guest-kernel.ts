@@ -57,13 +57,15 @@ export function readVmlinux(elf: Buffer): KernelImage {
         const ntype = elf.readUInt32LE(at + 8);
         const name = elf.subarray(at + 12, at + 12 + namesz).toString('latin1');
         const desc = at + 12 + alignUp(namesz, align);
-        if (name === 'Xen\0' && ntype === XEN_ELFNOTE_PHYS32_ENTRY) pvhEntry = descsz >= 8 ? Number(elf.readBigUInt64LE(desc)) : elf.readUInt32LE(desc);
+        if (name === 'Xen\0' && ntype === XEN_ELFNOTE_PHYS32_ENTRY)
+          pvhEntry = descsz >= 8 ? Number(elf.readBigUInt64LE(desc)) : elf.readUInt32LE(desc);
         at = desc + alignUp(descsz, align);
       }
     }
   }
   if (!segments.length) throw new LabError('lab-setup', 'vmlinux has no PT_LOAD segment');
-  if (pvhEntry === undefined) throw new LabError('lab-setup', 'vmlinux has no Xen PHYS32_ENTRY note: the kernel was built without CONFIG_PVH');
+  if (pvhEntry === undefined)
+    throw new LabError('lab-setup', 'vmlinux has no Xen PHYS32_ENTRY note: the kernel was built without CONFIG_PVH');
   return { segments, pvhEntry };
 }
 
@@ -81,7 +83,14 @@ export function loaderCode(src: number, dst: number, bytes: number, entry: numbe
     b.writeUInt32LE(v >>> 0, 1);
     return b;
   };
-  return Buffer.concat([imm(0xbe, src), imm(0xbf, dst), imm(0xb9, bytes / 4), Buffer.from([0xfc, 0xf3, 0xa5]), imm(0xb8, entry), Buffer.from([0xff, 0xe0])]);
+  return Buffer.concat([
+    imm(0xbe, src),
+    imm(0xbf, dst),
+    imm(0xb9, bytes / 4),
+    Buffer.from([0xfc, 0xf3, 0xa5]),
+    imm(0xb8, entry),
+    Buffer.from([0xff, 0xe0]),
+  ]);
 }
 
 export interface StagedKernel {
@@ -95,7 +104,8 @@ export function stagedPvhKernel(vmlinux: Buffer, staging: number): StagedKernel 
   const k = readVmlinux(vmlinux);
   const low = Math.min(...k.segments.map((s) => s.paddr));
   const high = alignUp(Math.max(...k.segments.map((s) => s.paddr + s.memsz)), 4);
-  if (staging < high) throw new LabError('lab-setup', `staging 0x${staging.toString(16)} overlaps the kernel image (ends 0x${high.toString(16)})`);
+  if (staging < high)
+    throw new LabError('lab-setup', `staging 0x${staging.toString(16)} overlaps the kernel image (ends 0x${high.toString(16)})`);
   const image = Buffer.alloc(high - low);
   for (const s of k.segments) vmlinux.copy(image, s.paddr - low, s.offset, s.offset + s.filesz);
   const PAGE = 0x1000;
@@ -133,7 +143,12 @@ export function stagedPvhKernel(vmlinux: Buffer, staging: number): StagedKernel 
     b.writeBigUInt64LE(BigInt(align), 48);
     return b;
   };
-  const head = Buffer.concat([ehdr, phdr(PT_LOAD, 7, loadOffset, staging, payload.length, PAGE), phdr(PT_NOTE, 4, noteOffset, 0, note.length, 4), note]);
+  const head = Buffer.concat([
+    ehdr,
+    phdr(PT_LOAD, 7, loadOffset, staging, payload.length, PAGE),
+    phdr(PT_NOTE, 4, noteOffset, 0, note.length, 4),
+    note,
+  ]);
   const elf = Buffer.concat([head, Buffer.alloc(loadOffset - head.length), payload]);
   return { elf, reservedBytes: payload.length };
 }

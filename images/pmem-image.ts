@@ -10,9 +10,9 @@ import { copyFile, cp, mkdir, readFile, stat, symlink, writeFile } from 'node:fs
 import { dirname, join } from 'node:path';
 import { LabError } from '../drivers/errors.js';
 import { runLocal } from '../drivers/local.js';
-import { debCacheDir, sshFingerprint, type ImageManifest } from './cache.js';
+import { debCacheDir, type ImageManifest, sshFingerprint } from './cache.js';
 import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
-import { fetchDebs, hostApt, unpackDeb, type DebPackage, type Progress } from './debs.js';
+import { type DebPackage, fetchDebs, hostApt, type Progress, unpackDeb } from './debs.js';
 import { stagedPvhKernel } from './pmem-guest-kernel.js';
 import { initramfsInit, inittab, rcS, sshdConfig } from './pmem-scripts.js';
 import { RootfsBuilder } from './rootfs.js';
@@ -53,7 +53,22 @@ const ROOT_MODULES = ['crc32c_generic', 'virtio_pci', 'virtio_blk', 'ext4'];
 /** What rcS loads from the root disk: NIC, memmap= pmem (nd_e820), fsdax and devdax drivers. */
 const HOST_MODULES = ['e1000', 'nd_e820', 'nd_pmem', 'dax_pmem', 'device_dax'];
 
-const REQUIRED_APPLETS = ['sh', 'mount', 'umount', 'switch_root', 'insmod', 'getty', 'login', 'init', 'ip', 'sleep', 'cat', 'tail', 'sha256sum', 'dd'];
+const REQUIRED_APPLETS = [
+  'sh',
+  'mount',
+  'umount',
+  'switch_root',
+  'insmod',
+  'getty',
+  'login',
+  'init',
+  'ip',
+  'sleep',
+  'cat',
+  'tail',
+  'sha256sum',
+  'dd',
+];
 
 export const PMEM_HOST_KEY = '/etc/ssh/ssh_host_ed25519_key';
 /**
@@ -66,7 +81,12 @@ export const PMEM_GUEST_KERNEL = '/usr/share/labrig/guest/vmlinux-staged';
 export const PMEM_GUEST_STAGING = { offsetMiB: 128, sizeMiB: 64 } as const;
 const MiB = 1024 * 1024;
 
-export async function buildPmemImage(tmp: string, work: string, progress: Progress, r: PmemImageRecipe): Promise<Omit<ImageManifest, 'builtAt' | 'buildMs'>> {
+export async function buildPmemImage(
+  tmp: string,
+  work: string,
+  progress: Progress,
+  r: PmemImageRecipe,
+): Promise<Omit<ImageManifest, 'builtAt' | 'buildMs'>> {
   // debFileName() names files after the apt context's arch: `Architecture: all` packages are
   // fetched through an 'all' context so their _all.deb is found.
   const archAll = r.packages.filter((p) => ARCH_ALL.includes(p.name));
@@ -82,7 +102,24 @@ export async function buildPmemImage(tmp: string, work: string, progress: Progre
     await unpackDeb(deb, pkgRoot);
   }
   const root = new RootfsBuilder(join(work, 'root'), pkgRoot);
-  await root.mkdirs(['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/ssh', 'proc', 'sys', 'dev', 'run', 'mnt', 'boot', 'var/log', 'var/lib', 'var/lock', 'lib/modules']);
+  await root.mkdirs([
+    'bin',
+    'sbin',
+    'usr/bin',
+    'usr/sbin',
+    'etc/init.d',
+    'etc/ssh',
+    'proc',
+    'sys',
+    'dev',
+    'run',
+    'mnt',
+    'boot',
+    'var/log',
+    'var/lib',
+    'var/lock',
+    'lib/modules',
+  ]);
   await root.mkdirs(['tmp', 'var/tmp'], 0o1777);
   await root.mkdirs(['root', 'root/.ssh'], 0o700);
 
@@ -113,9 +150,14 @@ export async function buildPmemImage(tmp: string, work: string, progress: Progre
   await extractVmlinux(join(root.dir, `boot/vmlinuz-${r.kernels[0]}`), vmlinux);
   const staged = stagedPvhKernel(await readFile(vmlinux), PMEM_GUEST_STAGING.offsetMiB * MiB);
   if (staged.reservedBytes > PMEM_GUEST_STAGING.sizeMiB * MiB)
-    throw new LabError('lab-setup', `the staged guest kernel needs ${staged.reservedBytes} bytes, more than the ${PMEM_GUEST_STAGING.sizeMiB} MiB reserved for it`);
+    throw new LabError(
+      'lab-setup',
+      `the staged guest kernel needs ${staged.reservedBytes} bytes, more than the ${PMEM_GUEST_STAGING.sizeMiB} MiB reserved for it`,
+    );
   await root.write(PMEM_GUEST_KERNEL, staged.elf);
-  progress(`nested guest kernel (${r.kernels[0]}, PVH, staged at ${PMEM_GUEST_STAGING.offsetMiB} MiB): ${(staged.elf.length / 1e6).toFixed(1)} MB`);
+  progress(
+    `nested guest kernel (${r.kernels[0]}, PVH, staged at ${PMEM_GUEST_STAGING.offsetMiB} MiB): ${(staged.elf.length / 1e6).toFixed(1)} MB`,
+  );
 
   // The host key is made here, once per image, so its fingerprint can be pinned.
   const keyFile = join(work, 'ssh_host_ed25519_key');
@@ -142,7 +184,7 @@ export async function buildPmemImage(tmp: string, work: string, progress: Progre
   await copyFile(join(root.dir, `boot/vmlinuz-${boot}`), join(tmp, 'vmlinuz'));
   await copyFile(join(root.dir, `boot/initrd.img-${boot}`), join(tmp, 'initrd.img'));
   await writeFile(join(tmp, 'hostkey.pub'), `${publicKey}\n`);
-  progress(`root disk: ${((await stat(disk)).blocks * 512 / 1e6).toFixed(0)} MB used of ${r.diskMiB} MiB`);
+  progress(`root disk: ${(((await stat(disk)).blocks * 512) / 1e6).toFixed(0)} MB used of ${r.diskMiB} MiB`);
   return {
     name: r.name,
     recipeVersion: r.recipeVersion,
@@ -172,7 +214,10 @@ async function extractVmlinux(bzImage: string, out: string): Promise<void> {
   const at = data.indexOf(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
   if (at < 0) throw new LabError('lab-setup', `${bzImage} holds no xz stream: cannot extract vmlinux`);
   await mkdir(dirname(out), { recursive: true });
-  await runLocal(['sh', '-c', 'tail -c +"$1" "$2" | xz -dc --single-stream > "$3"', 'sh', String(at + 1), bzImage, out], { timeoutMs: 120_000 });
+  await runLocal(['sh', '-c', 'tail -c +"$1" "$2" | xz -dc --single-stream > "$3"', 'sh', String(at + 1), bzImage, out], {
+    timeoutMs: 120_000,
+  });
   const head = (await readFile(out)).subarray(0, 4);
-  if (!head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) throw new LabError('lab-setup', `vmlinux extracted from ${bzImage} is not an ELF file`);
+  if (!head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])))
+    throw new LabError('lab-setup', `vmlinux extracted from ${bzImage} is not an ELF file`);
 }

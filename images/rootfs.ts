@@ -3,7 +3,7 @@
  * unpacked into one tree as if installed): busybox applet links, binaries with the
  * libraries they link, kernel modules with their dependencies. Every host recipe uses it.
  */
-import { copyFile, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile, chmod } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { LabError } from '../drivers/errors.js';
 import { runLocal } from '../drivers/local.js';
@@ -42,13 +42,22 @@ export class RootfsBuilder {
   async busyboxApplets(busyboxPath = '/bin/busybox', required: readonly string[] = []): Promise<string[]> {
     await this.copyFromPackages(busyboxPath, '/bin/busybox');
     const { stdout } = await runLocal([join(this.pkgRoot, busyboxPath), '--list-full']);
-    const applets = stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    const applets = stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     const names = applets.map((a) => posix.basename(a));
     const missing = required.filter((r) => !names.includes(r));
     if (missing.length) throw new LabError('lab-setup', `busybox at ${busyboxPath} lacks applets: ${missing.join(', ')}`);
     for (const applet of applets) {
       const link = join(this.dir, applet);
-      if (await lstat(link).then(() => true, () => false)) continue;
+      if (
+        await lstat(link).then(
+          () => true,
+          () => false,
+        )
+      )
+        continue;
       await mkdir(dirname(link), { recursive: true });
       await symlink('/bin/busybox', link);
     }
@@ -93,7 +102,8 @@ export class RootfsBuilder {
     const visit = async (name: string, chain: string[]): Promise<void> => {
       const key = name.replace(/-/g, '_');
       const rel = index.get(key);
-      if (!rel) throw new LabError('lab-setup', `kernel ${kernelVersion} has no module ${name} (needed by ${chain.join(' → ') || 'the recipe'})`);
+      if (!rel)
+        throw new LabError('lab-setup', `kernel ${kernelVersion} has no module ${name} (needed by ${chain.join(' → ') || 'the recipe'})`);
       const guestPath = `${base}/${rel.replace(/\.xz$/, '')}`;
       if (order.includes(guestPath)) return;
       const data = await readModule(join(this.pkgRoot, base, rel));

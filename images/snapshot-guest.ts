@@ -4,7 +4,7 @@
  * (suites/snapshot-kexec/mem-program.ts), which prints the ticks and verify lines the suite
  * reads (suites/snapshot-kexec/marker.ts). One cpio, built in memory.
  */
-import { newcArchive, type CpioEntry } from './cpio.js';
+import { type CpioEntry, newcArchive } from './cpio.js';
 
 /** PID 1 of the guest: reads the marker's parameters, then becomes the memory workload. */
 export function guestInit(): string {

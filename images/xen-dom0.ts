@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { LabError } from '../drivers/errors.js';
 import { runLocal } from '../drivers/local.js';
-import { debCacheDir, sshFingerprint, type ImageManifest } from './cache.js';
+import { debCacheDir, type ImageManifest, sshFingerprint } from './cache.js';
 import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
-import { fetchDebs, hostApt, unpackDeb, type DebPackage, type Progress } from './debs.js';
+import { type DebPackage, fetchDebs, hostApt, type Progress, unpackDeb } from './debs.js';
 import { RootfsBuilder } from './rootfs.js';
 import { buildDomuInitramfs } from './xen-domu.js';
 
@@ -22,11 +22,42 @@ export const DOMU_DIR = '/var/lib/labrig/domu';
 
 const HOST_KEY = '/etc/dropbear/dropbear_ed25519_host_key';
 
-const APPLETS = ['sh', 'setsid', 'stty', 'kill', 'sleep', 'cat', 'uname', 'dmesg', 'mount', 'ip', 'getty', 'login', 'init', 'insmod', 'hostname', 'ps', 'pidof', 'grep', 'sed', 'timeout', 'ln'];
+const APPLETS = [
+  'sh',
+  'setsid',
+  'stty',
+  'kill',
+  'sleep',
+  'cat',
+  'uname',
+  'dmesg',
+  'mount',
+  'ip',
+  'getty',
+  'login',
+  'init',
+  'insmod',
+  'hostname',
+  'ps',
+  'pidof',
+  'grep',
+  'sed',
+  'timeout',
+  'ln',
+];
 
 /** xl's helpers are exec'd from XEN_LIBEXEC (xenconsole for `xl console`), so the tree stays there. */
 const XEN_TOOLS = ['xl', 'xenstored', 'xenconsoled', 'xenconsole', 'xen-init-dom0', 'libxl-save-helper'];
-const XENSTORE_NAMES = ['xenstore-read', 'xenstore-write', 'xenstore-ls', 'xenstore-list', 'xenstore-rm', 'xenstore-exists', 'xenstore-chmod', 'xenstore-watch'];
+const XENSTORE_NAMES = [
+  'xenstore-read',
+  'xenstore-write',
+  'xenstore-ls',
+  'xenstore-list',
+  'xenstore-rm',
+  'xenstore-exists',
+  'xenstore-chmod',
+  'xenstore-watch',
+];
 
 /** Loaded in this order; xen-privcmd first because xenfs depends on it. netback + bridge: the domU's vif. */
 export const DOM0_MODULES = ['e1000', 'xen-privcmd', 'xenfs', 'xen-evtchn', 'xen-gntdev', 'xen-gntalloc', 'xen-netback', 'bridge'];
@@ -35,7 +66,16 @@ export const DOM0_MODULES = ['e1000', 'xen-privcmd', 'xenfs', 'xen-evtchn', 'xen
 export const XEN_BRIDGE = 'xenbr0';
 
 /** libxl runs vif-bridge itself (bash); these are it and what it sources. */
-const HOTPLUG_SCRIPTS = ['vif-bridge', 'vif-common.sh', 'xen-hotplug-common.sh', 'xen-network-common.sh', 'xen-script-common.sh', 'hotplugpath.sh', 'logging.sh', 'locking.sh'];
+const HOTPLUG_SCRIPTS = [
+  'vif-bridge',
+  'vif-common.sh',
+  'xen-hotplug-common.sh',
+  'xen-network-common.sh',
+  'xen-script-common.sh',
+  'hotplugpath.sh',
+  'logging.sh',
+  'locking.sh',
+];
 
 const inittab = `::sysinit:/etc/init.d/rcS
 hvc0::respawn:/sbin/getty -L 115200 hvc0 vt100
@@ -88,12 +128,20 @@ async function dropbearHostKey(pkgRoot: string, work: string): Promise<{ key: Bu
   const dropbearkey = join(pkgRoot, 'usr/bin/dropbearkey');
   await runLocal([dropbearkey, '-t', 'ed25519', '-f', keyFile], { env });
   const { stdout } = await runLocal([dropbearkey, '-y', '-f', keyFile], { env });
-  const publicKey = stdout.split('\n').find((l) => l.startsWith('ssh-ed25519 '))?.trim();
+  const publicKey = stdout
+    .split('\n')
+    .find((l) => l.startsWith('ssh-ed25519 '))
+    ?.trim();
   if (!publicKey) throw new LabError('lab-setup', `dropbearkey -y printed no public key:\n${stdout}`);
   return { key: await readFile(keyFile), publicKey };
 }
 
-export async function buildXenImage(tmp: string, work: string, progress: Progress, input: XenImageInput): Promise<Omit<ImageManifest, 'builtAt' | 'buildMs'>> {
+export async function buildXenImage(
+  tmp: string,
+  work: string,
+  progress: Progress,
+  input: XenImageInput,
+): Promise<Omit<ImageManifest, 'builtAt' | 'buildMs'>> {
   const { packages: pkgs, kernelVersion } = input;
   const debs = await fetchDebs(pkgs, debCacheDir(hostApt.arch), hostApt, progress);
   const pkgRoot = join(work, 'pkgs');
@@ -111,7 +159,22 @@ export async function buildXenImage(tmp: string, work: string, progress: Progres
   const domuSize = await buildDomuInitramfs(pkgRoot, work, domuRamdisk, kernelVersion);
 
   const root = new RootfsBuilder(join(work, 'root'), pkgRoot);
-  await root.mkdirs(['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/dropbear', 'etc/xen', 'proc', 'sys', 'dev', 'run', 'lib/modules', 'var/log', 'var/lib']);
+  await root.mkdirs([
+    'bin',
+    'sbin',
+    'usr/bin',
+    'usr/sbin',
+    'etc/init.d',
+    'etc/dropbear',
+    'etc/xen',
+    'proc',
+    'sys',
+    'dev',
+    'run',
+    'lib/modules',
+    'var/log',
+    'var/lib',
+  ]);
   await root.mkdirs(['tmp'], 0o1777);
   await root.mkdirs(['root', 'root/.ssh'], 0o700);
   progress('assembling the dom0 initramfs: busybox, dropbear, flock, xl toolstack, modules');
@@ -144,7 +207,10 @@ export async function buildXenImage(tmp: string, work: string, progress: Progres
   await root.write('/etc/group', 'root:x:0:\n');
   await root.write('/etc/shells', '/bin/sh\n');
   await root.write('/etc/profile', 'export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n');
-  await root.write('/etc/xen/xl.conf', '# labrig emu-xen: xl defaults (dom0_mem is fixed on the Xen command line, so no autoballoon)\nautoballoon="off"\n');
+  await root.write(
+    '/etc/xen/xl.conf',
+    '# labrig emu-xen: xl defaults (dom0_mem is fixed on the Xen command line, so no autoballoon)\nautoballoon="off"\n',
+  );
   await root.write('/root/.ssh/authorized_keys', `${input.clientPublicKey}\n`, 0o600);
   await root.write('/init', '#!/bin/sh\nexec /sbin/init\n', 0o755);
   await root.write(`${DOMU_DIR}/vmlinuz`, await readFile(join(pkgRoot, 'boot', `vmlinuz-${kernelVersion}`)));
@@ -152,11 +218,7 @@ export async function buildXenImage(tmp: string, work: string, progress: Progres
 
   progress('writing Xen, dom0 kernel and initramfs');
   await copyFile(join(pkgRoot, 'boot', `vmlinuz-${kernelVersion}`), join(tmp, 'vmlinuz'));
-  const size = await writeInitramfs(
-    root.dir,
-    CONSOLE_AND_NULL,
-    join(tmp, 'initrd.img'),
-  );
+  const size = await writeInitramfs(root.dir, CONSOLE_AND_NULL, join(tmp, 'initrd.img'));
   progress(`dom0 initramfs: ${(size / 1e6).toFixed(1)} MB (domU initramfs ${(domuSize / 1e6).toFixed(1)} MB), modules: ${modules.length}`);
   await writeFile(join(tmp, 'hostkey.pub'), `${hostKey.publicKey}\n`);
   return {

@@ -7,13 +7,29 @@
  * seeing it proves this very guest reached userspace.
  */
 import { join } from 'node:path';
-import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
-import { RootfsBuilder } from './rootfs.js';
 // The guest is built to the Xen suite's contract (suites/xen/guest.ts), so the suite can also
 // run against this guest copied onto a real Xen host.
 import { DOMU_READY_PREFIX } from './contracts/xen-domu.js';
+import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
+import { RootfsBuilder } from './rootfs.js';
 
-const APPLETS = ['insmod', 'sh', 'init', 'mount', 'sed', 'cat', 'uname', 'echo', 'poweroff', 'setsid', 'cttyhack', 'sleep', 'ls', 'dmesg', 'grep'];
+const APPLETS = [
+  'insmod',
+  'sh',
+  'init',
+  'mount',
+  'sed',
+  'cat',
+  'uname',
+  'echo',
+  'poweroff',
+  'setsid',
+  'cttyhack',
+  'sleep',
+  'ls',
+  'dmesg',
+  'grep',
+];
 
 // busybox init, so `xl shutdown` works: the kernel's Xen shutdown watch runs /sbin/poweroff,
 // which signals init, which runs the shutdown actions and powers the domain off.
@@ -45,9 +61,5 @@ export async function buildDomuInitramfs(pkgRoot: string, workDir: string, outFi
   await root.write('/etc/passwd', 'root::0:0:root:/root:/bin/sh\n');
   await root.write('/etc/profile', 'export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n');
   await root.write('/init', '#!/bin/sh\nexec /sbin/init\n', 0o755);
-  return writeInitramfs(
-    root.dir,
-    CONSOLE_AND_NULL,
-    outFile,
-  );
+  return writeInitramfs(root.dir, CONSOLE_AND_NULL, outFile);
 }

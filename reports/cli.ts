@@ -1,6 +1,6 @@
 /** `npx labrig report [dirs…]`: regenerate the report, findings and manifest from Allure results. */
 import { join, relative, resolve } from 'node:path';
-import { runContext, type RunContext } from '../targets/run-context.js';
+import { type RunContext, runContext } from '../targets/run-context.js';
 import { finalizeReport } from './finalize.js';
 
 function shown(path: string): string {
@@ -12,7 +12,13 @@ function shown(path: string): string {
 export async function reportCommand(resultsDirs: string[], ctx: RunContext = runContext()): Promise<number> {
   const dirs = resultsDirs.length ? resultsDirs.map((d) => resolve(d)) : [join(ctx.outDir, 'allure-results')];
   try {
-    const { reportDir, findingsPath, manifestPath } = await finalizeReport({ resultsDirs: dirs, outDir: ctx.outDir, runId: ctx.runId, historyPath: ctx.historyPath, runsDir: ctx.runsDir });
+    const { reportDir, findingsPath, manifestPath } = await finalizeReport({
+      resultsDirs: dirs,
+      outDir: ctx.outDir,
+      runId: ctx.runId,
+      historyPath: ctx.historyPath,
+      runsDir: ctx.runsDir,
+    });
     process.stdout.write(
       `report:   ${shown(join(reportDir, 'index.html'))}  (serve it: npx allure open ${shown(reportDir)})\n` +
         `findings: ${shown(findingsPath)}\n` +

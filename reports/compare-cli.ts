@@ -1,5 +1,5 @@
 /** `labrig compare <runA> <runB> [--json]`: the diff of two archived runs, as text or JSON. */
-import { compareRuns, directionRules, type Comparison, type FindingValue, type Verdict } from './compare.js';
+import { type Comparison, compareRuns, directionRules, type FindingValue, type Verdict } from './compare.js';
 import { loadRunSnapshot } from './run-dir.js';
 
 /** Exit codes, diff(1)-style: 0 nothing regressed, 1 something regressed, 2 could not compare. */
@@ -33,7 +33,9 @@ export function formatComparison(c: Comparison): string {
   const hostW = width(c.versions.map((v) => v.host));
   const compW = width(c.versions.map((v) => v.component));
   for (const v of c.versions) {
-    lines.push(`  ${v.change.padEnd(11)} ${v.host.padEnd(hostW)}  ${v.component.padEnd(compW)}  ${v.before ?? ABSENT} → ${v.after ?? ABSENT}`);
+    lines.push(
+      `  ${v.change.padEnd(11)} ${v.host.padEnd(hostW)}  ${v.component.padEnd(compW)}  ${v.before ?? ABSENT} → ${v.after ?? ABSENT}`,
+    );
   }
 
   lines.push('', `findings${c.findings.length ? '' : ': no change'}`);
@@ -65,7 +67,8 @@ export function formatComparison(c: Comparison): string {
 /** The rules of reports/compare.ts as `labrig compare --help` shows them. */
 export function regressionRulesHelp(): string {
   const rules = directionRules.map((r) => {
-    const tolerance = r.relative || r.absolute ? `, beyond max(${Math.round(r.relative * 100)} % of A, ${r.absolute}${r.unit ? ` ${r.unit}` : ''})` : '';
+    const tolerance =
+      r.relative || r.absolute ? `, beyond max(${Math.round(r.relative * 100)} % of A, ${r.absolute}${r.unit ? ` ${r.unit}` : ''})` : '';
     return `  ${r.pattern.padEnd(20)} ${r.better} is better${tolerance}`;
   });
   return [

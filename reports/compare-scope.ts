@@ -3,8 +3,9 @@
  * (the hosts the candidate ran, the tests its --grep chose), and every finding in that scope
  * side by side — unchanged ones too, since a lab engineer reads the ceiling on both sides.
  */
+
+import { type FindingValue, judgeFinding, type RunSnapshot, type Verdict, verdictRank } from './compare.js';
 import type { RecordedFinding } from './evidence.js';
-import { judgeFinding, verdictRank, type FindingValue, type RunSnapshot, type Verdict } from './compare.js';
 
 export interface Scope {
   hosts: string[];
@@ -62,7 +63,12 @@ export function findingRows(a: RecordedFinding[], b: RecordedFinding[]): Finding
     const base = { suite: f.suite, host: f.host, key: f.key, ...(f.unit !== undefined ? { unit: f.unit } : {}) };
     if (p && q) {
       const same = JSON.stringify(p.value) === JSON.stringify(q.value);
-      rows.push({ ...base, baseline: p.value, candidate: q.value, verdict: same ? 'same' : judgeFinding(f.key, f.unit, p.value, q.value).verdict });
+      rows.push({
+        ...base,
+        baseline: p.value,
+        candidate: q.value,
+        verdict: same ? 'same' : judgeFinding(f.key, f.unit, p.value, q.value).verdict,
+      });
     } else if (p) rows.push({ ...base, baseline: p.value, verdict: 'only baseline' });
     else rows.push({ ...base, candidate: q!.value, verdict: 'only candidate' });
   }
@@ -71,8 +77,16 @@ export function findingRows(a: RecordedFinding[], b: RecordedFinding[]): Finding
 }
 
 export function formatFindingRows(rows: FindingRow[]): string {
-  const shown = (v: FindingValue | undefined, unit?: string) => (v === undefined ? '(absent)' : unit && typeof v === 'number' ? `${v} ${unit}` : String(v));
-  const cells = rows.map((r) => [r.suite, r.host, r.key, shown(r.baseline, r.unit), shown(r.candidate, r.unit), r.verdict === 'regressed' ? 'REGRESSED' : r.verdict]);
+  const shown = (v: FindingValue | undefined, unit?: string) =>
+    v === undefined ? '(absent)' : unit && typeof v === 'number' ? `${v} ${unit}` : String(v);
+  const cells = rows.map((r) => [
+    r.suite,
+    r.host,
+    r.key,
+    shown(r.baseline, r.unit),
+    shown(r.candidate, r.unit),
+    r.verdict === 'regressed' ? 'REGRESSED' : r.verdict,
+  ]);
   const head = ['suite', 'host', 'finding', 'baseline', 'candidate', 'verdict'];
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => `  ${c.map((x, i) => x.padEnd(w[i]!)).join('  ')}`.trimEnd();

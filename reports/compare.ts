@@ -160,7 +160,13 @@ export function ruleFor(key: string, unit: string | undefined, rules = direction
 }
 
 /** The verdict on one finding that has a value in both runs and changed. */
-export function judgeFinding(key: string, unit: string | undefined, before: FindingValue, after: FindingValue, rules = directionRules): { verdict: Verdict; why: string } {
+export function judgeFinding(
+  key: string,
+  unit: string | undefined,
+  before: FindingValue,
+  after: FindingValue,
+  rules = directionRules,
+): { verdict: Verdict; why: string } {
   const rule = ruleFor(key, unit, rules);
   if (!rule) return { verdict: 'changed', why: 'no declared direction for this key' };
   const a = rule.range(before);
@@ -178,7 +184,10 @@ export function judgeFinding(key: string, unit: string | undefined, before: Find
   }
   const overlap = b.lo <= a.hi && a.lo <= b.hi;
   if (!overlap && margin > 0) {
-    return { verdict: 'within-tolerance', why: `${dir}; |B − A| ≤ max(${Math.round(rule.relative * 100)} % of A, ${rule.absolute}${rule.unit ? ` ${rule.unit}` : ''})` };
+    return {
+      verdict: 'within-tolerance',
+      why: `${dir}; |B − A| ≤ max(${Math.round(rule.relative * 100)} % of A, ${rule.absolute}${rule.unit ? ` ${rule.unit}` : ''})`,
+    };
   }
   return { verdict: 'changed', why: `${dir}; the ranges overlap, cannot be ordered` };
 }
@@ -194,13 +203,23 @@ function collapse(findings: RecordedFinding[]): Map<string, { f: RecordedFinding
   const out = new Map<string, { f: RecordedFinding; value: FindingValue }>();
   for (const [id, fs] of groups) {
     const distinct = [...new Set(fs.map((f) => JSON.stringify(f.value)))];
-    const value = distinct.length === 1 ? fs[0]!.value : fs.map((f) => String(f.value)).filter((v, i, all) => all.indexOf(v) === i).join(' | ');
+    const value =
+      distinct.length === 1
+        ? fs[0]!.value
+        : fs
+            .map((f) => String(f.value))
+            .filter((v, i, all) => all.indexOf(v) === i)
+            .join(' | ');
     out.set(id, { f: fs[0]!, value });
   }
   return out;
 }
 
-export function compareFindings(a: RecordedFinding[], b: RecordedFinding[], rules = directionRules): { diffs: FindingDiff[]; unchanged: number } {
+export function compareFindings(
+  a: RecordedFinding[],
+  b: RecordedFinding[],
+  rules = directionRules,
+): { diffs: FindingDiff[]; unchanged: number } {
   const before = collapse(a);
   const after = collapse(b);
   const diffs: FindingDiff[] = [];
@@ -222,7 +241,10 @@ export function compareFindings(a: RecordedFinding[], b: RecordedFinding[], rule
       diffs.push({ ...base, before: x!.value, change: 'disappeared', verdict: 'changed', why: 'not recorded in B' });
     }
   }
-  return { diffs: diffs.sort((p, q) => verdictRank[p.verdict] - verdictRank[q.verdict] || findingId(p).localeCompare(findingId(q))), unchanged };
+  return {
+    diffs: diffs.sort((p, q) => verdictRank[p.verdict] - verdictRank[q.verdict] || findingId(p).localeCompare(findingId(q))),
+    unchanged,
+  };
 }
 
 export function compareVersions(a: RunSnapshot['hosts'], b: RunSnapshot['hosts']): VersionDiff[] {
@@ -252,7 +274,12 @@ export function compareTests(a: TestOutcome[], b: TestOutcome[]): { diffs: TestD
     const x = before.get(key);
     const y = after.get(key);
     const t = (y ?? x)!;
-    const base = { ...(t.project !== undefined ? { project: t.project } : {}), name: t.name, before: x?.status ?? null, after: y?.status ?? null };
+    const base = {
+      ...(t.project !== undefined ? { project: t.project } : {}),
+      name: t.name,
+      before: x?.status ?? null,
+      after: y?.status ?? null,
+    };
     if (x && y && x.status === y.status) {
       unchanged++;
       continue;
@@ -261,11 +288,22 @@ export function compareTests(a: TestOutcome[], b: TestOutcome[]): { diffs: TestD
       diffs.push({ ...base, change: x ? 'disappeared' : 'appeared', verdict: 'changed', why: x ? 'not run in B' : 'not run in A' });
     } else if (machineTypeGone(y) && !machineTypeGone(x)) {
       const machine = machineTypeGone(y)!;
-      diffs.push({ ...base, change: 'changed', verdict: 'changed', machineTypeGone: machine, why: `machine type ${machine} no longer exists in B (${y.message})` });
+      diffs.push({
+        ...base,
+        change: 'changed',
+        verdict: 'changed',
+        machineTypeGone: machine,
+        why: `machine type ${machine} no longer exists in B (${y.message})`,
+      });
     } else if (x.status === 'passed' && failedStatuses.has(y.status)) {
       diffs.push(
         y.labFailure
-          ? { ...base, change: 'changed', verdict: 'inconclusive', why: 'failed for a lab reason ([lab:…]): says nothing about the product' }
+          ? {
+              ...base,
+              change: 'changed',
+              verdict: 'inconclusive',
+              why: 'failed for a lab reason ([lab:…]): says nothing about the product',
+            }
           : { ...base, change: 'changed', verdict: 'regressed', why: `passed in A, failed in B${y.message ? `: ${y.message}` : ''}` },
       );
     } else if (failedStatuses.has(x.status) && y.status === 'passed') {
@@ -274,7 +312,13 @@ export function compareTests(a: TestOutcome[], b: TestOutcome[]): { diffs: TestD
       diffs.push({ ...base, change: 'changed', verdict: 'changed', why: 'status changed' });
     }
   }
-  return { diffs: diffs.sort((p, q) => verdictRank[p.verdict] - verdictRank[q.verdict] || `${p.project ?? ''} ${p.name}`.localeCompare(`${q.project ?? ''} ${q.name}`)), unchanged };
+  return {
+    diffs: diffs.sort(
+      (p, q) =>
+        verdictRank[p.verdict] - verdictRank[q.verdict] || `${p.project ?? ''} ${p.name}`.localeCompare(`${q.project ?? ''} ${q.name}`),
+    ),
+    unchanged,
+  };
 }
 
 /** Regressions first, then what is unsure, then improvements, then plain changes. */
@@ -286,7 +330,10 @@ export const verdictRank: Record<Verdict, number> = { regressed: 0, inconclusive
  */
 export function machineTypeGone(t: Pick<TestOutcome, 'status' | 'message'>): string | undefined {
   if (t.status === 'passed' || !t.message) return undefined;
-  const m = /does not support machine type '([^']+)'|unsupported machine type:? ["']?([\w.-]+)?|machine type ["']?([\w.-]+)["']? (?:is not supported|no longer exists|not found)/i.exec(t.message);
+  const m =
+    /does not support machine type '([^']+)'|unsupported machine type:? ["']?([\w.-]+)?|machine type ["']?([\w.-]+)["']? (?:is not supported|no longer exists|not found)/i.exec(
+      t.message,
+    );
   return m ? (m[1] ?? m[2] ?? m[3] ?? 'unknown') : undefined;
 }
 

@@ -62,7 +62,9 @@ export async function singleFileReport(resultsDir: string, trendsPage?: string):
     const page = stripExternalLoads(html);
     const remaining = findExternalLoadsInHtml(page, 'report.html');
     if (remaining.length) {
-      throw new Error(`the single-file report would still load from outside:\n${remaining.map((l) => `  report.html:${l.line}: ${l.what}`).join('\n')}`);
+      throw new Error(
+        `the single-file report would still load from outside:\n${remaining.map((l) => `  report.html:${l.line}: ${l.what}`).join('\n')}`,
+      );
     }
     // singleFile inlines everything; a local script or stylesheet still named would be missing from the dossier.
     const localRefs = [...page.matchAll(/<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']?([^"'\s>]+)/gi)]

@@ -5,9 +5,9 @@
  * no private key, and no value of an env var a `*Env` field names — raw, JSON- or XML-escaped,
  * or as UTF-8 bytes (targets/secrets.ts). Findings never print the value.
  */
-import { secretMatcher, secretEnvNames, secretsOf, type NamedSecret, MIN_SCANNABLE_SECRET } from '../targets/secrets.js';
+import { MIN_SCANNABLE_SECRET, type NamedSecret, secretEnvNames, secretMatcher, secretsOf } from '../targets/secrets.js';
 
-export { secretsOf, MIN_SCANNABLE_SECRET, type NamedSecret };
+export { MIN_SCANNABLE_SECRET, type NamedSecret, secretsOf };
 export const envNamesIn = secretEnvNames;
 
 export interface SecretHit {

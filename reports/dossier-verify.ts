@@ -62,7 +62,9 @@ const MAX_MANIFEST_BYTES = 16 * 2 ** 20;
 export function verifyMembers(members: readonly MemberDigest[], manifestData: Buffer | undefined): DossierVerification {
   const manifests = members.filter((m) => m.name === DOSSIER_MANIFEST);
   if (manifests.length !== 1 || !manifestData) {
-    throw new Error(manifests.length > 1 ? `the archive holds ${DOSSIER_MANIFEST} more than once` : `the archive has no ${DOSSIER_MANIFEST} at its root`);
+    throw new Error(
+      manifests.length > 1 ? `the archive holds ${DOSSIER_MANIFEST} more than once` : `the archive has no ${DOSSIER_MANIFEST} at its root`,
+    );
   }
   let parsed: DossierManifest;
   try {
@@ -96,10 +98,13 @@ export function verifyMembers(members: readonly MemberDigest[], manifestData: Bu
       continue;
     }
     checked++;
-    if (member.sha256 !== expected.sha256) problems.push({ file, problem: 'differs', detail: `sha256 ${member.sha256}, manifest says ${expected.sha256}` });
-    else if (member.bytes !== expected.bytes) problems.push({ file, problem: 'differs', detail: `${member.bytes} bytes, manifest says ${expected.bytes}` });
+    if (member.sha256 !== expected.sha256)
+      problems.push({ file, problem: 'differs', detail: `sha256 ${member.sha256}, manifest says ${expected.sha256}` });
+    else if (member.bytes !== expected.bytes)
+      problems.push({ file, problem: 'differs', detail: `${member.bytes} bytes, manifest says ${expected.bytes}` });
   }
-  for (const file of [...seen.keys()].sort()) if (!(file in parsed.files)) problems.push({ file, problem: 'extra', detail: 'not listed in the manifest' });
+  for (const file of [...seen.keys()].sort())
+    if (!(file in parsed.files)) problems.push({ file, problem: 'extra', detail: 'not listed in the manifest' });
   return { ok: problems.length === 0, manifestSha256: sha256(manifestData), runId: parsed.runId, checked, problems };
 }
 

@@ -19,12 +19,12 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { singleFileReport } from './dossier-html.js';
-import { findSecrets, secretsOf, type SecretHit } from './dossier-secrets.js';
-import { redactRunOutput } from './redact.js';
-import { DOSSIER_MANIFEST, sha256, verifyDossier, type DossierManifest, type DossierVerification } from './dossier-verify.js';
 import { versionComponents } from './compare.js';
-import { readRunManifest, resolveRunDir, runResultsDir, defaultRunsDir } from './run-dir.js';
+import { singleFileReport } from './dossier-html.js';
+import { findSecrets, type SecretHit, secretsOf } from './dossier-secrets.js';
+import { DOSSIER_MANIFEST, type DossierManifest, type DossierVerification, sha256, verifyDossier } from './dossier-verify.js';
+import { redactRunOutput } from './redact.js';
+import { defaultRunsDir, readRunManifest, resolveRunDir, runResultsDir } from './run-dir.js';
 import { TRENDS_PAGE, writeTrendsPage } from './trend-page.js';
 import { readTrendRun } from './trend-runs.js';
 
@@ -51,7 +51,10 @@ export interface BuiltDossier {
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort();
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
 }
 
 async function required(path: string, what: string): Promise<string> {
@@ -72,21 +75,33 @@ async function stage(runDir: string, stageDir: string): Promise<string[]> {
   };
   // The runs kept beside this one, up to it: the trend as it stood when the run was made.
   const run = await readTrendRun(runDir);
-  await writeTrendsPage(join(stageDir, TRENDS_PAGE), { runsDir: dirname(runDir), current: run, upTo: run.runId, title: `Findings up to run ${run.runId}` });
+  await writeTrendsPage(join(stageDir, TRENDS_PAGE), {
+    runsDir: dirname(runDir),
+    current: run,
+    upTo: run.runId,
+    title: `Findings up to run ${run.runId}`,
+  });
   await writeFile(join(stageDir, 'report.html'), await singleFileReport(resultsDir, join(stageDir, TRENDS_PAGE)));
   names.push('report.html', TRENDS_PAGE);
   await put('findings.json', await required(join(runDir, 'findings.json'), 'findings.json'));
   await put('lab.json', await required(join(runDir, 'lab.json'), 'lab.json (the lab config it used)'));
   await put('run-manifest.json', await required(join(runDir, 'manifest.json'), 'manifest.json'));
   if (await stat(join(runDir, 'junit.xml')).catch(() => null)) await put('junit.xml', join(runDir, 'junit.xml'));
-  for (const log of await filesUnder(join(runDir, 'logs'))) await put(`logs/${relative(join(runDir, 'logs'), log).split('\\').join('/')}`, log);
+  for (const log of await filesUnder(join(runDir, 'logs')))
+    await put(`logs/${relative(join(runDir, 'logs'), log).split('\\').join('/')}`, log);
   // `labrig validate`: the candidate build, the baseline run's record and the comparison
-  for (const f of await filesUnder(join(runDir, 'validation'))) await put(`validation/${relative(join(runDir, 'validation'), f).split('\\').join('/')}`, f);
+  for (const f of await filesUnder(join(runDir, 'validation')))
+    await put(`validation/${relative(join(runDir, 'validation'), f).split('\\').join('/')}`, f);
   return names.sort();
 }
 
 /** Everything that leaves with the dossier, and the results the report embeds, against the lab's secrets. */
-async function scanForSecrets(stageDir: string, names: string[], resultsDir: string, env: NodeJS.ProcessEnv): Promise<{ hits: SecretHit[]; unscanned: string[] }> {
+async function scanForSecrets(
+  stageDir: string,
+  names: string[],
+  resultsDir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ hits: SecretHit[]; unscanned: string[] }> {
   const lab = JSON.parse(await readFile(join(stageDir, 'lab.json'), 'utf8')) as unknown;
   const { secrets, unscanned } = secretsOf(lab, env);
   const hits: SecretHit[] = [];
@@ -139,8 +154,21 @@ export async function buildDossier(opts: DossierOptions): Promise<BuiltDossier> 
     await mkdir(dirname(archive), { recursive: true });
     const partial = `${archive}.partial`;
     // Explicit member list, sorted, owner-free and one mtime: the archive depends on the contents only.
-    const args = ['-czf', partial, '-C', stageDir, '--format=gnu', '--sort=name', '--owner=0', '--group=0', '--numeric-owner',
-      `--mtime=@${Math.floor(createdAt.getTime() / 1000)}`, '--', DOSSIER_MANIFEST, ...names];
+    const args = [
+      '-czf',
+      partial,
+      '-C',
+      stageDir,
+      '--format=gnu',
+      '--sort=name',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      `--mtime=@${Math.floor(createdAt.getTime() / 1000)}`,
+      '--',
+      DOSSIER_MANIFEST,
+      ...names,
+    ];
     const r = await execa('tar', args, { reject: false, all: true, timeout: TAR_DEADLINE_MS });
     if (r.exitCode !== 0) {
       await rm(partial, { force: true });
@@ -148,7 +176,8 @@ export async function buildDossier(opts: DossierOptions): Promise<BuiltDossier> 
     }
     await rename(partial, archive);
     const check = await verifyDossier(archive);
-    if (!check.ok) throw new Error(`the dossier just written does not verify: ${check.problems.map((p) => `${p.file} ${p.problem}`).join(', ')}`);
+    if (!check.ok)
+      throw new Error(`the dossier just written does not verify: ${check.problems.map((p) => `${p.file} ${p.problem}`).join(', ')}`);
     return { archive, manifestSha256: sha256(Buffer.from(manifestText)), files: [DOSSIER_MANIFEST, ...names], unscanned };
   } finally {
     await rm(stageDir, { recursive: true, force: true });

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { attachmentFiles, attachmentsOf, finalAttempts, sha256File, type AllureResult } from './results.js';
+import { type AllureResult, attachmentFiles, attachmentsOf, finalAttempts, sha256File } from './results.js';
 
 export const FINDINGS_ATTACHMENT = 'labrig-findings.json';
 export const FACTS_ATTACHMENT = 'labrig-facts.json';

@@ -6,14 +6,14 @@ import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { componentsFile } from '../targets/components.js';
+import { runContext } from '../targets/run-context.js';
 import { collectEvidence } from './evidence.js';
-import { rewriteJunit } from './junit.js';
 import { makeReportSelfContained } from './external.js';
+import { rewriteJunit } from './junit.js';
 import { mergeResultsDirs, readResults, sha256File } from './results.js';
 import { TRENDS_PAGE, writeTrendsPage } from './trend-page.js';
 import { currentRun } from './trend-runs.js';
-import { componentsFile } from '../targets/components.js';
-import { runContext } from '../targets/run-context.js';
 
 export interface FinalizeOptions {
   resultsDirs: string[];
@@ -137,7 +137,10 @@ export async function finalizeReport(opts: FinalizeOptions): Promise<FinalizedRe
     resultsDirs: opts.resultsDirs.map((d) => resolve(d)),
     hosts: evidence.hosts,
     // what the main job put on the hosts before the run (version validation); facts say what ran
-    components: await readFile(componentsFile(outDir), 'utf8').then((t) => JSON.parse(t) as unknown, () => null),
+    components: await readFile(componentsFile(outDir), 'utf8').then(
+      (t) => JSON.parse(t) as unknown,
+      () => null,
+    ),
     tests: evidence.tests,
     attempts: evidence.attempts,
     countsByStatus: evidence.countsByStatus,
@@ -147,9 +150,7 @@ export async function finalizeReport(opts: FinalizeOptions): Promise<FinalizedRe
     trends: { page: fromOut(trendsPath), runs: trends.runs, charts: trends.charts },
     junit,
     history: historyPath,
-    attachments: Object.fromEntries(
-      Object.entries(evidence.attachments).map(([name, sha]) => [fromOut(join(mergedDir, name)), sha]),
-    ),
+    attachments: Object.fromEntries(Object.entries(evidence.attachments).map(([name, sha]) => [fromOut(join(mergedDir, name)), sha])),
     reportRewritten: rewritten,
     warnings: [...merge.warnings, ...evidence.warnings, ...trends.warnings],
   };

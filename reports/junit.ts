@@ -10,7 +10,13 @@ import { isLabFailure } from './results.js';
 
 type Node = Record<string, unknown> & { ':@'?: Record<string, string> };
 
-const options = { preserveOrder: true, ignoreAttributes: false, attributeNamePrefix: '', cdataPropName: '#cdata', commentPropName: '#comment' } as const;
+const options = {
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  cdataPropName: '#cdata',
+  commentPropName: '#comment',
+} as const;
 
 const tagOf = (n: Node) => Object.keys(n).find((k) => k !== ':@')!;
 const children = (n: Node) => n[tagOf(n)] as Node[];

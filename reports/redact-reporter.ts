@@ -8,7 +8,7 @@
  */
 import { lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Reporter, TestCase, TestError, TestResult, TestStep } from '@playwright/test/reporter';
-import { secretMatcher, secretsOf, type SecretMatcher } from '../targets/secrets.js';
+import { type SecretMatcher, secretMatcher, secretsOf } from '../targets/secrets.js';
 import { BINARY_FILE } from './redact.js';
 
 type Attachment = TestResult['attachments'][number];

@@ -7,7 +7,7 @@
  */
 import { lstat, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { secretMatcher, secretsOf, type NamedSecret, type SecretMatcher } from '../targets/secrets.js';
+import { type NamedSecret, type SecretMatcher, secretMatcher, secretsOf } from '../targets/secrets.js';
 
 export interface RedactedTree {
   /** Files read. */

@@ -3,10 +3,11 @@
  * test results and the attachments they reference. Shards are merged by copying files,
  * because replaying Playwright blob reports into allure-playwright fails (FIELD-NOTES).
  */
-import { RUNNER_TIMEOUT } from '../targets/retry-policy.js';
+
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { RUNNER_TIMEOUT } from '../targets/retry-policy.js';
 
 export interface AllureAttachment {
   name: string;
@@ -45,7 +46,9 @@ export interface MergeOutcome {
 const PER_TEST_FILE = /-(?:result|container)\.json$|-attachment(?:\.|$)/;
 
 export async function sha256File(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 async function sameContent(a: string, b: string): Promise<boolean> {

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { runsDirOf } from '../targets/run-context.js';
 import type { RunSnapshot, TestOutcome } from './compare.js';
 import type { RecordedFinding } from './evidence.js';
-import { finalAttempts, isLabFailure, readResults, type AllureResult } from './results.js';
+import { type AllureResult, finalAttempts, isLabFailure, readResults } from './results.js';
 
 /** Where `labrig run` archives runs (cli/archive.ts). */
 export const defaultRunsDir = runsDirOf();
@@ -27,7 +27,9 @@ const recordedFindingSchema = z.object({
 const runManifestSchema = z.looseObject({
   runId: z.string().nullish(),
   gitRevision: z.string().nullish(),
-  hosts: z.record(z.string(), z.looseObject({ facts: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])) })).default({}),
+  hosts: z
+    .record(z.string(), z.looseObject({ facts: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])) }))
+    .default({}),
 });
 export type RunManifest = z.infer<typeof runManifestSchema>;
 
@@ -82,7 +84,10 @@ export function runResultsDir(runDir: string): string | null {
 
 /** The lines that say why: the error kinds and tool errors, not the retry preface. */
 export function failureGist(message: string): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const telling = lines.filter((l) => !/\[product:not-retried\]/.test(l) && /\[(product|lab):|error:|Error:/.test(l));
   return (telling.length ? telling.slice(0, 3) : lines.slice(0, 1)).join(' | ').slice(0, 500);
 }

@@ -43,9 +43,18 @@ class Budget extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.total += chunk.length;
     this.sinceProgress += chunk.length;
-    if (this.total > this.limits.maxBytes) return done(new Error(`unpacks to more than ${this.limits.maxBytes} bytes (the cap)`));
-    if (this.sinceProgress > this.limits.maxHeaderBytes)
-      return done(new Error(`holds more than ${this.limits.maxHeaderBytes} bytes without a member (an oversized pax or long-name record, or trailing data)`));
+    if (this.total > this.limits.maxBytes) {
+      done(new Error(`unpacks to more than ${this.limits.maxBytes} bytes (the cap)`));
+      return;
+    }
+    if (this.sinceProgress > this.limits.maxHeaderBytes) {
+      done(
+        new Error(
+          `holds more than ${this.limits.maxHeaderBytes} bytes without a member (an oversized pax or long-name record, or trailing data)`,
+        ),
+      );
+      return;
+    }
     done(null, chunk);
   }
 }
@@ -66,14 +75,18 @@ export async function forEachTarGzMember(
   const budget = new Budget(limits);
   const parser = extract();
   const fail = (why: string) => new Error(`${path} is not a readable .tar.gz: ${why}`);
-  const feeding = pipeline(createReadStream(path), createGunzip(), budget, parser).then(() => undefined, (e: Error) => e);
+  const feeding = pipeline(createReadStream(path), createGunzip(), budget, parser).then(
+    () => undefined,
+    (e: Error) => e,
+  );
   let members = 0;
   let callerError: unknown;
   try {
     for await (const entry of parser) {
       budget.progress();
       const member = memberOf(entry.header);
-      if (!Number.isSafeInteger(member.size) || member.size < 0) throw fail(`member ${JSON.stringify(member.name)} has size ${member.size}`);
+      if (!Number.isSafeInteger(member.size) || member.size < 0)
+        throw fail(`member ${JSON.stringify(member.name)} has size ${member.size}`);
       if (++members > limits.maxMembers) throw fail(`more than ${limits.maxMembers} members (the cap)`);
       // No return(): a reader that stops early must not destroy the entry (that ends the whole parse).
       const chunks = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();

@@ -52,7 +52,7 @@ function wrapped(words: string[], width = 100): string {
   const lines: string[] = [];
   let line = '';
   for (const w of words) {
-    if (line && line.length + w.length + 2 > width) (lines.push(line), (line = ''));
+    if (line && line.length + w.length + 2 > width) lines.push(line), (line = '');
     line += line ? `, ${w}` : w;
   }
   if (line) lines.push(line);
@@ -60,11 +60,20 @@ function wrapped(words: string[], width = 100): string {
 }
 
 /** What the filters leave, or the one line (plus the known names) that says why nothing is left. */
-export function selectSeries(trends: Trends, key: string, opts: { host?: string; suite?: string }): { series: TrendSeries[] } | { error: string } {
-  const where = (s: TrendSeries) => (opts.host === undefined || s.host === opts.host) && (opts.suite === undefined || s.suite === opts.suite);
-  for (const [flag, name, pick] of [['--host', opts.host, (s: TrendSeries) => s.host], ['--suite', opts.suite, (s: TrendSeries) => s.suite]] as const) {
+export function selectSeries(
+  trends: Trends,
+  key: string,
+  opts: { host?: string; suite?: string },
+): { series: TrendSeries[] } | { error: string } {
+  const where = (s: TrendSeries) =>
+    (opts.host === undefined || s.host === opts.host) && (opts.suite === undefined || s.suite === opts.suite);
+  for (const [flag, name, pick] of [
+    ['--host', opts.host, (s: TrendSeries) => s.host],
+    ['--suite', opts.suite, (s: TrendSeries) => s.suite],
+  ] as const) {
     const known = [...new Set(trends.series.map(pick))].sort();
-    if (name !== undefined && !known.includes(name)) return { error: `no ${flag.slice(2)} "${name}" in these runs (${flag}); known: ${known.join(', ') || 'none'}` };
+    if (name !== undefined && !known.includes(name))
+      return { error: `no ${flag.slice(2)} "${name}" in these runs (${flag}); known: ${known.join(', ') || 'none'}` };
   }
   const series = trends.series.filter((s) => s.key === key && where(s));
   if (series.length) return { series };
@@ -82,7 +91,7 @@ export function selectSeries(trends: Trends, key: string, opts: { host?: string;
 export async function trendCommand(key: string, opts: { host?: string; suite?: string; runs?: string } = {}): Promise<number> {
   const runsDir = opts.runs ?? defaultRunsDir;
   const fail = (why: string) => (process.stderr.write(`labrig trend: ${why}\n`), TREND_UNKNOWN);
-  let kept;
+  let kept: Awaited<ReturnType<typeof readKeptRuns>>;
   try {
     kept = await readKeptRuns(runsDir);
   } catch (e) {

@@ -6,7 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { isNumeric, shownValue, type TrendRun, type Trends, buildTrends } from './trend.js';
+import { buildTrends, isNumeric, shownValue, type TrendRun, type Trends } from './trend.js';
 import { readKeptRuns, withCurrent } from './trend-runs.js';
 import { formatNumber, runLabel, trendSvg, xml } from './trend-svg.js';
 
@@ -30,7 +30,8 @@ export function trendsPage(trends: Trends, opts: { title?: string; note?: string
   const charted = trends.series.filter(isNumeric);
   const first = trends.runs[0];
   const last = trends.runs[trends.runs.length - 1];
-  const span = first && last ? `${trends.runs.length} run${trends.runs.length === 1 ? '' : 's'}, ${runLabel(first)} … ${runLabel(last)}` : 'no runs';
+  const span =
+    first && last ? `${trends.runs.length} run${trends.runs.length === 1 ? '' : 's'}, ${runLabel(first)} … ${runLabel(last)}` : 'no runs';
   const body: string[] = [
     `<h1>${xml(opts.title ?? 'Findings across runs')}</h1>`,
     `<p class="note">${xml(span)}; ${charted.length} numeric finding${charted.length === 1 ? '' : 's'}. Hover a point for its run and the host's versions; a dashed line marks a version change.${opts.note ? ` ${xml(opts.note)}` : ''}</p>`,
@@ -42,7 +43,11 @@ export function trendsPage(trends: Trends, opts: { title?: string; note?: string
     for (const host of [...new Set(ofSuite.map((s) => s.host))]) {
       body.push(`<h3>${xml(host)}</h3>`, '<div class="charts">');
       for (const s of ofSuite.filter((t) => t.host === host)) {
-        body.push(`<figure data-series="${xml(`${s.suite}/${s.host}/${s.key}`)}">`, trendSvg(s, trends.runs.length), `<figcaption>${xml(caption(s))}</figcaption></figure>`);
+        body.push(
+          `<figure data-series="${xml(`${s.suite}/${s.host}/${s.key}`)}">`,
+          trendSvg(s, trends.runs.length),
+          `<figcaption>${xml(caption(s))}</figcaption></figure>`,
+        );
       }
       body.push('</div>');
     }
@@ -67,9 +72,15 @@ export interface TrendsPageOptions {
 }
 
 /** Reads the kept runs, writes the page to `path`; returns how many charts it holds and what was left out. */
-export async function writeTrendsPage(path: string, opts: TrendsPageOptions): Promise<{ charts: number; runs: number; warnings: string[] }> {
+export async function writeTrendsPage(
+  path: string,
+  opts: TrendsPageOptions,
+): Promise<{ charts: number; runs: number; warnings: string[] }> {
   // Charts are an aid: a runs directory that cannot be read leaves this run alone on them, and says so.
-  const kept = await readKeptRuns(opts.runsDir).catch((e: Error) => ({ runs: [], warnings: [`trend charts without the kept runs: ${e.message}`] }));
+  const kept = await readKeptRuns(opts.runsDir).catch((e: Error) => ({
+    runs: [],
+    warnings: [`trend charts without the kept runs: ${e.message}`],
+  }));
   let runs = opts.current ? withCurrent(kept.runs, opts.current) : kept.runs;
   let trends = buildTrends(runs);
   if (opts.upTo !== undefined) {

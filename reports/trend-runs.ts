@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { readRunFindings, readRunManifest } from './run-dir.js';
 import type { RecordedFinding } from './evidence.js';
+import { readRunFindings, readRunManifest } from './run-dir.js';
 import type { TrendRun } from './trend.js';
 
 export interface KeptRuns {
@@ -47,7 +47,12 @@ export async function readKeptRuns(runsDir: string): Promise<KeptRuns> {
 }
 
 /** The run being reported, before it is archived: what finalize has just collected. */
-export function currentRun(runId: string, createdAt: string, findings: RecordedFinding[], hosts: Record<string, { facts: TrendRun['hosts'][string] }>): TrendRun {
+export function currentRun(
+  runId: string,
+  createdAt: string,
+  findings: RecordedFinding[],
+  hosts: Record<string, { facts: TrendRun['hosts'][string] }>,
+): TrendRun {
   return { runId, createdAt, findings, hosts: Object.fromEntries(Object.entries(hosts).map(([h, v]) => [h, v.facts])) };
 }
 

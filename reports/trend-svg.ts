@@ -5,7 +5,7 @@
  * d3-scale/d3-shape that Allure pulls in are undeclared transitive dependencies without types,
  * and a polyline needs neither. Everything drawn from a host's data is XML-escaped.
  */
-import { shownValue, versionChanges, type TrendPoint, type TrendSeries } from './trend.js';
+import { shownValue, type TrendPoint, type TrendSeries, versionChanges } from './trend.js';
 
 const WIDTH = 520;
 const HEIGHT = 170;
@@ -27,7 +27,9 @@ export function runLabel(p: { runId: string; createdAt: string | null }): string
 
 function tooltip(s: TrendSeries, p: TrendPoint): string {
   const bound = p.bound === 'at-least' ? ' (at least)' : p.bound === 'at-most' ? ' (at most)' : '';
-  const versions = Object.entries(p.versions).map(([c, v]) => `${c} ${v}`).join(', ');
+  const versions = Object.entries(p.versions)
+    .map(([c, v]) => `${c} ${v}`)
+    .join(', ');
   return `run ${p.runId} (${runLabel(p)}): ${shownValue(p.recorded, s.unit)}${bound}${versions ? `\n${versions}` : ''}`;
 }
 
@@ -64,7 +66,8 @@ export function trendSvg(s: TrendSeries, runCount: number): string {
   const first = s.points[0];
   const last = s.points[s.points.length - 1];
   if (first) parts.push(`<text x="${MARGIN.left}" y="${HEIGHT - 10}" fill="#555">${xml(runLabel(first))}</text>`);
-  if (last && last !== first) parts.push(`<text x="${MARGIN.left + plotW}" y="${HEIGHT - 10}" text-anchor="end" fill="#555">${xml(runLabel(last))}</text>`);
+  if (last && last !== first)
+    parts.push(`<text x="${MARGIN.left + plotW}" y="${HEIGHT - 10}" text-anchor="end" fill="#555">${xml(runLabel(last))}</text>`);
 
   for (const change of versionChanges(s)) {
     const before = s.points[change.at - 1]!;
@@ -86,11 +89,16 @@ export function trendSvg(s: TrendSeries, runCount: number): string {
       // Recorded, but not a number (e.g. "unavailable: …"): marked on the axis, not drawn as a value.
       const cx = x(p.runIndex);
       const cy = MARGIN.top + plotH;
-      parts.push(`<path class="no-value" d="M${f(cx - 4)},${f(cy - 4)}l8,8m0,-8l-8,8" stroke="#b91c1c" data-run="${xml(p.runId)}">${tip}</path>`);
+      parts.push(
+        `<path class="no-value" d="M${f(cx - 4)},${f(cy - 4)}l8,8m0,-8l-8,8" stroke="#b91c1c" data-run="${xml(p.runId)}">${tip}</path>`,
+      );
       continue;
     }
     const hollow = p.bound !== undefined;
-    if (p.bound) parts.push(`<text x="${f(x(p.runIndex) + 6)}" y="${f(y(p.value) - 5)}" fill="#2563eb" font-size="10">${p.bound === 'at-least' ? '≥' : '≤'}${xml(formatNumber(p.value))}</text>`);
+    if (p.bound)
+      parts.push(
+        `<text x="${f(x(p.runIndex) + 6)}" y="${f(y(p.value) - 5)}" fill="#2563eb" font-size="10">${p.bound === 'at-least' ? '≥' : '≤'}${xml(formatNumber(p.value))}</text>`,
+      );
     parts.push(
       `<circle class="point" cx="${f(x(p.runIndex))}" cy="${f(y(p.value))}" r="3.5" fill="${hollow ? '#fff' : '#2563eb'}" stroke="#2563eb" stroke-width="1.5"` +
         ` data-run="${xml(p.runId)}" data-value="${p.value}"${p.bound ? ` data-bound="${p.bound}"` : ''}>${tip}</circle>`,

@@ -4,7 +4,7 @@
  * run's manifest). The I/O is in trend-runs.ts; the drawing in trend-svg.ts; the command in
  * trend-cli.ts.
  */
-import { ceilingRange, versionComponents, type FindingValue } from './compare.js';
+import { ceilingRange, type FindingValue, versionComponents } from './compare.js';
 
 export type VersionName = (typeof versionComponents)[number];
 export type HostVersions = Partial<Record<VersionName, string>>;
@@ -86,10 +86,16 @@ export function buildTrends(runs: TrendRun[]): Trends {
       else perRun.set(id, { f, values: [f.value] });
     }
     for (const [id, { f, values }] of perRun) {
-      const distinct = values.filter((v, i) => values.findIndex((w) => w === v) === i);
+      const distinct = values.filter((v, i) => values.indexOf(v) === i);
       const last = values[values.length - 1]!;
       const drawn = plottable(last);
-      const s = series.get(id) ?? { suite: f.suite, host: f.host, key: f.key, ...(f.unit !== undefined ? { unit: f.unit } : {}), points: [] };
+      const s = series.get(id) ?? {
+        suite: f.suite,
+        host: f.host,
+        key: f.key,
+        ...(f.unit !== undefined ? { unit: f.unit } : {}),
+        points: [],
+      };
       if (s.unit === undefined && f.unit !== undefined) s.unit = f.unit;
       s.points.push({
         runIndex,
@@ -115,7 +121,10 @@ export function isNumeric(s: TrendSeries): boolean {
 }
 
 /** Where a version of the host changed from the previous point: "qemu 7.2.0 → 8.2.1". */
-export function versionChanges(s: TrendSeries, components: readonly VersionName[] = ['qemu', 'kernel', 'xen', 'libvirt', 'edk2']): { at: number; what: string[] }[] {
+export function versionChanges(
+  s: TrendSeries,
+  components: readonly VersionName[] = ['qemu', 'kernel', 'xen', 'libvirt', 'edk2'],
+): { at: number; what: string[] }[] {
   const out: { at: number; what: string[] }[] = [];
   for (let i = 1; i < s.points.length; i++) {
     const before = s.points[i - 1]!.versions;

@@ -8,7 +8,7 @@
  * A product failure outranks a lab failure: it is the news of the night. An interrupted run is
  * a lab failure whatever its tests say: the runner stopped them.
  */
-import { finalAttempts, isLabFailure, type AllureResult } from './results.js';
+import { type AllureResult, finalAttempts, isLabFailure } from './results.js';
 
 export const EXIT = { ok: 0, product: 1, usage: 2, lab: 3 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -35,7 +35,11 @@ export function runVerdict(o: RunOutcome): Verdict {
   const passed = finals.filter((r) => r.status === 'passed').length;
   const names = (rs: AllureResult[]) => rs.map((r) => r.fullName ?? r.name).join(', ');
   // An interrupted test fails as the runner stopped it, not as the product: the run is incomplete.
-  if (o.interrupted) return { code: EXIT.lab, why: `the run was interrupted${product.length ? ` (failed before or as it stopped: ${names(product)})` : ''}` };
+  if (o.interrupted)
+    return {
+      code: EXIT.lab,
+      why: `the run was interrupted${product.length ? ` (failed before or as it stopped: ${names(product)})` : ''}`,
+    };
   if (product.length) return { code: EXIT.product, why: `${product.length} product failure(s): ${names(product)}` };
   if (lab.length) return { code: EXIT.lab, why: `${lab.length} lab failure(s): ${names(lab)}` };
   if (o.quarantined.length) return { code: EXIT.lab, why: `quarantined: ${o.quarantined.join(', ')}` };

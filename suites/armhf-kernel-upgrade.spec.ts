@@ -6,12 +6,12 @@
  */
 import { join } from 'node:path';
 import type { Recorder } from '../drivers/recorder.js';
+import { stderrProgress } from '../images/debs.js';
 import { hostAccel } from '../targets/accel.js';
 import { qemuBuildBinary } from '../targets/components.js';
-import { stderrProgress } from '../images/debs.js';
 import { expect, logsDir, test } from '../targets/fixtures.js';
 import { redactor, secretValues } from '../targets/recorders.js';
-import { armhfKernelUpgrade, type ArmhfOutcome } from './armhf-kernel-upgrade/cycle.js';
+import { type ArmhfOutcome, armhfKernelUpgrade } from './armhf-kernel-upgrade/cycle.js';
 
 const seconds = (ms: number | undefined) => (ms === undefined ? undefined : Math.round(ms / 100) / 10);
 
@@ -35,9 +35,21 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
     findings.record('accel', accel.accel);
     findings.record('accel_evidence', accel.evidence);
     try {
-      await armhfKernelUpgrade({ host, params, recorder, consoleLog, progress: stderrProgress, emulator: qemuBuildBinary(host.config, 'qemu-system-arm'), accel: accel.accel }, out);
+      await armhfKernelUpgrade(
+        {
+          host,
+          params,
+          recorder,
+          consoleLog,
+          progress: stderrProgress,
+          emulator: qemuBuildBinary(host.config, 'qemu-system-arm'),
+          accel: accel.accel,
+        },
+        out,
+      );
     } finally {
-      const record = (key: string, value: string | number | undefined, unit?: string) => value !== undefined && findings.record(key, value, unit);
+      const record = (key: string, value: string | number | undefined, unit?: string) =>
+        value !== undefined && findings.record(key, value, unit);
       record('libvirt_version', out.libvirtVersion);
       record('qemu_version', out.qemuVersion);
       record('kernel_before', out.kernelBefore);
@@ -57,7 +69,10 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
       record('guest_readlink_vmlinuz', out.guestReadlinkVmlinuz);
       record('guest_view_of_host_symlink', out.guestViewOfHostSymlink);
       record('suite_s', seconds(out.totalMs), 's');
-      await test.info().attach(`console-${params.vm}.log`, { path: consoleLog, contentType: 'text/plain' }).catch(() => undefined);
+      await test
+        .info()
+        .attach(`console-${params.vm}.log`, { path: consoleLog, contentType: 'text/plain' })
+        .catch(() => undefined);
     }
 
     expect(out.kernelAfter, 'the guest runs the newer kernel after shut down + start').not.toBe(out.kernelBefore);

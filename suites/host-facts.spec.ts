@@ -2,8 +2,9 @@
  * Host facts (seeds/001): what the host is, checked against what the lab says it should be.
  * A fact that contradicts the host's declared expectation fails with both values.
  */
-import { expect, test } from '../targets/fixtures.js';
+
 import { versionMismatches } from '../targets/facts.js';
+import { expect, test } from '../targets/fixtures.js';
 import { normalizeArch } from '../targets/platform.js';
 import { currentSpeedMhz, kvmOnArm64, kvmOnX86, parseDomCapabilities } from './host-facts/parse.js';
 
@@ -60,7 +61,10 @@ test.describe('host facts @facts', () => {
     const arch = host.config.suites.hostFacts?.domcapsArch ?? host.config.expect.arch;
     const virttype = host.config.expect.features.includes('kvm') ? 'kvm' : 'qemu';
     const machine = arch === 'x86_64' ? '' : ' --machine virt';
-    const r = await host.run(`virsh -c qemu:///system domcapabilities --arch ${arch} --virttype ${virttype}${machine}`, { check: true, timeoutMs: 120_000 });
+    const r = await host.run(`virsh -c qemu:///system domcapabilities --arch ${arch} --virttype ${virttype}${machine}`, {
+      check: true,
+      timeoutMs: 120_000,
+    });
     await test.info().attach('domcapabilities.xml', { body: r.stdout, contentType: 'application/xml' });
     const caps = parseDomCapabilities(r.stdout);
     findings.record('domcaps_cpu_modes', caps.cpuModes.join(','));

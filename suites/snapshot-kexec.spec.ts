@@ -14,9 +14,18 @@ import { expect, test } from '../targets/fixtures.js';
 import type { Host } from '../targets/host.js';
 import type { NestedGuest } from './snapshot-kexec/cycle.js';
 import type { PmemMode } from './snapshot-kexec/guest.js';
-import { inspectHost, type HostPrep } from './snapshot-kexec/host-prep.js';
+import { type HostPrep, inspectHost } from './snapshot-kexec/host-prep.js';
 import { describePass } from './snapshot-kexec/marker.js';
-import { coldBootOn, paramsOf, prepareMode, requirePmemOn, saveKexecRestore, uploadGuest, type GuestFiles, type ModeBacking } from './snapshot-kexec/procedure.js';
+import {
+  coldBootOn,
+  type GuestFiles,
+  type ModeBacking,
+  paramsOf,
+  prepareMode,
+  requirePmemOn,
+  saveKexecRestore,
+  uploadGuest,
+} from './snapshot-kexec/procedure.js';
 
 /** QEMU's own x-ignore-shared test bounds the RAM it transferred at 4 MiB (DOMAIN.md §4). */
 const VM_STATE_LIMIT_BYTES = 4 * 1024 * 1024;
@@ -24,7 +33,10 @@ const VM_STATE_LIMIT_BYTES = 4 * 1024 * 1024;
 function stepRecorder(): Recorder {
   return {
     step: (title, params, body) => {
-      const shown = Object.entries(params).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(', ');
+      const shown = Object.entries(params)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ');
       return test.step(shown ? `${title} (${shown})` : title, body);
     },
     attach: async (name, content, contentType = 'text/plain') => void (await test.info().attach(name, { body: content, contentType })),
@@ -40,8 +52,13 @@ let running: { guest: NestedGuest; backing: ModeBacking } | undefined;
 async function inspected(host: Host): Promise<HostPrep> {
   const p = paramsOf(host);
   prep ??= await test.step('inspect the host: pmem, drivers, both QEMUs, kernels', async () =>
-    inspectHost(host, { qemu: p.qemu, restoreQemu: p.restoreQemu, machine: p.machine, accel: (await hostAccel(host)).accel, workDir: p.workDir }),
-  );
+    inspectHost(host, {
+      qemu: p.qemu,
+      restoreQemu: p.restoreQemu,
+      machine: p.machine,
+      accel: (await hostAccel(host)).accel,
+      workDir: p.workDir,
+    }));
   return prep;
 }
 
@@ -83,7 +100,11 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
     findings.record('machine', p.machine === prep.machine ? prep.machine : `${prep.machine} (${p.machine} on the saving QEMU)`);
     findings.record('restore_qemu_has_machine', prep.restoreQemu.machines.has(prep.machine));
     findings.record('pmem_on', p.pmemOn);
-    for (const [key, q] of [['qemu_libpmem', prep.qemu], ['restore_qemu_libpmem', prep.restoreQemu]] as const) findings.record(key, q.pmem.ok ? true : `no: ${q.pmem.reason}`);
+    for (const [key, q] of [
+      ['qemu_libpmem', prep.qemu],
+      ['restore_qemu_libpmem', prep.restoreQemu],
+    ] as const)
+      findings.record(key, q.pmem.ok ? true : `no: ${q.pmem.reason}`);
     findings.record('accel', prep.accel);
     findings.record('accel_evidence', (await hostAccel(host)).evidence);
     findings.record('kernel_running', prep.running);
@@ -96,7 +117,10 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
     expect(prep.regions.length, `${host.name}: ndctl lists no pmem region`).toBeGreaterThan(0);
     const other = prep.kernels.filter((k) => k.version !== prep.running);
     expect(other.length, `${host.name}: only ${prep.running} is installed; a kexec needs another kernel in /boot`).toBeGreaterThan(0);
-    expect(p.modes.some((m) => prep.modes[m].ok), `${host.name}: none of the configured modes ${p.modes.join(', ')} is possible`).toBe(true);
+    expect(
+      p.modes.some((m) => prep.modes[m].ok),
+      `${host.name}: none of the configured modes ${p.modes.join(', ')} is possible`,
+    ).toBe(true);
     requirePmemOn(host, p, prep);
   });
 
@@ -125,12 +149,18 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
         if (r.resumeMarkerMs !== undefined) findings.record(`${mode}.resume_marker_ms`, r.resumeMarkerMs, 'ms');
         findings.record(`${mode}.blackout_to_cold_boot_ratio`, Number((r.blackoutMs / guest.coldBootMs).toFixed(3)));
         expect(r.kernelAfter, 'the host runs another kernel after the kexec').not.toBe(r.kernelBefore);
-        expect(r.save.vmStateBytes, `VM state with x-ignore-shared must stay under ${VM_STATE_LIMIT_BYTES} bytes (the RAM on pmem is not saved)`).toBeLessThan(VM_STATE_LIMIT_BYTES);
+        expect(
+          r.save.vmStateBytes,
+          `VM state with x-ignore-shared must stay under ${VM_STATE_LIMIT_BYTES} bytes (the RAM on pmem is not saved)`,
+        ).toBeLessThan(VM_STATE_LIMIT_BYTES);
         expect(r.restoreError?.message, 'restore (loadvm s0, cont) succeeds').toBeUndefined();
         const v = r.verdict!;
         findings.record(`${mode}.ticks`, `${v.lastBefore?.n ?? '-'} → ${v.firstAfter?.n ?? '-'}`);
         findings.record(`${mode}.pattern_mib`, p.guest.patternMiB, 'MiB');
-        findings.record(`${mode}.pattern_after_restore`, v.passAfter ? describePass(v.passAfter, p.guest.patternMiB) : 'no full pass after the restore');
+        findings.record(
+          `${mode}.pattern_after_restore`,
+          v.passAfter ? describePass(v.passAfter, p.guest.patternMiB) : 'no full pass after the restore',
+        );
         expect(v.problems, `the guest went on where it stopped${v.error ? ` (${v.error.message.split('\n')[0]})` : ''}`).toEqual([]);
         passed = true;
         running = { guest, backing };
@@ -164,7 +194,10 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
       const caught = r.restoreError?.message ?? (r.verdict && !r.verdict.ok ? r.verdict.problems.join('; ') : undefined);
       findings.record('negative.caught', caught ?? 'NOT CAUGHT');
       if (caught) test.info().annotations.push({ type: 'expected failure', description: caught });
-      await test.info().attach('negative-control.txt', { body: `expected failure, caught by the suite's own checks:\n${caught ?? 'nothing: the checks passed on overwritten pmem'}\n`, contentType: 'text/plain' });
+      await test.info().attach('negative-control.txt', {
+        body: `expected failure, caught by the suite's own checks:\n${caught ?? 'nothing: the checks passed on overwritten pmem'}\n`,
+        contentType: 'text/plain',
+      });
       expect(caught, 'with the guest RAM on pmem overwritten, the restore checks must fail').toBeDefined();
     } finally {
       await attachSerial(guest);

@@ -4,15 +4,15 @@
  * console is watched for panics the whole time.
  */
 import type { Console } from '../drivers/console.js';
-import { Xl, randomXenMac, type XlDomainSpec } from '../drivers/xl.js';
-import type { Host } from '../targets/host.js';
+import { randomXenMac, Xl, type XlDomainSpec } from '../drivers/xl.js';
+import { markerArgument, readyPattern } from '../images/contracts/xen-domu.js';
 import { expect, runId, test } from '../targets/fixtures.js';
 import { harnessName } from '../targets/harness-name.js';
+import type { Host } from '../targets/host.js';
 import { commandlineMismatches, expectedDom0MiB, hvmSupport, parseDom0Mem, parseXenSerialBoot, type XenParams } from './xen/boot.js';
-import { markerArgument, readyPattern } from '../images/contracts/xen-domu.js';
 import { backendNic, bridgeMembersScript, parseBridgeMembers, parseProcessNames, processNamesScript } from './xen/dom0.js';
-import { isClean, type DomainIdentity } from './xen/leftovers.js';
-import { attachDomainLogs, CFG_DIR, createDomain, guestShell, leftoversOf, listed, newMarker, type Attach } from './xen/lifecycle.js';
+import { type DomainIdentity, isClean } from './xen/leftovers.js';
+import { type Attach, attachDomainLogs, CFG_DIR, createDomain, guestShell, leftoversOf, listed, newMarker } from './xen/lifecycle.js';
 import { watchForDeath } from './xen/watch.js';
 
 const s = (ms: number) => Math.round(ms / 100) / 10;
@@ -68,7 +68,12 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
 
     const info = await test.step('xl info: version and xen_commandline', async () => {
       const i = await xl.info();
-      await attach('xl-info.txt', Object.entries(i.fields).map(([k, v]) => `${k.padEnd(22)} : ${v}`).join('\n'));
+      await attach(
+        'xl-info.txt',
+        Object.entries(i.fields)
+          .map(([k, v]) => `${k.padEnd(22)} : ${v}`)
+          .join('\n'),
+      );
       return i;
     });
     findings.record('xen_version', info.xenVersion);
@@ -92,7 +97,9 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
       if (boot.dom0MaxVcpus !== undefined) expect(boot.dom0MaxVcpus, '"Dom0 has maximum N VCPUs" on the serial console').toBe(vcpus);
       // dom0's current allocation may be a page short of its target (the Arch wiki shows 511 for 512M).
       const mib = expectedDom0MiB(params)!;
-      expect(Math.abs(dom0!.memMiB - mib), `Domain-0 has ${dom0!.memMiB} MiB; dom0_mem=${params.dom0Mem}`).toBeLessThanOrEqual(Math.max(2, mib / 100));
+      expect(Math.abs(dom0!.memMiB - mib), `Domain-0 has ${dom0!.memMiB} MiB; dom0_mem=${params.dom0Mem}`).toBeLessThanOrEqual(
+        Math.max(2, mib / 100),
+      );
       const max = parseDom0Mem(params.dom0Mem).maxMiB;
       const dom0Long = long.find((d) => d.domid === 0);
       if (max !== undefined && dom0Long?.maxMemKiB !== undefined) expect(dom0Long.maxMemKiB / 1024, `max:${max}M in dom0_mem`).toBe(max);
@@ -100,7 +107,10 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
 
     await test.step('xenstored and xenconsoled are running', async () => {
       const comms = parseProcessNames((await host.run(processNamesScript(await host.os()), { timeoutMs: 30_000 })).stdout);
-      expect(comms.some((c) => c === 'xenstored' || c === 'oxenstored'), 'xenstored (C or OCaml) in the process list').toBe(true);
+      expect(
+        comms.some((c) => c === 'xenstored' || c === 'oxenstored'),
+        'xenstored (C or OCaml) in the process list',
+      ).toBe(true);
       expect(comms, 'xenconsoled in the process list').toContain('xenconsoled');
     });
   });
@@ -121,7 +131,13 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
       vifs: pv!.bridge ? [{ mac: randomXenMac(), bridge: pv!.bridge }] : [],
       onReboot: 'destroy',
     };
-    await domuLifecycle(host, spec, { consoleType: 'pv', ready: readyPattern(marker), timeouts: params.timeoutsMs, findings, inside: marker });
+    await domuLifecycle(host, spec, {
+      consoleType: 'pv',
+      ready: readyPattern(marker),
+      timeouts: params.timeoutsMs,
+      findings,
+      inside: marker,
+    });
   });
 
   test('HVM domU: create, list, console, shutdown, no trace (needs vmx/svm and hap or shadow paging)', async ({ host, findings }) => {
@@ -166,71 +182,98 @@ async function domuLifecycle(host: Host, spec: XlDomainSpec, o: LifecycleOptions
   let identity: DomainIdentity | undefined;
   let done = false;
   try {
-    await watch.guard(test.step(`write ${cfgPath} and read it back through xl create -n`, async () => {
-      const text = await xl.writeConfig(cfgPath, spec);
-      await attach(`${spec.name}.cfg`, text);
-      const parsed = await xl.dryRun(cfgPath);
-      expect(parsed.name).toBe(spec.name);
-      expect(parsed.maxMemKiB).toBe(spec.memoryMiB * 1024);
-      if (spec.type === 'pv') expect({ kernel: parsed.kernel, cmdline: parsed.cmdline }).toEqual({ kernel: spec.kernel, cmdline: spec.extra });
-      expect(parsed.nics.map((n) => n.mac)).toEqual((spec.vifs ?? []).map((v) => v.mac));
-    }));
+    await watch.guard(
+      test.step(`write ${cfgPath} and read it back through xl create -n`, async () => {
+        const text = await xl.writeConfig(cfgPath, spec);
+        await attach(`${spec.name}.cfg`, text);
+        const parsed = await xl.dryRun(cfgPath);
+        expect(parsed.name).toBe(spec.name);
+        expect(parsed.maxMemKiB).toBe(spec.memoryMiB * 1024);
+        if (spec.type === 'pv')
+          expect({ kernel: parsed.kernel, cmdline: parsed.cmdline }).toEqual({ kernel: spec.kernel, cmdline: spec.extra });
+        expect(parsed.nics.map((n) => n.mac)).toEqual((spec.vifs ?? []).map((v) => v.mac));
+      }),
+    );
 
-    const created = await watch.guard(test.step(`xl create ${spec.name} (paused, console attached, unpaused)`, () =>
-      createDomain(host, xl, spec, { cfgPath, consoleLog: test.info().outputPath(`${spec.name}-console.log`), consoleType: o.consoleType, timeoutMs: o.timeouts.create }, attach),
-    ));
+    const created = await watch.guard(
+      test.step(`xl create ${spec.name} (paused, console attached, unpaused)`, () =>
+        createDomain(
+          host,
+          xl,
+          spec,
+          {
+            cfgPath,
+            consoleLog: test.info().outputPath(`${spec.name}-console.log`),
+            consoleType: o.consoleType,
+            timeoutMs: o.timeouts.create,
+          },
+          attach,
+        )),
+    );
     guestConsole = created.console;
     identity = { domid: created.domid, name: spec.name, cfgPath, ...(created.uuid ? { uuid: created.uuid } : {}) };
     o.findings.record(`${kind}_create_s`, s(created.createMs), 's');
 
-    await watch.guard(test.step(`xl list shows ${spec.name} running or blocked with its memory and vCPUs`, async () => {
-      const d = listed(await xl.list(), spec.name);
-      expect(d, `${spec.name} in xl list`).toBeDefined();
-      // r/b, or no flag at all: runnable, waiting for the CPU dom0 holds while it runs `xl list`.
-      const { paused, shutdown, crashed, dying } = d!.state;
-      expect({ paused, shutdown, crashed, dying }, `state ${d!.stateText}`).toEqual({ paused: false, shutdown: false, crashed: false, dying: false });
-      expect({ id: d!.id, memMiB: d!.memMiB, vcpus: d!.vcpus }).toEqual({ id: created.domid, memMiB: spec.memoryMiB, vcpus: spec.vcpus });
-      const os = await host.os();
-      for (const [i, vif] of (spec.vifs ?? []).entries()) {
-        if (!vif.bridge) continue;
-        const r = await host.run(bridgeMembersScript(os, vif.bridge), { timeoutMs: 30_000, check: true });
-        const nic = backendNic(os, created.domid, i);
-        expect(parseBridgeMembers(os, r.stdout), `${nic}: the vif's backend is a member of ${vif.bridge} in dom0`).toContain(nic);
-      }
-    }));
+    await watch.guard(
+      test.step(`xl list shows ${spec.name} running or blocked with its memory and vCPUs`, async () => {
+        const d = listed(await xl.list(), spec.name);
+        expect(d, `${spec.name} in xl list`).toBeDefined();
+        // r/b, or no flag at all: runnable, waiting for the CPU dom0 holds while it runs `xl list`.
+        const { paused, shutdown, crashed, dying } = d!.state;
+        expect({ paused, shutdown, crashed, dying }, `state ${d!.stateText}`).toEqual({
+          paused: false,
+          shutdown: false,
+          crashed: false,
+          dying: false,
+        });
+        expect({ id: d!.id, memMiB: d!.memMiB, vcpus: d!.vcpus }).toEqual({ id: created.domid, memMiB: spec.memoryMiB, vcpus: spec.vcpus });
+        const os = await host.os();
+        for (const [i, vif] of (spec.vifs ?? []).entries()) {
+          if (!vif.bridge) continue;
+          const r = await host.run(bridgeMembersScript(os, vif.bridge), { timeoutMs: 30_000, check: true });
+          const nic = backendNic(os, created.domid, i);
+          expect(parseBridgeMembers(os, r.stdout), `${nic}: the vif's backend is a member of ${vif.bridge} in dom0`).toContain(nic);
+        }
+      }),
+    );
 
-    await watch.guard(test.step(`console of ${spec.name} (xl console over SSH): the guest's marker, then a command inside it`, async () => {
-      await guestConsole!.expect(o.ready, { from: 0, timeoutMs: o.timeouts.marker, what: `the guest's ready line ${o.ready}` });
-      o.findings.record(`${kind}_console_marker_s`, s(performance.now() - created.startedAt), 's');
-      const shell = await guestShell(guestConsole!, `${host.name}/${spec.name}`, 60_000);
-      if (!o.inside) {
-        await attach(`inside-${spec.name}.txt`, (await shell.run('uname -a', { timeoutMs: 60_000, check: true })).stdout);
-        return;
-      }
-      const r = await shell.run(GUEST_FACTS, { timeoutMs: 60_000, check: true });
-      await attach(`inside-${spec.name}.txt`, r.stdout);
-      const facts = keyValues(r.stdout);
-      expect(facts.get('hypervisor'), 'the guest runs on Xen (/sys/hypervisor/type)').toEqual(['xen']);
-      expect(facts.get('cmdline')?.[0], "the guest's /proc/cmdline carries this run's marker").toContain(markerArgument(o.inside));
-      // the vif of the cfg reached the guest: netfront's eth0 has its MAC
-      expect(facts.get('mac') ?? [], 'MACs of the guest NICs').toEqual((spec.vifs ?? []).map((v) => v.mac));
-    }));
+    await watch.guard(
+      test.step(`console of ${spec.name} (xl console over SSH): the guest's marker, then a command inside it`, async () => {
+        await guestConsole!.expect(o.ready, { from: 0, timeoutMs: o.timeouts.marker, what: `the guest's ready line ${o.ready}` });
+        o.findings.record(`${kind}_console_marker_s`, s(performance.now() - created.startedAt), 's');
+        const shell = await guestShell(guestConsole!, `${host.name}/${spec.name}`, 60_000);
+        if (!o.inside) {
+          await attach(`inside-${spec.name}.txt`, (await shell.run('uname -a', { timeoutMs: 60_000, check: true })).stdout);
+          return;
+        }
+        const r = await shell.run(GUEST_FACTS, { timeoutMs: 60_000, check: true });
+        await attach(`inside-${spec.name}.txt`, r.stdout);
+        const facts = keyValues(r.stdout);
+        expect(facts.get('hypervisor'), 'the guest runs on Xen (/sys/hypervisor/type)').toEqual(['xen']);
+        expect(facts.get('cmdline')?.[0], "the guest's /proc/cmdline carries this run's marker").toContain(markerArgument(o.inside));
+        // the vif of the cfg reached the guest: netfront's eth0 has its MAC
+        expect(facts.get('mac') ?? [], 'MACs of the guest NICs').toEqual((spec.vifs ?? []).map((v) => v.mac));
+      }),
+    );
 
-    const stop = await watch.guard(test.step(`xl shutdown ${spec.name} (xl destroy after ${o.timeouts.shutdown / 1000} s)`, () =>
-      xl.shutdown(spec.name, { timeoutMs: o.timeouts.shutdown, domid: created.domid }),
-    ));
+    const stop = await watch.guard(
+      test.step(`xl shutdown ${spec.name} (xl destroy after ${o.timeouts.shutdown / 1000} s)`, () =>
+        xl.shutdown(spec.name, { timeoutMs: o.timeouts.shutdown, domid: created.domid })),
+    );
     // The guest is gone, so is xenconsole; the console only has its record left.
     await guestConsole.close();
     o.findings.record(`${kind}_shutdown_s`, s(stop.ms), 's');
     o.findings.record(`${kind}_shutdown_method`, stop.method);
     expect.soft(stop.method, `the guest honoured xl shutdown${stop.reason ? ` (${stop.reason})` : ''}`).toBe('shutdown');
 
-    await watch.guard(test.step(`${spec.name} is gone: not listed, no device model, vif or xenstore entry`, async () => {
-      expect(listed(await xl.list(), spec.name), `${spec.name} still in xl list`).toBeUndefined();
-      const { leftovers, evidence } = await leftoversOf(host, identity!);
-      if (!isClean(leftovers)) await attach('leftovers-evidence.txt', evidence);
-      expect(leftovers).toEqual({ xenstore: [], vifs: [], deviceModels: [], processes: [] });
-    }));
+    await watch.guard(
+      test.step(`${spec.name} is gone: not listed, no device model, vif or xenstore entry`, async () => {
+        expect(listed(await xl.list(), spec.name), `${spec.name} still in xl list`).toBeUndefined();
+        const { leftovers, evidence } = await leftoversOf(host, identity!);
+        if (!isClean(leftovers)) await attach('leftovers-evidence.txt', evidence);
+        expect(leftovers).toEqual({ xenstore: [], vifs: [], deviceModels: [], processes: [] });
+      }),
+    );
     done = true;
   } finally {
     watch.stop();

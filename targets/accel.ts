@@ -17,8 +17,13 @@ const resolved = new WeakMap<Host, Promise<Accel>>();
 async function ask(host: Host): Promise<Accel> {
   const setting = host.config.accel;
   const kvm = (await host.run('test -r /dev/kvm && test -w /dev/kvm', { timeoutMs: 30_000 })).code === 0;
-  if (setting === 'kvm' && !kvm) throw new ProductError('mismatch', `host ${host.name}: accel is set to kvm, but /dev/kvm is not usable on it (the kernel under test lost KVM?)`);
-  if (setting !== 'auto') return { accel: setting, evidence: `set in the lab config (accel: ${setting}); /dev/kvm ${kvm ? 'usable' : 'absent'}` };
+  if (setting === 'kvm' && !kvm)
+    throw new ProductError(
+      'mismatch',
+      `host ${host.name}: accel is set to kvm, but /dev/kvm is not usable on it (the kernel under test lost KVM?)`,
+    );
+  if (setting !== 'auto')
+    return { accel: setting, evidence: `set in the lab config (accel: ${setting}); /dev/kvm ${kvm ? 'usable' : 'absent'}` };
   return kvm ? { accel: 'kvm', evidence: 'auto: /dev/kvm usable' } : { accel: 'tcg', evidence: 'auto: no usable /dev/kvm' };
 }
 

@@ -27,7 +27,11 @@ export function parseMadison(text: string): MadisonRow[] {
     .split('\n')
     .map((l) => l.split('|').map((s) => s.trim()))
     .filter((p) => p.length >= 3 && p[0] && p[1])
-    .map(([name, version, source]) => ({ name: name!, version: version!, suite: /\s([a-z0-9.-]+)\/[a-z-]+\s+\S+\s+Packages/.exec(` ${source}`)?.[1] ?? '' }));
+    .map(([name, version, source]) => ({
+      name: name!,
+      version: version!,
+      suite: /\s([a-z0-9.-]+)\/[a-z-]+\s+\S+\s+Packages/.exec(` ${source}`)?.[1] ?? '',
+    }));
 }
 
 /** The upstream part of a Debian version: "1:10.0.2+ds-2+deb13u1~bpo12+1" → "10.0.2". */
@@ -66,10 +70,14 @@ export const isLibraryPackage = (name: string) => /^lib/.test(name) && !/-(dev|u
 
 export async function aptRepo(baseDir: string, suite: string): Promise<AptRepo> {
   const dir = join(baseDir, `apt-${suite}`);
-  for (const d of ['etc/sources.list.d', 'etc/preferences.d', 'state/lists/partial', 'cache/archives/partial']) await mkdir(join(dir, d), { recursive: true });
+  for (const d of ['etc/sources.list.d', 'etc/preferences.d', 'state/lists/partial', 'cache/archives/partial'])
+    await mkdir(join(dir, d), { recursive: true });
   const keyring = '/usr/share/keyrings/debian-archive-keyring.gpg';
   const suites = [...new Set(['bookworm', suite])];
-  await writeFile(join(dir, 'etc/sources.list'), suites.map((s) => `deb [signed-by=${keyring}] http://deb.debian.org/debian ${s} main\n`).join(''));
+  await writeFile(
+    join(dir, 'etc/sources.list'),
+    suites.map((s) => `deb [signed-by=${keyring}] http://deb.debian.org/debian ${s} main\n`).join(''),
+  );
   const options = [
     ['Dir::Etc::sourcelist', join(dir, 'etc/sources.list')],
     ['Dir::Etc::sourceparts', join(dir, 'etc/sources.list.d')],
@@ -87,14 +95,26 @@ export async function aptRepo(baseDir: string, suite: string): Promise<AptRepo> 
 export async function aptUpdate(repo: AptRepo, maxAgeMs = 12 * 3600_000): Promise<void> {
   // apt keeps the archive's Last-Modified as the lists' mtime: our own stamp says when we updated
   const stamp = join(repo.dir, 'state/labrig-updated');
-  const age = await stat(stamp).then((s) => Date.now() - s.mtimeMs, () => Infinity);
+  const age = await stat(stamp).then(
+    (s) => Date.now() - s.mtimeMs,
+    () => Infinity,
+  );
   if (age < maxAgeMs) return;
   const r = await runLocal(['apt-get', ...repo.options, '-q', 'update'], { timeoutMs: 10 * 60_000, check: false });
-  if (r.code !== 0) throw new LabError('runner-tool', `components: apt-get update of the private package lists failed (exit ${r.code}): ${lastLine(r.stderr || r.stdout)}`);
+  if (r.code !== 0)
+    throw new LabError(
+      'runner-tool',
+      `components: apt-get update of the private package lists failed (exit ${r.code}): ${lastLine(r.stderr || r.stdout)}`,
+    );
   await writeFile(stamp, `${new Date().toISOString()}\n`);
 }
 
-const lastLine = (text: string) => text.trim().split('\n').filter((l) => !/^W: /.test(l)).pop() ?? '';
+const lastLine = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .filter((l) => !/^W: /.test(l))
+    .pop() ?? '';
 
 export async function madison(repo: AptRepo, names: string[]): Promise<MadisonRow[]> {
   const r = await runLocal(['apt-cache', ...repo.options, 'madison', ...names], { timeoutMs: 120_000, check: false });
@@ -116,6 +136,14 @@ export async function versionSatisfies(version: string, op: NonNullable<Dependen
 /** Downloads name=version into dir (apt checks the archive's signatures and hashes); returns the .deb paths. */
 export async function aptDownload(repo: AptRepo, dir: string, pkgs: { name: string; version: string }[]): Promise<void> {
   if (!pkgs.length) return;
-  const r = await runLocal(['apt-get', ...repo.options, '-q', 'download', ...pkgs.map((p) => `${p.name}=${p.version}`)], { cwd: dir, timeoutMs: 20 * 60_000, check: false });
-  if (r.code !== 0) throw new LabError('runner-tool', `components: apt-get download ${pkgs.map((p) => p.name).join(' ')} failed (exit ${r.code}): ${lastLine(r.stderr || r.stdout)}`);
+  const r = await runLocal(['apt-get', ...repo.options, '-q', 'download', ...pkgs.map((p) => `${p.name}=${p.version}`)], {
+    cwd: dir,
+    timeoutMs: 20 * 60_000,
+    check: false,
+  });
+  if (r.code !== 0)
+    throw new LabError(
+      'runner-tool',
+      `components: apt-get download ${pkgs.map((p) => p.name).join(' ')} failed (exit ${r.code}): ${lastLine(r.stderr || r.stdout)}`,
+    );
 }

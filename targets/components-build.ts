@@ -65,8 +65,9 @@ const libDirsOf = async (root: string) => {
 
 /** The shell text of one wrapper; every path quoted (a build may sit under any prefix). */
 export function wrapperScript(opts: { binary: string; libDirs: string[]; env?: Record<string, string>; leadingArgs?: string[] }): string {
-  const lines = ['#!/bin/sh', '# labrig components: run the build\'s binary with the build\'s libraries', `# binary: ${opts.binary}`];
-  if (opts.libDirs.length) lines.push(`LD_LIBRARY_PATH=${shellQuote(opts.libDirs.join(':'))}\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}`, 'export LD_LIBRARY_PATH');
+  const lines = ['#!/bin/sh', "# labrig components: run the build's binary with the build's libraries", `# binary: ${opts.binary}`];
+  if (opts.libDirs.length)
+    lines.push(`LD_LIBRARY_PATH=${shellQuote(opts.libDirs.join(':'))}\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}`, 'export LD_LIBRARY_PATH');
   for (const [k, v] of Object.entries(opts.env ?? {})) lines.push(`${k}=${shellQuote(v)}`, `export ${k}`);
   lines.push(`exec ${[opts.binary, ...(opts.leadingArgs ?? [])].map(shellQuote).join(' ')} "$@"`);
   return `${lines.join('\n')}\n`;
@@ -135,18 +136,25 @@ export async function verifyBuild(dir: string): Promise<BuildBinary[]> {
   const env = { ...process.env, LD_LIBRARY_PATH: libDirs.join(':') } as Record<string, string>;
   const wrapped = await writeWrappers(dir);
   const modules = join(root, 'usr/lib/x86_64-linux-gnu/libvirt/connection-driver');
-  const moduleFiles = (await readdir(modules).catch(() => [] as string[])).filter((n) => n.endsWith('.so')).map((n) => ({ component: 'libvirt' as const, name: n, path: join(modules, n) }));
+  const moduleFiles = (await readdir(modules).catch(() => [] as string[]))
+    .filter((n) => n.endsWith('.so'))
+    .map((n) => ({ component: 'libvirt' as const, name: n, path: join(modules, n) }));
   for (const f of [...wrapped, ...moduleFiles]) {
     if (!(await isElf(f.path))) continue;
     const r = await runLocal(['ldd', f.path], { env, timeoutMs: 60_000, check: false });
     const missing = parseLddMissing(`${r.stdout}\n${r.stderr}`);
-    if (missing.length) throw new LabError('config', `components: ${f.component} build ${dir}: ${f.name} does not run on this host: missing ${missing.join(', ')}`);
+    if (missing.length)
+      throw new LabError(
+        'config',
+        `components: ${f.component} build ${dir}: ${f.name} does not run on this host: missing ${missing.join(', ')}`,
+      );
   }
   const out: BuildBinary[] = [];
   for (const w of wrapped) {
     const r = await runLocal([w.wrapper, '--version'], { timeoutMs: 60_000, check: false });
     const first = `${r.stdout}\n${r.stderr}`.trim().split('\n')[0] ?? '';
-    if (r.code !== 0) throw new LabError('config', `components: ${w.component} build ${dir}: ${w.name} --version exits ${r.code}: ${first}`);
+    if (r.code !== 0)
+      throw new LabError('config', `components: ${w.component} build ${dir}: ${w.name} --version exits ${r.code}: ${first}`);
     const version = /version (\S+)/.exec(first)?.[1] ?? /(\d+\.\d+\.\d+)/.exec(first)?.[1] ?? first;
     out.push({ ...w, version, sha256: await sha256File(w.path) });
   }
@@ -167,7 +175,7 @@ export async function reachableByOthers(path: string): Promise<string | undefine
   for (let i = 1; i <= parts.length; i++) {
     const p = `/${parts.slice(0, i).join('/')}`;
     const s = await stat(p).catch(() => undefined);
-    if (s && s.isDirectory() && !(s.mode & 0o001)) return p;
+    if (s?.isDirectory() && !(s.mode & 0o001)) return p;
   }
   return undefined;
 }

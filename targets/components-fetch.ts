@@ -10,10 +10,20 @@ import { LabError } from '../drivers/errors.js';
 import { runLocal } from '../drivers/local.js';
 import { cacheRoot } from '../images/cache.js';
 import {
-  aptDownload, aptRepo, aptUpdate, installedVersion, isLibraryPackage, madison, parseDepends, upstreamVersion, versionMatches, versionSatisfies,
-  type AptRepo, type MadisonRow,
+  type AptRepo,
+  aptDownload,
+  aptRepo,
+  aptUpdate,
+  installedVersion,
+  isLibraryPackage,
+  type MadisonRow,
+  madison,
+  parseDepends,
+  upstreamVersion,
+  versionMatches,
+  versionSatisfies,
 } from './components-apt.js';
-import { buildFile, readBuild, sha256File, verifyBuild, type BuildRecord, type ComponentName } from './components-build.js';
+import { type BuildRecord, buildFile, type ComponentName, readBuild, sha256File, verifyBuild } from './components-build.js';
 
 export interface FetchRequest {
   versions: Partial<Record<ComponentName, string>>;
@@ -28,8 +38,24 @@ export interface FetchRequest {
 export const componentPackages: Record<ComponentName, string[]> = {
   // every module package: a module the build lacks is looked up in the system's dir, and one from
   // another QEMU build ends the process ("Only modules from the same build can be loaded")
-  qemu: ['qemu-system-arm', 'qemu-system-x86', 'qemu-system-common', 'qemu-system-data', 'qemu-utils', 'qemu-system-modules-opengl', 'qemu-system-modules-spice'],
-  libvirt: ['libvirt-daemon', 'libvirt0', 'libvirt-common', 'libvirt-daemon-common', 'libvirt-daemon-driver-qemu', 'libvirt-daemon-log', 'libvirt-clients'],
+  qemu: [
+    'qemu-system-arm',
+    'qemu-system-x86',
+    'qemu-system-common',
+    'qemu-system-data',
+    'qemu-utils',
+    'qemu-system-modules-opengl',
+    'qemu-system-modules-spice',
+  ],
+  libvirt: [
+    'libvirt-daemon',
+    'libvirt0',
+    'libvirt-common',
+    'libvirt-daemon-common',
+    'libvirt-daemon-driver-qemu',
+    'libvirt-daemon-log',
+    'libvirt-clients',
+  ],
 };
 
 export const componentsCacheDir = () => join(cacheRoot(), 'components');
@@ -53,7 +79,12 @@ const safe = (v: string) => v.replace(/[^A-Za-z0-9.+_-]/g, '_');
 
 function matchesRequest(b: BuildRecord, req: FetchRequest, from: string): boolean {
   const wanted = Object.entries(req.versions) as [ComponentName, string][];
-  return b.recipe === BUILD_RECIPE && b.suite === from && wanted.length === Object.keys(b.components).length && wanted.every(([c, v]) => b.components[c] && versionMatches(v, b.components[c]!.version));
+  return (
+    b.recipe === BUILD_RECIPE &&
+    b.suite === from &&
+    wanted.length === Object.keys(b.components).length &&
+    wanted.every(([c, v]) => b.components[c] && versionMatches(v, b.components[c]!.version))
+  );
 }
 
 /** The version in `from` a request names; else one line naming the component and what exists. */
@@ -62,15 +93,26 @@ function resolveVersion(component: ComponentName, request: string, rows: Madison
   const hit = rows.find((r) => r.name === main && r.suite === from && versionMatches(request, r.version));
   if (hit) return hit.version;
   const there = rows.filter((r) => r.name === main).map((r) => `${r.version} (${r.suite})`);
-  throw new LabError('config', `components: ${component} ${request} is not in ${from}; ${main} has ${there.length ? there.join(', ') : 'no version there'}`);
+  throw new LabError(
+    'config',
+    `components: ${component} ${request} is not in ${from}; ${main} has ${there.length ? there.join(', ') : 'no version there'}`,
+  );
 }
 
 /** Library packages the downloaded .debs need that the runner does not have at the needed version. */
-async function missingLibraries(repo: AptRepo, debsDir: string, have: Set<string>, from: string): Promise<{ name: string; version: string }[]> {
+async function missingLibraries(
+  repo: AptRepo,
+  debsDir: string,
+  have: Set<string>,
+  from: string,
+): Promise<{ name: string; version: string }[]> {
   const wanted = new Map<string, { name: string; version: string }>();
   for (const deb of (await readdir(debsDir)).filter((n) => n.endsWith('.deb'))) {
     const r = await runLocal(['dpkg-deb', '-f', join(debsDir, deb), 'Depends', 'Pre-Depends'], { timeoutMs: 60_000 });
-    const field = r.stdout.replace(/^(Pre-)?Depends:\s*/gm, '').split('\n').join(', ');
+    const field = r.stdout
+      .replace(/^(Pre-)?Depends:\s*/gm, '')
+      .split('\n')
+      .join(', ');
     for (const group of parseDepends(field)) {
       if (group.some((a) => have.has(a.name) || wanted.has(a.name))) continue;
       const libs = group.filter((a) => isLibraryPackage(a.name));
@@ -85,8 +127,12 @@ async function missingLibraries(repo: AptRepo, debsDir: string, have: Set<string
       const rows = (await madison(repo, [dep.name])).filter((x) => x.name === dep.name);
       const ordered = [...rows.filter((x) => x.suite === from), ...rows.filter((x) => x.suite !== from)];
       let pick: string | undefined;
-      for (const row of ordered) if (!dep.op || (await versionSatisfies(row.version, dep.op, dep.version!))) (pick ??= row.version);
-      if (!pick) throw new LabError('config', `components: ${deb} needs ${dep.name}${dep.op ? ` (${dep.op} ${dep.version})` : ''}, which neither the runner nor ${from} has`);
+      for (const row of ordered) if (!dep.op || (await versionSatisfies(row.version, dep.op, dep.version!))) pick ??= row.version;
+      if (!pick)
+        throw new LabError(
+          'config',
+          `components: ${deb} needs ${dep.name}${dep.op ? ` (${dep.op} ${dep.version})` : ''}, which neither the runner nor ${from} has`,
+        );
       wanted.set(dep.name, { name: dep.name, version: pick });
     }
   }
@@ -107,7 +153,10 @@ export async function fetchComponents(req: FetchRequest): Promise<{ build: Build
   say(`components: reading the package lists of bookworm and ${from}`);
   await aptUpdate(repo);
   const wanted = Object.entries(req.versions) as [ComponentName, string][];
-  const rows = await madison(repo, wanted.flatMap(([c]) => componentPackages[c]));
+  const rows = await madison(
+    repo,
+    wanted.flatMap(([c]) => componentPackages[c]),
+  );
   const resolved = wanted.map(([c, v]) => ({ component: c, version: resolveVersion(c, v, rows, from) }));
   const dir = join(into, resolved.map((r) => `${r.component}-${safe(r.version)}`).join('+'));
   const tmp = `${dir}.tmp-${process.pid}`;
@@ -116,7 +165,9 @@ export async function fetchComponents(req: FetchRequest): Promise<{ build: Build
   await mkdir(debs, { recursive: true });
   try {
     const pkgs = resolved.flatMap((r) =>
-      componentPackages[r.component].filter((name) => rows.some((x) => x.name === name && x.version === r.version)).map((name) => ({ name, version: r.version })),
+      componentPackages[r.component]
+        .filter((name) => rows.some((x) => x.name === name && x.version === r.version))
+        .map((name) => ({ name, version: r.version })),
     );
     say(`components: downloading ${pkgs.map((p) => p.name).join(' ')}`);
     await aptDownload(repo, debs, pkgs);
@@ -132,7 +183,9 @@ export async function fetchComponents(req: FetchRequest): Promise<{ build: Build
     for (const deb of (await readdir(debs)).filter((n) => n.endsWith('.deb')).sort()) {
       const path = join(debs, deb);
       await runLocal(['dpkg-deb', '-x', path, join(tmp, 'root')], { timeoutMs: 5 * 60_000 });
-      const [name, version] = (await runLocal(['dpkg-deb', '-f', path, 'Package', 'Version'], { timeoutMs: 60_000 })).stdout.split('\n').map((l) => l.replace(/^\S+:\s*/, ''));
+      const [name, version] = (await runLocal(['dpkg-deb', '-f', path, 'Package', 'Version'], { timeoutMs: 60_000 })).stdout
+        .split('\n')
+        .map((l) => l.replace(/^\S+:\s*/, ''));
       packages.push({ name: name!, version: version!, sha256: await sha256File(path) });
     }
     await rm(debs, { recursive: true, force: true });
@@ -145,9 +198,14 @@ export async function fetchComponents(req: FetchRequest): Promise<{ build: Build
       throw e;
     });
     const build: BuildRecord = {
-      dir, suite: from, recipe: BUILD_RECIPE,
+      dir,
+      suite: from,
+      recipe: BUILD_RECIPE,
       components: Object.fromEntries(resolved.map((r) => [r.component, { version: r.version, upstream: upstreamVersion(r.version) }])),
-      packages, binaries, fetchedAt: new Date().toISOString(), fetchSeconds: Math.round(performance.now() - t0) / 1000,
+      packages,
+      binaries,
+      fetchedAt: new Date().toISOString(),
+      fetchSeconds: Math.round(performance.now() - t0) / 1000,
     };
     await writeFile(buildFile(dir), `${JSON.stringify(build, null, 2)}\n`);
     return { build, cached: false };

@@ -25,7 +25,8 @@ export interface AppliedComponent {
   sha256?: string;
 }
 
-const fill = (template: string, values: Record<string, string>) => template.replace(/\{(\w+)\}/g, (all, k: string) => (k in values ? shellQuote(values[k]!) : all));
+const fill = (template: string, values: Record<string, string>) =>
+  template.replace(/\{(\w+)\}/g, (all, k: string) => (k in values ? shellQuote(values[k]!) : all));
 
 /** True when the config asks for anything to be applied. */
 export function hasComponents(config: HostConfig): boolean {
@@ -53,7 +54,8 @@ export async function applyComponents(host: Host, c: ComponentsConfig = host.con
     }
     const r = await host.run(`${fill(c.installCommand, p)} 2>&1`, { timeoutMs: 30 * 60_000 });
     const tail = r.stdout.trim().split('\n').slice(-5).join('\n');
-    if (r.code !== 0) throw fail(`components.packages: installing ${p.name} ${p.version} (has ${before || 'none'}) failed with exit ${r.code}:\n${tail}`);
+    if (r.code !== 0)
+      throw fail(`components.packages: installing ${p.name} ${p.version} (has ${before || 'none'}) failed with exit ${r.code}:\n${tail}`);
     const after = await installed(p.name);
     if (after !== p.version) throw fail(`components.packages: ${p.name} is at ${after || 'none'} after installing ${p.version}:\n${tail}`);
     out.push({ component: p.name, wanted: p.version, has: after, action: 'installed' });
@@ -63,11 +65,16 @@ export async function applyComponents(host: Host, c: ComponentsConfig = host.con
     // a labrig wrapper (components fetch) names the binary it runs: that file is what is hashed
     const script = `for q in ${dir}/qemu-system-*; do [ -x "$q" ] || continue; real=$(sed -n 's/^# binary: //p' "$q" | head -1); [ -n "$real" ] || real=$(readlink -f "$q"); printf '%s\\t%s\\t%s\\t%s\\n' "$q" "$("$q" --version | head -1)" "$real" "$(sha256sum "$real" | cut -d' ' -f1)"; done; true`;
     const r = await host.run(script, { timeoutMs: 120_000 });
-    const binaries = r.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string, string, string]);
+    const binaries = r.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t') as [string, string, string, string]);
     if (!binaries.length) throw fail(`components.qemuDir: ${c.qemuDir} holds no runnable qemu-system-* binary`);
     const broken = binaries.filter(([, v]) => !/version \S+/.test(v));
     if (broken.length) throw fail(`components.qemuDir: ${broken.map(([b]) => b).join(', ')} do not run (--version printed nothing)`);
-    for (const [bin, v, path, sha256] of binaries) out.push({ component: bin, wanted: c.qemuDir, has: /version (\S+)/.exec(v)![1]!, action: 'checked', path, sha256 });
+    for (const [bin, v, path, sha256] of binaries)
+      out.push({ component: bin, wanted: c.qemuDir, has: /version (\S+)/.exec(v)![1]!, action: 'checked', path, sha256 });
   }
   return out;
 }
@@ -81,7 +88,11 @@ export type ComponentsRecord = Record<string, AppliedComponent[] | { error: stri
  * Applies every host's components, one host after another, each under its lease (a host
  * leased by another run is refused, naming the holder); a host that fails is named in `failed`.
  */
-export async function applyLabComponents(lab: Lab, logDir: string, say: (line: string) => void): Promise<{ record: ComponentsRecord; failed: Record<string, string> }> {
+export async function applyLabComponents(
+  lab: Lab,
+  logDir: string,
+  say: (line: string) => void,
+): Promise<{ record: ComponentsRecord; failed: Record<string, string> }> {
   const record: ComponentsRecord = {};
   const failed: Record<string, string> = {};
   const lease = { ...lab.lease, runId: process.env.LABRIG_RUN_ID || `components-${process.pid}`, recorder: silentRecorder };

@@ -5,9 +5,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { tsImport } from 'tsx/esm/api';
-import { labSchema, type Lab, type LabInput } from './schema.js';
 import { LabError } from '../drivers/errors.js';
 import { repoRoot } from './run-context.js';
+import { type Lab, type LabInput, labSchema } from './schema.js';
 
 /** Identity function that gives a config file its types. */
 export function defineLab(lab: LabInput): LabInput {
@@ -18,7 +18,12 @@ export function parseLab(input: unknown, source = 'lab config'): Lab {
   const result = labSchema.safeParse(input);
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
-    const path = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(root)';
+    const path = issue.path.length
+      ? issue.path
+          .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+          .join('')
+          .replace(/^\./, '')
+      : '(root)';
     return `  ${path}: ${issue.message}`;
   });
   throw new LabError('config', `${source} is not valid:\n${lines.join('\n')}`);

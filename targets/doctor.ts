@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { silentRecorder } from '../drivers/recorder.js';
 import { versionMismatches } from './facts.js';
 import { Host } from './host.js';
-import { acquireLease, readLease, type Lease } from './lease.js';
-import { preflight, type Part } from './preflight.js';
+import { acquireLease, type Lease, readLease } from './lease.js';
+import { type Part, preflight } from './preflight.js';
 import { markChecks } from './reservation.js';
 import type { HostConfig, Lab } from './schema.js';
 import { describeLeftover, harnessFolders, sweepHost } from './sweep.js';
@@ -90,7 +90,8 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string, o
         const r = await sweepHost(host, { runId, ...harnessFolders(lab.hostStateDir, config.suites) });
         removed = r.removed.map(describeLeftover);
         const notes = r.notes.length ? ` (${r.notes.join('; ')})` : '';
-        if (r.failed.length) throw new Error(`could not remove what an earlier run left: ${r.failed.map(describeLeftover).join(', ')}${notes}`);
+        if (r.failed.length)
+          throw new Error(`could not remove what an earlier run left: ${r.failed.map(describeLeftover).join(', ')}${notes}`);
         return removed.length ? `removed what earlier runs left: ${removed.join(', ')}${notes}` : `nothing left by earlier runs${notes}`;
       });
       checks.push({ ...sweep, ...(removed.length ? { removed } : {}) });
@@ -99,7 +100,10 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string, o
       checks.push(
         await attempt(name, 'power', async () => {
           const status = await host.power!.status();
-          if (status === 'unknown') throw new Error(`the ${config.power!.kind} power controller answers, but not with on or off: check hosts[${lab.hosts.indexOf(config)}].power`);
+          if (status === 'unknown')
+            throw new Error(
+              `the ${config.power!.kind} power controller answers, but not with on or off: check hosts[${lab.hosts.indexOf(config)}].power`,
+            );
           return `status ${status}`;
         }),
       );
@@ -130,7 +134,8 @@ export async function doctor(lab: Lab, only?: string[], logDir?: string, opts: D
   const dir = logDir ?? (await mkdtemp(join(tmpdir(), 'labrig-doctor-')));
   const results: Check[] = [];
   try {
-    for (const config of lab.hosts.filter((h) => !only?.length || only.includes(h.name))) results.push(...(await doctorHost(config, lab, dir, opts)));
+    for (const config of lab.hosts.filter((h) => !only?.length || only.includes(h.name)))
+      results.push(...(await doctorHost(config, lab, dir, opts)));
   } finally {
     if (!logDir) await rm(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,7 @@
 import type { CommandResult } from '../drivers/local.js';
 import { shellQuote } from '../drivers/ssh.js';
 import { boottimeId, parseBoottime } from './boot-identity.js';
-import { normalizeArch, osFamilyOf, type OsFamily } from './platform.js';
+import { normalizeArch, type OsFamily, osFamilyOf } from './platform.js';
 
 export interface HostFacts {
   /** `uname -s` as the lab names it; null for an OS the lab does not drive. */
@@ -63,14 +63,14 @@ export function parseFacts(text: string): HostFacts {
   const get = (k: string) => parts.get(k) ?? '';
   const cpuinfo = get('cpuinfo');
   const model =
-    /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ??
-    /^CPU part\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.replace(/^/, 'CPU part ') ??
-    'unknown';
+    /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? /^CPU part\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.replace(/^/, 'CPU part ') ?? 'unknown';
   const xenInfo = get('xen');
   const xenField = (f: string) => new RegExp(`^xen_${f}\\s*:\\s*(\\S*)`, 'm').exec(xenInfo)?.[1] ?? '';
   const orNull = (s: string) => (s === '' ? null : s);
   // FreeBSD: hw.model, hw.ncpu, hw.physmem (bytes), one value a line.
-  const [hwModel, hwNcpu, hwPhysmem] = get('sysctlHw').split('\n').map((l) => l.trim());
+  const [hwModel, hwNcpu, hwPhysmem] = get('sysctlHw')
+    .split('\n')
+    .map((l) => l.trim());
   const boottime = parseBoottime(get('bootId'));
   return {
     os: osFamilyOf(get('os')) ?? null,

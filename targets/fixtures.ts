@@ -2,8 +2,9 @@
  * Playwright fixtures: the lab, one leased host per worker (= per project), findings, and the
  * console slice of every test attached to it. The only place besides suites/ that knows the runner.
  */
-import { test as base } from '@playwright/test';
+
 import { basename } from 'node:path';
+import { test as base } from '@playwright/test';
 import { isLabError } from '../drivers/errors.js';
 import { consoleRecorder } from '../drivers/recorder.js';
 import { loadLab } from './config.js';
@@ -81,7 +82,8 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
 
   host: async ({ leasedHost, lab }, use, testInfo) => {
     const { host } = leasedHost;
-    if (leasedHost.quarantined) testInfo.skip(true, `[lab:quarantined] host ${host.name} failed the health check before the run: ${leasedHost.quarantined}`);
+    if (leasedHost.quarantined)
+      testInfo.skip(true, `[lab:quarantined] host ${host.name} failed the health check before the run: ${leasedHost.quarantined}`);
     if (host.broken) testInfo.skip(true, `[lab:did-not-return] host ${host.name} is broken: ${host.broken}`);
     await refuseProductRetry(testInfo, ctx.outDir);
     const redact = labRedactor(lab);
@@ -90,7 +92,10 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     const from = console?.received ?? 0;
     if (!leasedHost.factsAttached) {
       const facts = await host.facts();
-      await testInfo.attach('labrig-facts.json', { body: JSON.stringify({ host: host.name, facts }, null, 2), contentType: 'application/json' });
+      await testInfo.attach('labrig-facts.json', {
+        body: JSON.stringify({ host: host.name, facts }, null, 2),
+        contentType: 'application/json',
+      });
       leasedHost.factsAttached = true;
     }
     try {
@@ -120,7 +125,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   },
 });
 
+export { expect } from '@playwright/test';
 /** For a suite's catch blocks: lab failures stay lab failures. */
 export { isLabError };
-export { expect } from '@playwright/test';
 export const logsDir = () => logsDirOf(ctx);

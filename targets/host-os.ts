@@ -4,8 +4,8 @@
  */
 import { LabError } from '../drivers/errors.js';
 import type { CommandResult } from '../drivers/local.js';
-import { bootIdentityCommand, parseBootIdentity, type BootReading } from './boot-identity.js';
-import { osFamilyOf, type OsFamily } from './platform.js';
+import { type BootReading, bootIdentityCommand, parseBootIdentity } from './boot-identity.js';
+import { type OsFamily, osFamilyOf } from './platform.js';
 
 type Run = (command: string) => Promise<CommandResult>;
 
@@ -14,7 +14,11 @@ export async function detectOsFamily(run: Run, host: string): Promise<OsFamily> 
   const r = await run('uname -s');
   const os = r.code === 0 ? osFamilyOf(r.stdout) : undefined;
   if (!os)
-    throw new LabError('config', `uname -s says ${JSON.stringify(r.stdout.trim().slice(0, 80) || r.stderr.trim().slice(0, 80))}: not an OS the lab drives (linux, freebsd)`, { host });
+    throw new LabError(
+      'config',
+      `uname -s says ${JSON.stringify(r.stdout.trim().slice(0, 80) || r.stderr.trim().slice(0, 80))}: not an OS the lab drives (linux, freebsd)`,
+      { host },
+    );
   return os;
 }
 
@@ -22,6 +26,11 @@ export async function readBootIdentity(run: Run, os: OsFamily, host: string): Pr
   const command = bootIdentityCommand(os);
   const r = await run(command);
   const reading = r.code === 0 ? parseBootIdentity(os, r.stdout) : undefined;
-  if (!reading) throw new LabError('unreachable', `no boot identity from \`${command}\` (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 200)}`, { host });
+  if (!reading)
+    throw new LabError(
+      'unreachable',
+      `no boot identity from \`${command}\` (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 200)}`,
+      { host },
+    );
   return reading;
 }

@@ -5,15 +5,15 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CommandResult, HostCommands } from '../drivers/command.js';
 import { Console } from '../drivers/console.js';
 import { LabError, ProductError } from '../drivers/errors.js';
-import type { CommandResult, HostCommands } from '../drivers/command.js';
 import { createPower, type PowerController } from '../drivers/power.js';
-import { silentRecorder, type Recorder } from '../drivers/recorder.js';
+import { type Recorder, silentRecorder } from '../drivers/recorder.js';
 import { Shell, type ShellRunOptions } from '../drivers/shell.js';
+import { type ExecOptions, SshSession, shellQuote } from '../drivers/ssh.js';
 import { openSshShell } from '../drivers/ssh-shell.js';
-import { SshSession, shellQuote, type ExecOptions } from '../drivers/ssh.js';
-import { isNewBoot, parseBootIdentity, bootIdentityCommand } from './boot-identity.js';
+import { bootIdentityCommand, isNewBoot, parseBootIdentity } from './boot-identity.js';
 import { collectFacts, type HostFacts } from './facts.js';
 import { detectOsFamily, readBootIdentity } from './host-os.js';
 import type { OsFamily } from './platform.js';
@@ -59,7 +59,11 @@ export class Host implements HostCommands {
   ) {
     this.name = config.name;
     this.recorder = opts.recorder ?? silentRecorder;
-    const forwarding: Recorder = { step: (t, p, b) => this.recorder.step(t, p, b), attach: (n, c, t) => this.recorder.attach(n, c, t), log: (l) => this.recorder.log(l) };
+    const forwarding: Recorder = {
+      step: (t, p, b) => this.recorder.step(t, p, b),
+      attach: (n, c, t) => this.recorder.attach(n, c, t),
+      log: (l) => this.recorder.log(l),
+    };
     this.ssh = new SshSession(config.name, config.ssh, forwarding);
     this.power = config.power ? createPower(config.power, forwarding) : undefined;
   }
@@ -74,7 +78,9 @@ export class Host implements HostCommands {
   async announceTransition(awayMs: number): Promise<void> {
     // The console watches the transition, so a host that does not come back can be judged by it.
     if (this.config.console && this.transitionMark === undefined) {
-      const console = await this.console().catch((e: Error) => void this.recorder.log(`${this.name}: console not open for the transition: ${e.message.split('\n')[0]}`));
+      const console = await this.console().catch(
+        (e: Error) => void this.recorder.log(`${this.name}: console not open for the transition: ${e.message.split('\n')[0]}`),
+      );
       if (console) this.transitionMark = console.received;
     }
     for (const g of this.guards) await g.beforeTransition(awayMs);
@@ -187,7 +193,9 @@ export class Host implements HostCommands {
       const mark = this.transitionMark ?? console?.received ?? 0;
       this.transitionMark = undefined;
       const ac = new AbortController();
-      const watch = console?.expect(/(?!)/, { timeoutMs, what: 'death strings while the host returns', signal: ac.signal }).catch((e: unknown) => e);
+      const watch = console
+        ?.expect(/(?!)/, { timeoutMs, what: 'death strings while the host returns', signal: ac.signal })
+        .catch((e: unknown) => e);
       let back: { bootId: string; ms: number } | undefined;
       try {
         while (!back && Date.now() < deadline) {
@@ -198,7 +206,8 @@ export class Host implements HostCommands {
             const os = await this.os();
             const r = await this.ssh.exec(bootIdentityCommand(os), { timeoutMs: 10_000 });
             const now = r.code === 0 ? parseBootIdentity(os, r.stdout) : undefined;
-            if (now && isNewBoot(previousBootId, now, performance.now() - t0)) back = { bootId: now.id, ms: Math.round(performance.now() - t0) };
+            if (now && isNewBoot(previousBootId, now, performance.now() - t0))
+              back = { bootId: now.id, ms: Math.round(performance.now() - t0) };
             else this.ssh.close();
           } catch {
             // not back yet
@@ -228,7 +237,8 @@ export class Host implements HostCommands {
     await this.announceTransition(timeoutMs ?? this.config.returnTimeoutMs);
     await this.recorder.step(`reboot ${this.name}`, { how }, async () => {
       if (how === 'power') {
-        if (!this.power) throw new LabError('config', 'reboot via power requested but the host has no power controller', { host: this.name });
+        if (!this.power)
+          throw new LabError('config', 'reboot via power requested but the host has no power controller', { host: this.name });
         await this.power.cycle();
       } else {
         await this.ssh.exec('sync; (sleep 1; reboot -f || reboot) >/dev/null 2>&1 &', { timeoutMs: 10_000 }).catch(() => undefined);

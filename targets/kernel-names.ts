@@ -15,7 +15,7 @@ export interface InstalledKernel {
 /** Prints `ls -1 /boot`, then `<version> <pkgbase>` for each Arch kernel package (none elsewhere). */
 export const KERNEL_LISTING_SCRIPT = [
   "echo '@@boot'; ls -1 /boot",
-  "echo '@@pkgbase'; for f in /usr/lib/modules/*/pkgbase; do [ -r \"$f\" ] && d=${f%/pkgbase} && echo \"${d##*/} $(head -n1 \"$f\")\"; done; true",
+  'echo \'@@pkgbase\'; for f in /usr/lib/modules/*/pkgbase; do [ -r "$f" ] && d=${f%/pkgbase} && echo "${d##*/} $(head -n1 "$f")"; done; true',
 ].join('; ');
 
 function sections(text: string): { boot: string[]; pkgbase: string[] } {
@@ -48,7 +48,11 @@ export function installedKernels(listing: string, bootDir = '/boot'): InstalledK
   for (const name of names.filter((n) => /^vmlinuz-.+/.test(n)).map((n) => n.slice('vmlinuz-'.length))) {
     if (name.startsWith('0-rescue-')) continue;
     const initrd = [`initrd.img-${name}`, `initramfs-${name}.img`].find(has);
-    const entry = (version: string): InstalledKernel => ({ version, image: `${bootDir}/vmlinuz-${name}`, ...(initrd ? { initrd: `${bootDir}/${initrd}` } : {}) });
+    const entry = (version: string): InstalledKernel => ({
+      version,
+      image: `${bootDir}/vmlinuz-${name}`,
+      ...(initrd ? { initrd: `${bootDir}/${initrd}` } : {}),
+    });
     if (/^\d/.test(name)) kernels.push(entry(name));
     // /boot holds one image per pkgbase: the newest modules directory is the one it boots
     else if (versionsOf.has(name)) kernels.push(entry(versionsOf.get(name)!.sort().at(-1)!));

@@ -7,12 +7,12 @@
  * method would delegate here.)
  */
 import { isLabError, LabError, ProductError } from '../drivers/errors.js';
-import { silentRecorder, type Recorder } from '../drivers/recorder.js';
+import { type Recorder, silentRecorder } from '../drivers/recorder.js';
 import { shellQuote } from '../drivers/ssh.js';
 import type { Host } from './host.js';
-import { installedKernels, KERNEL_LISTING_SCRIPT, type InstalledKernel } from './kernel-names.js';
+import { type InstalledKernel, installedKernels, KERNEL_LISTING_SCRIPT } from './kernel-names.js';
 
-export { installedKernels, type InstalledKernel } from './kernel-names.js';
+export { type InstalledKernel, installedKernels } from './kernel-names.js';
 
 /** The kernel to kexec into: the one asked for, else the first installed one that is not running. */
 export function chooseKexecTarget(installed: readonly InstalledKernel[], running: string, wanted?: string): InstalledKernel {
@@ -60,7 +60,10 @@ export async function kexecInto(host: Host, opts: KexecOptions = {}): Promise<Ke
     const initrd = target.initrd ? ` --initrd=${shellQuote(target.initrd)}` : '';
     const cmdline = opts.commandLine === undefined ? ' --reuse-cmdline' : ` --command-line=${shellQuote(opts.commandLine)}`;
     const r = await host.run(`kexec -l ${shellQuote(target.image)}${initrd}${cmdline}`, { timeoutMs: 120_000 });
-    if (r.code !== 0) throw new ProductError('command-failed', `kexec -l ${target.image} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`, { host: host.name });
+    if (r.code !== 0)
+      throw new ProductError('command-failed', `kexec -l ${target.image} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`, {
+        host: host.name,
+      });
   });
 
   // The lease reserves itself before the holder dies with the old kernel (sync below keeps it).

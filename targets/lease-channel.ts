@@ -1,8 +1,8 @@
 /** The runner's end of a lease holder process: lines in, nonce-framed replies out; and the break. */
 import { randomBytes } from 'node:crypto';
 import { LabError } from '../drivers/errors.js';
-import { shellQuote, type CommandStream, type SshSession } from '../drivers/ssh.js';
-import { parseState, printable, type LeaseState } from './lease-protocol.js';
+import { type CommandStream, type SshSession, shellQuote } from '../drivers/ssh.js';
+import { type LeaseState, parseState, printable } from './lease-protocol.js';
 import { BREAK_SCRIPT, HOLDER_BODY, HOLDER_SCRIPT } from './lease-scripts.js';
 
 /** What the probe needs of the lease's options. */
@@ -100,13 +100,22 @@ export interface Probe {
 export async function probe(ssh: SshSession, o: Where, mode: 'acquired' | 'reclaimed', token: string, who: string): Promise<Probe> {
   const nonce = randomBytes(16).toString('hex');
   const info = `{"holder":${JSON.stringify(who)},"runId":${JSON.stringify(o.runId)},"token":${JSON.stringify(token)},`;
-  const ch = new HolderChannel(await ssh.openCommand(command(HOLDER_SCRIPT, 'labrig-lease', [mode, o.path, o.reservePath ?? defaultReservePath(o.path), info, token, HOLDER_BODY])), nonce);
+  const ch = new HolderChannel(
+    await ssh.openCommand(
+      command(HOLDER_SCRIPT, 'labrig-lease', [mode, o.path, o.reservePath ?? defaultReservePath(o.path), info, token, HOLDER_BODY]),
+    ),
+    nonce,
+  );
   ch.send(nonce);
   const asked = await ch.until('ask', 30_000);
   const state = asked ? parseState(ch.text, nonce) : undefined;
   if (!state) {
     await ch.close();
-    throw new LabError('lab-setup', `cannot read the lease at ${o.path}: ${printable(ch.stderr.trim() || ch.text.trim() || 'no answer within 30 s', 400)}`, { host: ssh.host });
+    throw new LabError(
+      'lab-setup',
+      `cannot read the lease at ${o.path}: ${printable(ch.stderr.trim() || ch.text.trim() || 'no answer within 30 s', 400)}`,
+      { host: ssh.host },
+    );
   }
   return { ch, state };
 }
@@ -117,7 +126,11 @@ export async function take(ssh: SshSession, o: Where, p: Probe): Promise<number>
   const m = await p.ch.until(/taken (\d+)/, 30_000);
   if (!m) {
     await p.ch.close();
-    throw new LabError('lab-setup', `the lease holder at ${o.path} did not take the lease: ${printable(p.ch.stderr.trim() || 'no answer', 400)}`, { host: ssh.host });
+    throw new LabError(
+      'lab-setup',
+      `the lease holder at ${o.path} did not take the lease: ${printable(p.ch.stderr.trim() || 'no answer', 400)}`,
+      { host: ssh.host },
+    );
   }
   return Number(m[1]);
 }

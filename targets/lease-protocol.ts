@@ -110,11 +110,21 @@ export function decideAcquire(s: LeaseState): AcquireDecision {
   if (!s.free) {
     const age = s.heartbeat === undefined ? null : s.now - s.heartbeat;
     const since = s.holder ? ` since ${iso(s.holder.since)}` : '';
-    return { action: 'wait', why: `held by ${describeHolder(s.holder, s.holderText)}${since}, heartbeat ${age ?? '?'} s ago`, holder: s.holder, heartbeatAgeS: age };
+    return {
+      action: 'wait',
+      why: `held by ${describeHolder(s.holder, s.holderText)}${since}, heartbeat ${age ?? '?'} s ago`,
+      holder: s.holder,
+      heartbeatAgeS: age,
+    };
   }
   const r = s.reserved;
   if (r && r.deadline > s.now)
-    return { action: 'wait', why: `reserved by ${describeHolder(r.holder)} across a reboot or kexec until ${iso(r.deadline)}`, holder: r.holder, heartbeatAgeS: null };
+    return {
+      action: 'wait',
+      why: `reserved by ${describeHolder(r.holder)} across a reboot or kexec until ${iso(r.deadline)}`,
+      holder: r.holder,
+      heartbeatAgeS: null,
+    };
   return { action: 'take', notes: r ? [`the reservation of ${describeHolder(r.holder)} expired at ${iso(r.deadline)}`] : [] };
 }
 

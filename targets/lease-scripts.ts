@@ -57,7 +57,7 @@ sect bye`;
  * fd 9 there); else lockf(1) -t 0, whose exit 75 (EX_TEMPFAIL, lockf(1)) means another process
  * holds the lock. LABRIG_LEASE_LOCK=lockf chooses lockf where both exist.
  */
-export const HOLDER_SCRIPT = String.raw`mode=$1 p=$2 r=$3 info=$4 token=$5 body=$6
+export const HOLDER_SCRIPT = `mode=$1 p=$2 r=$3 info=$4 token=$5 body=$6
 IFS= read -r n || exit 0
 mkdir -p "$(dirname "$p")" || exit 70
 if [ "$LABRIG_LEASE_LOCK" != lockf ] && command -v flock >/dev/null 2>&1 && [ -d /proc/$$/fd ]; then

@@ -14,13 +14,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
-import { checkRunId } from './run-context.js';
 import { LabError } from '../drivers/errors.js';
 import type { Recorder } from '../drivers/recorder.js';
 import { SshSession } from '../drivers/ssh.js';
 import type { Host, HostGuard } from './host.js';
-import { breakHolder, defaultReservePath, HolderChannel, leave, probe, take } from './lease-channel.js';
-import { decideAcquire, decideReclaim, describeHolder, printable, type HolderRecord, type LeaseState } from './lease-protocol.js';
+import { breakHolder, defaultReservePath, type HolderChannel, leave, probe, take } from './lease-channel.js';
+import { decideAcquire, decideReclaim, describeHolder, type HolderRecord, type LeaseState } from './lease-protocol.js';
+import { checkRunId } from './run-context.js';
 
 export interface LeaseOptions {
   path: string;
@@ -108,8 +108,12 @@ class HostLease implements Lease {
     const secs = Math.ceil((awayMs + this.o.ttlMs) / 1000);
     this.ch!.send(`reserve ${secs}`);
     const m = await this.ch!.until(/(reserved (\d+)|unreserved)/, 5_000);
-    if (m?.[2]) this.o.recorder.log(`${this.name}: reserved across the transition until ${new Date(Number(m[2]) * 1000).toISOString()} (host clock)`);
-    else this.o.recorder.log(`${this.name}: no reservation confirmed at ${this.o.reservePath ?? defaultReservePath(this.o.path)} within 5 s; the lease is checked when the host is back`);
+    if (m?.[2])
+      this.o.recorder.log(`${this.name}: reserved across the transition until ${new Date(Number(m[2]) * 1000).toISOString()} (host clock)`);
+    else
+      this.o.recorder.log(
+        `${this.name}: no reservation confirmed at ${this.o.reservePath ?? defaultReservePath(this.o.path)} within 5 s; the lease is checked when the host is back`,
+      );
   }
 
   async afterReturn(): Promise<void> {
@@ -147,7 +151,12 @@ class HostLease implements Lease {
         if (d.action === 'end-own' && attempt < 3) {
           // Our previous holder, not yet aware its connection is gone: provably ours (our token, our lock).
           await leave(p);
-          await breakHolder(this.ssh, this.o, d.pid, `ended our own earlier holder pid ${d.pid} (run ${this.o.runId}) to take the lease again`);
+          await breakHolder(
+            this.ssh,
+            this.o,
+            d.pid,
+            `ended our own earlier holder pid ${d.pid} (run ${this.o.runId}) to take the lease again`,
+          );
           await sleep(200);
           continue;
         }
@@ -163,7 +172,11 @@ class HostLease implements Lease {
         this.hold(p.ch, pid, p.state);
         if (d.lost) {
           this.o.recorder.log(`${this.name}: taken again, but it was not ours meanwhile: ${d.lost}`);
-          throw new LabError('lease-lost', `the lease at ${this.o.path} was not ours while the host was away: ${d.lost} (taken again now)`, { host: this.ssh.host });
+          throw new LabError(
+            'lease-lost',
+            `the lease at ${this.o.path} was not ours while the host was away: ${d.lost} (taken again now)`,
+            { host: this.ssh.host },
+          );
         }
         this.o.recorder.log(`${this.name}: taken again, still ours (holder pid ${pid})`);
         return;
@@ -220,7 +233,14 @@ export async function acquireLease(on: Host | SshSession, o: LeaseOptions): Prom
       if (d.action === 'take') {
         const pid = await take(ssh, o, p);
         for (const note of d.notes) o.recorder.log(`lease on ${ssh.host}: ${note}`);
-        const lease = new HostLease(ssh, host !== undefined, o, token, who, { holder: who, runId: o.runId, token, since: p.state.now, pid, heartbeatAgeS: 0 });
+        const lease = new HostLease(ssh, host !== undefined, o, token, who, {
+          holder: who,
+          runId: o.runId,
+          token,
+          since: p.state.now,
+          pid,
+          heartbeatAgeS: 0,
+        });
         lease.hold(p.ch, pid, p.state);
         if (host) lease.unregister = host.addGuard(lease);
         o.recorder.log(`lease on ${ssh.host} acquired by ${who} (run ${o.runId})`);
@@ -237,7 +257,8 @@ export async function acquireLease(on: Host | SshSession, o: LeaseOptions): Prom
         }
         o.recorder.log(`${ssh.host}: pid ${h.pid} of the holder file does not hold the lock: not killed`);
       }
-      if (Date.now() >= deadline) throw new LabError('lease-held', `the lease at ${o.path} is ${d.why}; waited ${o.waitMs} ms`, { host: ssh.host });
+      if (Date.now() >= deadline)
+        throw new LabError('lease-held', `the lease at ${o.path} is ${d.why}; waited ${o.waitMs} ms`, { host: ssh.host });
       await sleep(Math.min(2000, Math.max(100, deadline - Date.now())));
     }
   } catch (e) {

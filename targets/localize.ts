@@ -55,7 +55,12 @@ export function assertLoopbackOnly(lab: Lab): void {
   const outside: string[] = [];
   const walk = (v: unknown, path: string, key?: string) => {
     if (typeof v === 'string') {
-      const hosts = key && ADDRESS_KEYS.has(key) ? [v] : key === 'url' ? [new URL(v).hostname] : [...v.matchAll(IPV4)].map((m) => m[1]!).filter((ip) => isIP(ip));
+      const hosts =
+        key && ADDRESS_KEYS.has(key)
+          ? [v]
+          : key === 'url'
+            ? [new URL(v).hostname]
+            : [...v.matchAll(IPV4)].map((m) => m[1]!).filter((ip) => isIP(ip));
       for (const h of hosts) if (!isLoopback(h)) outside.push(`${path}: ${h}`);
     } else if (Array.isArray(v)) v.forEach((item, i) => walk(item, `${path}[${i}]`, key));
     else if (v && typeof v === 'object') for (const [k, item] of Object.entries(v)) walk(item, path ? `${path}.${k}` : k, k);

@@ -26,7 +26,8 @@ async function exists(path: string, mode = constants.R_OK): Promise<boolean> {
 /** A runner command: an absolute path that is executable, or a name found on PATH. */
 async function findTool(name: string): Promise<boolean> {
   if (isAbsolute(name) || name.includes('/')) return exists(name, constants.X_OK);
-  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) if (await exists(join(dir, name), constants.X_OK)) return true;
+  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean))
+    if (await exists(join(dir, name), constants.X_OK)) return true;
   return false;
 }
 
@@ -40,7 +41,8 @@ function keyProblem(key: string | Buffer, field: string): string | undefined {
   return `${field}: not a private key ssh2 can read (${parsed.message}); OpenSSH ("BEGIN OPENSSH PRIVATE KEY") or PEM RSA/EC keys are`;
 }
 
-const unset = (name: string, field: string) => (process.env[name] ? undefined : `${field}: env var ${name} is not set (export it on the runner, or as a CI secret)`);
+const unset = (name: string, field: string) =>
+  process.env[name] ? undefined : `${field}: env var ${name} is not set (export it on the runner, or as a CI secret)`;
 
 export async function preflight(h: HostConfig, index: number): Promise<Problem[]> {
   const at = `hosts[${index}]`;
@@ -53,16 +55,27 @@ export async function preflight(h: HostConfig, index: number): Promise<Problem[]
     add('ssh', key ? keyProblem(key, `${at}.ssh.identityEnv (${s.identityEnv})`) : unset(s.identityEnv, `${at}.ssh.identityEnv`));
   } else if (s.identityFile) {
     const key = await readFile(s.identityFile).catch((e: NodeJS.ErrnoException) => e);
-    add('ssh', key instanceof Error ? `${at}.ssh.identityFile: cannot read ${s.identityFile} (${key.code ?? key.message})` : keyProblem(key, `${at}.ssh.identityFile (${s.identityFile})`));
+    add(
+      'ssh',
+      key instanceof Error
+        ? `${at}.ssh.identityFile: cannot read ${s.identityFile} (${key.code ?? key.message})`
+        : keyProblem(key, `${at}.ssh.identityFile (${s.identityFile})`),
+    );
   } else if (s.passwordEnv) add('ssh', unset(s.passwordEnv, `${at}.ssh.passwordEnv`));
 
   const c = h.console;
   if (c?.login?.passwordEnv) add('console', unset(c.login.passwordEnv, `${at}.console.login.passwordEnv`));
   if (c?.kind === 'serial' && !(await exists(c.path, constants.R_OK | constants.W_OK)))
-    add('console', `${at}.console.path: ${c.path} does not exist or is not read-writable on the runner (plug the adapter in; use its /dev/serial/by-id name)`);
+    add(
+      'console',
+      `${at}.console.path: ${c.path} does not exist or is not read-writable on the runner (plug the adapter in; use its /dev/serial/by-id name)`,
+    );
   if (c?.kind === 'unix' && !(await exists(c.path))) add('console', `${at}.console.path: no socket ${c.path} on the runner`);
   if (c?.kind === 'command' && c.on === 'runner' && !(await findTool(c.argv[0]!)))
-    add('console', `${at}.console.argv[0]: ${c.argv[0]} is not installed on the runner${c.argv[0] === 'ipmitool' ? ' (apt-get install ipmitool)' : ''}`);
+    add(
+      'console',
+      `${at}.console.argv[0]: ${c.argv[0]} is not installed on the runner${c.argv[0] === 'ipmitool' ? ' (apt-get install ipmitool)' : ''}`,
+    );
   for (const name of c?.kind === 'command' ? (c.secretEnv ?? []) : []) add('console', unset(name, `${at}.console.secretEnv`));
 
   const p = h.power;
@@ -72,7 +85,11 @@ export async function preflight(h: HostConfig, index: number): Promise<Problem[]
   }
   if (p?.kind === 'redfish') {
     add('power', unset(p.passwordEnv, `${at}.power.passwordEnv`));
-    if (p.caFile && !(await exists(p.caFile))) add('power', `${at}.power.caFile: ${p.caFile} does not exist on the runner (the BMC's CA certificate, PEM; its self-signed certificate is pinned this way)`);
+    if (p.caFile && !(await exists(p.caFile)))
+      add(
+        'power',
+        `${at}.power.caFile: ${p.caFile} does not exist on the runner (the BMC's CA certificate, PEM; its self-signed certificate is pinned this way)`,
+      );
   }
   if (p?.kind === 'command') {
     for (const tool of new Set([p.on[0]!, p.off[0]!, p.status[0]!])) {

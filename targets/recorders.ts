@@ -56,7 +56,10 @@ export function maskStdio(redact: (text: string) => string): () => void {
   for (const stream of streams) {
     const write = stream.write.bind(stream) as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean;
     stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) =>
-      write(typeof chunk === 'string' ? redact(chunk) : Buffer.from(redact(Buffer.from(chunk).toString('latin1')), 'latin1'), ...rest)) as typeof stream.write;
+      write(
+        typeof chunk === 'string' ? redact(chunk) : Buffer.from(redact(Buffer.from(chunk).toString('latin1')), 'latin1'),
+        ...rest,
+      )) as typeof stream.write;
   }
   return () => streams.forEach((s, i) => (s.write = originals[i]!));
 }

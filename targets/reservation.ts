@@ -9,8 +9,8 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { z } from 'zod';
-import { LabError } from '../drivers/errors.js';
 import type { HostCommands } from '../drivers/command.js';
+import { LabError } from '../drivers/errors.js';
 import { shellQuote } from '../drivers/ssh.js';
 
 export const hostStates = ['good', 'maintenance', 'retired'] as const;
@@ -59,7 +59,12 @@ async function run(ssh: RemoteExec, what: string, command: string, input?: strin
   // A channel closed with neither an exit status nor a signal (seen on dropbear under TCG with
   // several clients at once) ran nothing we can judge: once more, then it is the lab's failure.
   if (r.code === null && !r.signal) r = await ssh.exec(command, { timeoutMs: TIMEOUT_MS, input });
-  if (r.code !== 0) throw new LabError('lab-setup', `${what}: exit ${r.code ?? r.signal ?? 'status missing (channel closed)'}: ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`, { host: ssh.name });
+  if (r.code !== 0)
+    throw new LabError(
+      'lab-setup',
+      `${what}: exit ${r.code ?? r.signal ?? 'status missing (channel closed)'}: ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`,
+      { host: ssh.name },
+    );
   return r.stdout;
 }
 
@@ -79,7 +84,8 @@ export function parseMarks(output: string, dir: string): HostMarks {
     const [name, presence] = (nl < 0 ? part : part.slice(0, nl)).trim().split(' ');
     sections.set(name ?? '', presence === 'present' ? part.slice(nl + 1).trim() : undefined);
   }
-  if (!sections.has('reservation') || !sections.has('state')) throw new LabError('lab-setup', `cannot read ${dir}: unexpected answer ${JSON.stringify(output.slice(0, 200))}`);
+  if (!sections.has('reservation') || !sections.has('state'))
+    throw new LabError('lab-setup', `cannot read ${dir}: unexpected answer ${JSON.stringify(output.slice(0, 200))}`);
   const r = sections.get('reservation');
   const s = sections.get('state');
   return {

@@ -7,9 +7,10 @@
  * from; so the failed attempt's evidence (its attachments: findings, facts, console) is kept
  * beside its record and attached again to the refusal, with its full error message.
  */
-import type { TestInfo } from '@playwright/test';
+
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { TestInfo } from '@playwright/test';
 import { z } from 'zod';
 import { isLabError } from '../drivers/errors.js';
 import { parseLabJson, unreadable } from './lab-json.js';
@@ -80,7 +81,10 @@ export async function refuseProductRetry(testInfo: TestInfo, outDir: string): Pr
   if (!previous || previous.lab) return;
   const kept: string[] = [];
   for (const e of previous.evidence) {
-    const ok = await testInfo.attach(e.name, { path: e.file, contentType: e.contentType }).then(() => true, () => false);
+    const ok = await testInfo.attach(e.name, { path: e.file, contentType: e.contentType }).then(
+      () => true,
+      () => false,
+    );
     if (ok) kept.push(e.name);
   }
   const evidence = kept.length ? `its evidence is attached here: ${kept.join(', ')}` : 'it left no evidence';

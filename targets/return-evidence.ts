@@ -16,13 +16,17 @@ export interface NoReturnVerdict {
 /** The kernel's banner: `Linux version 6.1.0-56-amd64 (debian-kernel@…) …`. */
 const BANNER = /Linux version \S+/;
 /** Later boot output, for a console opened after the banner or a kernel booted with a low loglevel. */
-const BOOTING = /Kernel command line:|Booting Linux on physical CPU|Run \S+ as init process|Freeing unused kernel (image )?memory|Unpacking initramfs/;
+const BOOTING =
+  /Kernel command line:|Booting Linux on physical CPU|Run \S+ as init process|Freeing unused kernel (image )?memory|Unpacking initramfs/;
 
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 const quiet = (ms: number) => (ms < 1000 ? 'still printing at the deadline' : `then nothing for ${seconds(ms)}`);
 
 function lastLine(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const line = lines[lines.length - 1] ?? '';
   return line.length > 160 ? `${line.slice(0, 160)}…` : line;
 }

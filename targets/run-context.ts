@@ -32,7 +32,10 @@ export function newRunId(): string {
 
 export function checkRunId(id: string): string {
   if (!RUN_ID.test(id))
-    throw new LabError('config', `run id ${JSON.stringify(id.slice(0, 160))} is not a run id: letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit (LABRIG_RUN_ID)`);
+    throw new LabError(
+      'config',
+      `run id ${JSON.stringify(id.slice(0, 160))} is not a run id: letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit (LABRIG_RUN_ID)`,
+    );
   return id;
 }
 

@@ -4,12 +4,13 @@
  * Secrets never appear in a config: only the NAME of the environment variable holding them.
  */
 import { z } from 'zod';
-import { archNames, normalizeArch, osFamilies, type Arch } from './platform.js';
+import { type Arch, archNames, normalizeArch, osFamilies } from './platform.js';
 
 const envVarName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable NAME (A-Z, 0-9, _), not a secret');
 const port = z.number().int().min(1).max(65535);
 const argv = z.array(z.string().min(1)).min(1);
-const oneOf = (what: string) => (i: { input: unknown }) => (i.input === undefined ? `required: ${what}` : `${what}, not ${JSON.stringify(i.input)}`);
+const oneOf = (what: string) => (i: { input: unknown }) =>
+  i.input === undefined ? `required: ${what}` : `${what}, not ${JSON.stringify(i.input)}`;
 /** An architecture under any of its names (amd64 is x86_64, arm64 is aarch64, armhf is armv7l), kept as the lab's name. */
 const arch = z
   .enum(archNames, { error: oneOf('an architecture: x86_64 (amd64), aarch64 (arm64) or armv7l (armhf)') })
@@ -136,7 +137,9 @@ export const pcieRootPortsSchema = z.strictObject({
   upper: z.number().int().min(1).max(255).default(28),
   /** libvirt domain type; default: the host's accel (kvm, or qemu = TCG). */
   domainType: z.enum(['kvm', 'qemu']).optional(),
-  cpu: z.strictObject({ mode: z.enum(['host-passthrough', 'maximum', 'custom']), model: z.string().optional() }).default({ mode: 'host-passthrough' }),
+  cpu: z
+    .strictObject({ mode: z.enum(['host-passthrough', 'maximum', 'custom']), model: z.string().optional() })
+    .default({ mode: 'host-passthrough' }),
   memoryMiB: z.number().int().positive().default(1024),
   /** pcie-root-port io-reserve in bytes (0: ports stop claiming the 64 KiB I/O window). */
   ioReserve: z.number().int().min(0).optional(),
@@ -186,7 +189,10 @@ export const suiteParamsSchema = z.strictObject({
         z.strictObject({
           kind: z.literal('recipe'),
           recipe: z.literal('armhf-guest'),
-          kernels: z.tuple([z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/), z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/)]),
+          kernels: z.tuple([
+            z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/),
+            z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/),
+          ]),
         }),
         /** An installed Debian armhf disk already on the host; the first boot moves its /boot onto the share. */
         z.strictObject({
@@ -218,7 +224,9 @@ export const suiteParamsSchema = z.strictObject({
   xen: z
     .strictObject({
       /** As on the Xen command line: `512M,max:512M`. */
-      dom0Mem: z.string().regex(/^(?:(?:min|max):)?\d+[kKmMgGtT]?(?:,(?:(?:min|max):)?\d+[kKmMgGtT]?)*$/, 'a dom0_mem value: 512M,max:512M'),
+      dom0Mem: z
+        .string()
+        .regex(/^(?:(?:min|max):)?\d+[kKmMgGtT]?(?:,(?:(?:min|max):)?\d+[kKmMgGtT]?)*$/, 'a dom0_mem value: 512M,max:512M'),
       dom0MaxVcpus: z.number().int().positive(),
       /** Xen's `console=` (com1, vga, …). */
       console: z.string().min(1),
@@ -264,9 +272,15 @@ export const suiteParamsSchema = z.strictObject({
       /** Host directory for the guest's kernel, initramfs, qcow2 disk and serial log: it must survive a kexec (a disk, not tmpfs). */
       workDir: z.string().startsWith('/').default('/var/lib/labrig-snapshot-kexec'),
       /** pmem modes, each its own test (seed 003: method 1 devdax, method 2 fsdax); one the host cannot do is skipped with the reason. */
-      modes: z.array(z.enum(['devdax', 'fsdax'])).min(1).default(['devdax', 'fsdax']),
+      modes: z
+        .array(z.enum(['devdax', 'fsdax']))
+        .min(1)
+        .default(['devdax', 'fsdax']),
       /** The ndctl namespace the suite reconfigures (the seed: namespace0.0). */
-      namespace: z.string().regex(/^namespace\d+\.\d+$/).default('namespace0.0'),
+      namespace: z
+        .string()
+        .regex(/^namespace\d+\.\d+$/)
+        .default('namespace0.0'),
       /** Mount point of the fsdax filesystem (mounted with -o dax). */
       fsdaxMount: z.string().startsWith('/').default('/mnt/labrig-pmem'),
       /** The installed kernel to kexec into (`uname -r` form); default: an installed one other than the running kernel. */
@@ -279,7 +293,10 @@ export const suiteParamsSchema = z.strictObject({
        */
       restoreQemu: z.string().min(1).optional(),
       /** Machine type (seed 003: q35); an alias is pinned to the saving QEMU's versioned type (q35 → pc-q35-7.2) for both QEMUs. */
-      machine: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'a QEMU machine type such as q35 or pc-q35-7.2').default('q35'),
+      machine: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9._-]*$/, 'a QEMU machine type such as q35 or pc-q35-7.2')
+        .default('q35'),
       /** pmem=on on the backend (seed 003): a QEMU built without libpmem then fails the run loudly instead of silently dropping it. */
       pmemOn: z.boolean().default(true),
       guest: z
@@ -322,7 +339,9 @@ export const suiteParamsSchema = z.strictObject({
 export const componentsSchema = z.strictObject({
   packages: z.array(z.strictObject({ name: z.string().min(1), version: z.string().min(1) })).default([]),
   /** Installs one package at one version; {name} and {version} are replaced (shell-quoted). */
-  installCommand: z.string().default('DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades --no-install-recommends {name}={version}'),
+  installCommand: z
+    .string()
+    .default('DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades --no-install-recommends {name}={version}'),
   /** Prints the installed version of {name}, nothing (or a failure) when it is not installed. */
   versionCommand: z.string().default("dpkg-query -W -f '${Version}' {name}"),
   /** A QEMU build on the host: the directory of its qemu-system-* binaries (e.g. /opt/qemu-9.2/bin). */
@@ -374,7 +393,11 @@ export const labSchema = z
   })
   .superRefine((lab, ctx) => {
     if (lab.lease.ttlMs <= lab.lease.heartbeatMs)
-      ctx.addIssue({ code: 'custom', path: ['lease', 'ttlMs'], message: `must be more than lease.heartbeatMs (${lab.lease.heartbeatMs}): a live lease would look stale between two heartbeats` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['lease', 'ttlMs'],
+        message: `must be more than lease.heartbeatMs (${lab.lease.heartbeatMs}): a live lease would look stale between two heartbeats`,
+      });
     const seen = new Set<string>();
     lab.hosts.forEach((h, i) => {
       if (seen.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${h.name}"` });

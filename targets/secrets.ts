@@ -50,7 +50,10 @@ export function secretsOf(config: unknown, env: NodeJS.ProcessEnv = process.env)
       continue;
     }
     // A key pasted into a log may be cut or re-wrapped: each of its long lines is a leak by itself.
-    const lines = value.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length >= 16 && !ARMOR.test(l));
+    const lines = value
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l.length >= 16 && !ARMOR.test(l));
     secrets.push({ name, needles: [...new Set([value.trim(), ...lines])] });
   }
   return { secrets, unscanned };
@@ -58,7 +61,8 @@ export function secretsOf(config: unknown, env: NodeJS.ProcessEnv = process.env)
 
 const literal = (s: string) => s.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
 /** Hex digits of n, letters in either case: `&#xE9;` and `\u00e9` are both written. */
-const hex = (n: number, width = 0) => [...n.toString(16).padStart(width, '0')].map((d) => (/[a-f]/.test(d) ? `[${d}${d.toUpperCase()}]` : d)).join('');
+const hex = (n: number, width = 0) =>
+  [...n.toString(16).padStart(width, '0')].map((d) => (/[a-f]/.test(d) ? `[${d}${d.toUpperCase()}]` : d)).join('');
 const NAMED: Record<string, string> = { '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot', "'": 'apos' };
 const JSON_SHORT: Record<string, string> = { '\n': 'n', '\r': 'r', '\t': 't', '\b': 'b', '\f': 'f' };
 
@@ -95,7 +99,12 @@ export interface SecretMatcher {
 export function secretMatcher(secrets: readonly NamedSecret[]): SecretMatcher {
   const each = secrets.map((s) => ({
     name: s.name,
-    re: new RegExp([...s.needles].sort((a, b) => b.length - a.length).map(needlePattern).join('|')),
+    re: new RegExp(
+      [...s.needles]
+        .sort((a, b) => b.length - a.length)
+        .map(needlePattern)
+        .join('|'),
+    ),
   }));
   const all = secrets.flatMap((s) => s.needles).sort((a, b) => b.length - a.length);
   const anyRe = all.length ? new RegExp(all.map(needlePattern).join('|'), 'g') : undefined;

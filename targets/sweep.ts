@@ -7,9 +7,9 @@
  * re-checks each process's command line first and proves everything gone by listing again.
  */
 import { posix } from 'node:path';
-import { parseXlList } from '../drivers/xl-parse.js';
-import { shellQuote } from '../drivers/ssh.js';
 import { Virsh } from '../drivers/libvirt.js';
+import { shellQuote } from '../drivers/ssh.js';
+import { parseXlList } from '../drivers/xl-parse.js';
 import { parseHarnessName, runTag } from './harness-name.js';
 import type { Host } from './host.js';
 
@@ -99,7 +99,8 @@ export function findLeftovers(listing: string, o: FindOptions): { leftovers: Lef
     if (!m) continue;
     const argv = m[2]!.split(SEP).filter((a, i, all) => i < all.length - 1 || a !== '');
     const q = qemuHarnessName(argv);
-    if (q && otherRun(q.runTag)) leftovers.push({ what: 'qemu process', id: `${m[1]} ${q.name}`, runTag: q.runTag, pid: Number(m[1]), cmdline: m[2]! });
+    if (q && otherRun(q.runTag))
+      leftovers.push({ what: 'qemu process', id: `${m[1]} ${q.name}`, runTag: q.runTag, pid: Number(m[1]), cmdline: m[2]! });
   }
   const mounts = s
     .get('mounts')!

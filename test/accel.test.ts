@@ -3,11 +3,12 @@
  * lab config overrides, and `kvm` on a host without it is the host's failure, said as such. On a
  * real local sshd (this machine has no /dev/kvm: the KVM-present branch never runs here).
  */
-import { expect, test } from '@playwright/test';
+
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { domainTypeOf, hostAccel } from '../targets/accel.js';
 import { Host } from '../targets/host.js';
 import { hostSchema, type SshConfig } from '../targets/schema.js';

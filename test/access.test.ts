@@ -4,23 +4,24 @@
  * pty behind a TCP port, as QEMU's serial chardev is) and ser2net serving a pty over telnet.
  * Everything listens on 127.0.0.4, and every daemon is stopped by its PID.
  */
-import { expect, test } from '@playwright/test';
+
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { Console } from '../drivers/console.js';
+import { parsePayloadHolder, parseSessionInfo } from '../drivers/console-sol.js';
 import { LabError } from '../drivers/errors.js';
 import { createPower } from '../drivers/power.js';
-import { Shell } from '../drivers/shell.js';
-import { DEFAULT_PROMPT, consoleSchema, powerSchema } from '../targets/schema.js';
-import { qemuArgv, vmPaths } from '../targets/emulated/qemu-vm.js';
-import { BMC_CIPHER_SUITE, bmcQemuArgs, lanConf, startBmc, stopBmc, type BmcRecord } from '../targets/emulated/bmc.js';
 import { isOurProcess } from '../drivers/proc.js';
-import { ser2netYaml, startSer2net, stopSer2net, type Ser2netRecord } from '../targets/emulated/ser2net.js';
-import { parsePayloadHolder, parseSessionInfo } from '../drivers/console-sol.js';
+import { Shell } from '../drivers/shell.js';
+import { BMC_CIPHER_SUITE, type BmcRecord, bmcQemuArgs, lanConf, startBmc, stopBmc } from '../targets/emulated/bmc.js';
+import { qemuArgv, vmPaths } from '../targets/emulated/qemu-vm.js';
+import { type Ser2netRecord, ser2netYaml, startSer2net, stopSer2net } from '../targets/emulated/ser2net.js';
+import { consoleSchema, DEFAULT_PROMPT, powerSchema } from '../targets/schema.js';
 import { freePort } from './helpers/free-port.js';
-import { startPtyProgram, type PtyProgram } from './helpers/pty.js';
+import { type PtyProgram, startPtyProgram } from './helpers/pty.js';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -36,7 +37,11 @@ const password = `pw${Date.now().toString(36)}`;
 
 /** A shell on its own pty for every connection to ADDRESS:port: the "serial line" SOL carries. */
 function shellOnTcp(port: number): { pid: number; stop(): Promise<void> } {
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', 'socat', `tcp-listen:${port},bind=${ADDRESS},reuseaddr,fork`, 'system:sh -i,pty,setsid,ctty,stderr'], { stdio: 'ignore' });
+  const child = spawn(
+    'setpriv',
+    ['--pdeathsig', 'KILL', 'socat', `tcp-listen:${port},bind=${ADDRESS},reuseaddr,fork`, 'system:sh -i,pty,setsid,ctty,stderr'],
+    { stdio: 'ignore' },
+  );
   const gone = new Promise<void>((r) => child.once('exit', () => r()));
   return {
     pid: child.pid!,
@@ -48,7 +53,15 @@ function shellOnTcp(port: number): { pid: number; stop(): Promise<void> } {
 }
 
 const solConfig = (takeOver: boolean) =>
-  consoleSchema.parse({ kind: 'ipmi-sol', address: ADDRESS, port: bmc.lanPort, user: bmc.user, passwordEnv: ENV, cipherSuite: BMC_CIPHER_SUITE, takeOver });
+  consoleSchema.parse({
+    kind: 'ipmi-sol',
+    address: ADDRESS,
+    port: bmc.lanPort,
+    user: bmc.user,
+    passwordEnv: ENV,
+    cipherSuite: BMC_CIPHER_SUITE,
+    takeOver,
+  });
 const openSol = (takeOver: boolean, name: string) => Console.open(solConfig(takeOver), { name, logPath: join(dir, `${name}.log`) });
 
 test.beforeAll(async () => {
@@ -80,11 +93,25 @@ test.afterAll(async () => {
 test('the BMC config keeps the password out of argv and refuses one that would break its quoting', async () => {
   const ps = await readFile(`/proc/${bmc.pid}/cmdline`, 'utf8');
   expect(ps).not.toContain(password);
-  expect(() => lanConf({ ...{ host: 'h', dir: '/d', address: ADDRESS, lanPort: 1, vmPort: 2, user: 'u' }, password: 'a"b' }, undefined)).toThrow(/\[lab:config\].*password must not hold quotes/);
+  expect(() =>
+    lanConf({ ...{ host: 'h', dir: '/d', address: ADDRESS, lanPort: 1, vmPort: 2, user: 'u' }, password: 'a"b' }, undefined),
+  ).toThrow(/\[lab:config\].*password must not hold quotes/);
 });
 
 test('IPMI power through ipmitool lanplus: on starts the power-on command, off stops it, status follows', async () => {
-  const power = createPower(powerSchema.parse({ kind: 'ipmi', address: ADDRESS, port: bmc.lanPort, user: 'labrig', passwordEnv: ENV, cipherSuite: BMC_CIPHER_SUITE, minOffMs: 0 }), undefined, { host: 'bmc-test', settleMs: 30_000 });
+  const power = createPower(
+    powerSchema.parse({
+      kind: 'ipmi',
+      address: ADDRESS,
+      port: bmc.lanPort,
+      user: 'labrig',
+      passwordEnv: ENV,
+      cipherSuite: BMC_CIPHER_SUITE,
+      minOffMs: 0,
+    }),
+    undefined,
+    { host: 'bmc-test', settleMs: 30_000 },
+  );
   expect(await power.status()).toBe('off');
   await power.on();
   expect(await power.status()).toBe('on');
@@ -93,7 +120,11 @@ test('IPMI power through ipmitool lanplus: on starts the power-on command, off s
   await power.off();
   expect(await power.status()).toBe('off');
   await expect.poll(() => isOurProcess(started, join(dir, 'power-marker')), { timeout: 15_000 }).toBe(false);
-  const wrong = createPower(powerSchema.parse({ kind: 'ipmi', address: ADDRESS, port: bmc.lanPort, user: 'labrig', passwordEnv: 'LABRIG_TEST_UNSET_BMC_PW' }), undefined, { host: 'bmc-test' });
+  const wrong = createPower(
+    powerSchema.parse({ kind: 'ipmi', address: ADDRESS, port: bmc.lanPort, user: 'labrig', passwordEnv: 'LABRIG_TEST_UNSET_BMC_PW' }),
+    undefined,
+    { host: 'bmc-test' },
+  );
   await expect(wrong.status()).rejects.toThrow(/\[lab:config\].*LABRIG_TEST_UNSET_BMC_PW is not set/);
 });
 
@@ -136,15 +167,37 @@ test('a second SOL client is console-busy naming the holder; takeOver ends the f
 
 test('QEMU behind a BMC: running at once (no -S), serial on the TCP port SOL connects to, KCS wired to ipmi_sim; ser2net serves the pty', () => {
   const argv = qemuArgv(
-    { name: 'h', binary: 'qemu-system-x86_64', machine: 'pc', cpu: 'max', memoryMiB: 256, smp: 1, paused: false, serialTcp: { address: '127.0.0.2', port: 2526 }, sshForwardPort: 2223, sshForwardAddress: '127.0.0.2', extraArgs: bmcQemuArgs('127.0.0.2', 2423) },
+    {
+      name: 'h',
+      binary: 'qemu-system-x86_64',
+      machine: 'pc',
+      cpu: 'max',
+      memoryMiB: 256,
+      smp: 1,
+      paused: false,
+      serialTcp: { address: '127.0.0.2', port: 2526 },
+      sshForwardPort: 2223,
+      sshForwardAddress: '127.0.0.2',
+      extraArgs: bmcQemuArgs('127.0.0.2', 2423),
+    },
     vmPaths('/run/x', 'h'),
   );
   expect(argv).not.toContain('-S');
   expect(argv.join(' ')).toContain('socket,id=con0,host=127.0.0.2,port=2526,server=on,wait=off,logfile=/run/x/h-console.log');
   expect(argv.join(' ')).toContain('hostfwd=tcp:127.0.0.2:2223-:22');
-  expect(argv).toEqual(expect.arrayContaining(['socket,id=ipmi0,host=127.0.0.2,port=2423,reconnect=10', 'ipmi-bmc-extern,id=bmc0,chardev=ipmi0', 'isa-ipmi-kcs,bmc=bmc0']));
-  expect(ser2netYaml({ host: 'h', dir: '/d', device: '/run/x/h.tty', address: '127.0.0.3', port: 2326 })).toContain('accepter: telnet(rfc2217=false),tcp,127.0.0.3,2326');
-  expect(() => ser2netYaml({ host: 'h', dir: '/d', device: '/run/x y', address: '127.0.0.3', port: 1 })).toThrow(/\[lab:config\].*must not hold spaces/);
+  expect(argv).toEqual(
+    expect.arrayContaining([
+      'socket,id=ipmi0,host=127.0.0.2,port=2423,reconnect=10',
+      'ipmi-bmc-extern,id=bmc0,chardev=ipmi0',
+      'isa-ipmi-kcs,bmc=bmc0',
+    ]),
+  );
+  expect(ser2netYaml({ host: 'h', dir: '/d', device: '/run/x/h.tty', address: '127.0.0.3', port: 2326 })).toContain(
+    'accepter: telnet(rfc2217=false),tcp,127.0.0.3,2326',
+  );
+  expect(() => ser2netYaml({ host: 'h', dir: '/d', device: '/run/x y', address: '127.0.0.3', port: 1 })).toThrow(
+    /\[lab:config\].*must not hold spaces/,
+  );
 });
 
 test('SOL holder parsing: Get Payload Instance Info and session info', () => {
@@ -158,7 +211,13 @@ test.describe('ser2net over telnet', () => {
   let s2n: Ser2netRecord;
   test.beforeAll(async () => {
     pty = await startPtyProgram('sh -i');
-    s2n = await startSer2net({ host: 'ser2net-test', dir: join(dir, 'ser2net'), device: pty.path, address: ADDRESS, port: await freePort() });
+    s2n = await startSer2net({
+      host: 'ser2net-test',
+      dir: join(dir, 'ser2net'),
+      device: pty.path,
+      address: ADDRESS,
+      port: await freePort(),
+    });
   });
   test.afterAll(async () => {
     if (s2n) await stopSer2net(s2n);
@@ -169,7 +228,10 @@ test.describe('ser2net over telnet', () => {
     const config = consoleSchema.parse({ kind: 'tcp', address: ADDRESS, port: s2n.port, telnet: true });
     // The readiness probe of startSer2net was a client too: ser2net may still be closing it.
     let first: Console | undefined;
-    for (let i = 0; !first && i < 20; i++) first = await Console.open(config, { name: 's2n-1', logPath: join(dir, 's2n-1.log') }).catch(async () => (await sleep(250), undefined));
+    for (let i = 0; !first && i < 20; i++)
+      first = await Console.open(config, { name: 's2n-1', logPath: join(dir, 's2n-1.log') }).catch(
+        async () => (await sleep(250), undefined),
+      );
     expect(first).toBeDefined();
     try {
       await first!.write('echo via-ser2net-$((2+3))\n');

@@ -3,16 +3,32 @@
  * guest's kernel-install script run under /bin/sh (and busybox sh) on scratch directories laid
  * out as a mapped 9p share looks on the host; the host-view command reads real xattrs.
  */
-import { expect, test } from '@playwright/test';
+
 import { lstat, mkdir, mkdtemp, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { domainXml, summariseDomain } from '../drivers/domain-xml.js';
 import { runLocal } from '../drivers/local.js';
-import { bootShareHook, HOOK_SIGNATURE, parseHookLog } from '../suites/armhf-kernel-upgrade/hook.js';
-import { armhfDomainSpec, armhfPaths, checkKernelMatchesLink, domainProblems, rebootedInPlace, type ArmhfParams } from '../suites/armhf-kernel-upgrade/plan.js';
-import { describeView, guestTypeOf, hostViewCommand, isMappedSymlink, kernelVersionOf, parseHostView, virtfsMode } from '../suites/armhf-kernel-upgrade/share-view.js';
 import { kernelInstallScript } from '../images/armhf-guest.js';
+import { bootShareHook, HOOK_SIGNATURE, parseHookLog } from '../suites/armhf-kernel-upgrade/hook.js';
+import {
+  type ArmhfParams,
+  armhfDomainSpec,
+  armhfPaths,
+  checkKernelMatchesLink,
+  domainProblems,
+  rebootedInPlace,
+} from '../suites/armhf-kernel-upgrade/plan.js';
+import {
+  describeView,
+  guestTypeOf,
+  hostViewCommand,
+  isMappedSymlink,
+  kernelVersionOf,
+  parseHostView,
+  virtfsMode,
+} from '../suites/armhf-kernel-upgrade/share-view.js';
 import { hostSchema } from '../targets/schema.js';
 
 const A = '6.1.0-47-armmp';
@@ -73,7 +89,11 @@ test('hook: idempotent — a second run keeps the very same link; an upgrade mov
     expect((await hook(dir, ['vm1', 'prepare', 'begin', '-'])).code).toBe(0);
     expect(await readlink(join(share, 'virtio-vmlinuz'))).toBe(`vmlinuz-${B}`);
     const log = await hookLog(dir, 'vm1');
-    expect(log.map((e) => e.links.map((l) => l.changed))).toEqual([[true, true], [false, false], [true, true]]);
+    expect(log.map((e) => e.links.map((l) => l.changed))).toEqual([
+      [true, true],
+      [false, false],
+      [true, true],
+    ]);
   } finally {
     await done();
   }
@@ -152,7 +172,7 @@ test('hook text: signed, and never calls back into libvirt', () => {
   expect(code.join('\n')).not.toMatch(/\bvirsh\b|libvirt-sock|virt-admin/);
 });
 
-test("kernel install in the guest: image lands in /boot, links move as linux-update-symlinks moves them", async () => {
+test('kernel install in the guest: image lands in /boot, links move as linux-update-symlinks moves them', async () => {
   const { dir, done } = await scratch();
   try {
     const pool = join(dir, 'pool');
@@ -204,7 +224,10 @@ test('host view: a mapped-xattr symlink read back from a real file with user.vir
     expect(describeView(view)).toContain(`holds "vmlinuz-${B}", user.virtfs.mode 120777 (guest sees symlink)`);
     await writeFile(join(dir, `vmlinuz-${B}`), 'kernel');
     await runLocal(['ln', '-s', `vmlinuz-${B}`, join(dir, 'virtio-vmlinuz')]);
-    const link = parseHostView(join(dir, 'virtio-vmlinuz'), (await runLocal(['/bin/sh', '-c', hostViewCommand(join(dir, 'virtio-vmlinuz'))])).stdout);
+    const link = parseHostView(
+      join(dir, 'virtio-vmlinuz'),
+      (await runLocal(['/bin/sh', '-c', hostViewCommand(join(dir, 'virtio-vmlinuz'))])).stdout,
+    );
     expect(link).toMatchObject({ type: 'symlink', linkTarget: `vmlinuz-${B}`, resolvesTo: await realpath(join(dir, `vmlinuz-${B}`)) });
     expect(isMappedSymlink(link)).toBe(false);
     const gone = parseHostView(join(dir, 'nothing'), (await runLocal(['/bin/sh', '-c', hostViewCommand(join(dir, 'nothing'))])).stdout);
@@ -215,9 +238,15 @@ test('host view: a mapped-xattr symlink read back from a real file with user.vir
 });
 
 test('host view: getfattr output and "no xattr tool" are read too', () => {
-  const v = parseHostView('/srv/x-boot/vmlinuz', 'stat regular file|600|libvirt-qemu|22\ncontent vmlinuz-6.1.0-50-armmp\nxattr user.virtfs.mode=0xFFA10000\nxattr user.virtfs.uid=0x00000000\n');
+  const v = parseHostView(
+    '/srv/x-boot/vmlinuz',
+    'stat regular file|600|libvirt-qemu|22\ncontent vmlinuz-6.1.0-50-armmp\nxattr user.virtfs.mode=0xFFA10000\nxattr user.virtfs.uid=0x00000000\n',
+  );
   expect(guestTypeOf(v)).toBe('symlink');
-  const none = parseHostView('/srv/x-boot/vmlinuz', 'stat regular file|600|libvirt-qemu|22\ncontent vmlinuz-6.1.0-50-armmp\nxattr-unavailable\n');
+  const none = parseHostView(
+    '/srv/x-boot/vmlinuz',
+    'stat regular file|600|libvirt-qemu|22\ncontent vmlinuz-6.1.0-50-armmp\nxattr-unavailable\n',
+  );
   expect(none.xattrs).toBeUndefined();
   expect(describeView(none)).toContain('xattrs unreadable');
   expect(kernelVersionOf('vmlinuz-6.1.0-50-armmp')).toBe('6.1.0-50-armmp');
@@ -231,7 +260,13 @@ const params: ArmhfParams = hostSchema.parse({
   role: 'arm64-armhf',
   ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: `SHA256:${'A'.repeat(43)}` },
   expect: { arch: 'x86_64' },
-  suites: { armhfKernelUpgrade: { vm: 'labrig-armhf-guest', restartLibvirtd: 'true', guest: { kind: 'recipe', recipe: 'armhf-guest', kernels: [A, B] } } },
+  suites: {
+    armhfKernelUpgrade: {
+      vm: 'labrig-armhf-guest',
+      restartLibvirtd: 'true',
+      guest: { kind: 'recipe', recipe: 'armhf-guest', kernels: [A, B] },
+    },
+  },
 }).suites.armhfKernelUpgrade!;
 
 test('domain: the seed’s definition — armv7l virt, highmem=off, mapped 9p virtio-boot, on_reboot=destroy', () => {
@@ -242,7 +277,14 @@ test('domain: the seed’s definition — armv7l virt, highmem=off, mapped 9p vi
     installDir: '/srv/labrig-armhf-guest-install',
     serialLog: '/var/log/libvirt/qemu/labrig-armhf-guest-serial.log',
   });
-  const spec = armhfDomainSpec({ params, paths, from: 'share', cmdline: 'console=ttyAMA0 root=/dev/vda rw', diskFormat: 'raw', accel: 'tcg' });
+  const spec = armhfDomainSpec({
+    params,
+    paths,
+    from: 'share',
+    cmdline: 'console=ttyAMA0 root=/dev/vda rw',
+    diskFormat: 'raw',
+    accel: 'tcg',
+  });
   const summary = summariseDomain(domainXml(spec));
   expect(summary).toMatchObject({
     arch: 'armv7l',
@@ -258,11 +300,12 @@ test('domain: the seed’s definition — armv7l virt, highmem=off, mapped 9p vi
   expect(domainProblems(summary, spec)).toEqual([]);
   // libvirt may name the versioned machine type; anything else is reported.
   expect(domainProblems({ ...summary, machine: 'virt-7.2' }, spec)).toEqual([]);
-  expect(domainProblems({ ...summary, onReboot: 'restart', qemuArgs: [], filesystems: [{ ...summary.filesystems[0]!, accessMode: 'passthrough' }] }, spec)).toEqual([
-    'on_reboot restart, not destroy',
-    'no -machine highmem=off',
-    'virtio-boot accessmode passthrough, not mapped',
-  ]);
+  expect(
+    domainProblems(
+      { ...summary, onReboot: 'restart', qemuArgs: [], filesystems: [{ ...summary.filesystems[0]!, accessMode: 'passthrough' }] },
+      spec,
+    ),
+  ).toEqual(['on_reboot restart, not destroy', 'no -machine highmem=off', 'virtio-boot accessmode passthrough, not mapped']);
   const installer = armhfDomainSpec({ params, paths, from: 'installer', cmdline: 'x', diskFormat: 'raw', accel: 'tcg' });
   expect(installer.kernel?.path).toBe('/srv/labrig-armhf-guest-install/vmlinuz');
 
@@ -270,7 +313,9 @@ test('domain: the seed’s definition — armv7l virt, highmem=off, mapped 9p vi
   const kvm = armhfDomainSpec({ params, paths, from: 'share', cmdline: 'x', diskFormat: 'raw', accel: 'kvm' });
   const kvmXml = domainXml(kvm);
   expect(kvmXml).toMatch(/<domain type="kvm"/);
-  expect(kvmXml).toMatch(/<cpu mode="host-passthrough">\s*<feature policy="disable" name="aarch64"><\/feature>|<cpu mode="host-passthrough">\s*<feature policy="disable" name="aarch64"\/>/);
+  expect(kvmXml).toMatch(
+    /<cpu mode="host-passthrough">\s*<feature policy="disable" name="aarch64"><\/feature>|<cpu mode="host-passthrough">\s*<feature policy="disable" name="aarch64"\/>/,
+  );
   expect(domainProblems(summariseDomain(kvmXml), kvm)).toEqual([]);
   expect(domainProblems(summary, kvm)).toContain('domain type qemu, not kvm');
 });
@@ -280,6 +325,8 @@ test('verdicts: uname -r must be the version /boot/vmlinuz names; a reboot must 
   expect(() => checkKernelMatchesLink('h', A, `vmlinuz-${B}`)).toThrow(`the guest runs ${A}, but its /boot/vmlinuz names ${B}`);
   expect(() => checkKernelMatchesLink('h', B, `vmlinuz-${B}`, A)).toThrow(`names ${B}, expected ${A}`);
   expect(() => checkKernelMatchesLink('h', B, 'bzImage')).toThrow('no vmlinuz-<version>');
-  expect(rebootedInPlace('reboot\r\nThe system is going down NOW!\r\nSent SIGTERM to all processes\r\nreboot: Restarting system\r\n')).toBe(false);
+  expect(rebootedInPlace('reboot\r\nThe system is going down NOW!\r\nSent SIGTERM to all processes\r\nreboot: Restarting system\r\n')).toBe(
+    false,
+  );
   expect(rebootedInPlace('reboot: Restarting system\r\n[    0.000000] Booting Linux on physical CPU 0x0\r\n')).toBe(true);
 });

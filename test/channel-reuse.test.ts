@@ -4,17 +4,18 @@
  * shell on many hosts); a followed file is read like `tail -c +1 -F`; a domain is defined
  * through it and the persistent shell; a domain is removed in one virsh connection.
  */
-import { expect, test } from '@playwright/test';
-import { execa } from 'execa';
+
 import { randomBytes } from 'node:crypto';
 import { appendFile, chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { expect, test } from '@playwright/test';
+import { execa } from 'execa';
 import { DefineRejected, Virsh } from '../drivers/libvirt.js';
 import { SshSession } from '../drivers/ssh.js';
-import { hostSchema } from '../targets/schema.js';
 import { Host } from '../targets/host.js';
+import { hostSchema } from '../targets/schema.js';
 import { childrenOf, testSshd } from './helpers/sshd.js';
 
 test.describe.configure({ mode: 'serial' });
@@ -32,7 +33,16 @@ test.beforeAll(async () => {
   const configFile = join(env.sshd.dir, 'sshd_config');
   await writeFile(configFile, (await readFile(configFile, 'utf8')).replace('Subsystem sftp internal-sftp', `Subsystem sftp ${wrapper}`));
   process.kill(env.sshd.pid, 'SIGHUP');
-  await expect.poll(() => new SshSession('probe', env.config).exec('true').then((r) => r.code, () => -1), { timeout: 20_000 }).toBe(0);
+  await expect
+    .poll(
+      () =>
+        new SshSession('probe', env.config).exec('true').then(
+          (r) => r.code,
+          () => -1,
+        ),
+      { timeout: 20_000 },
+    )
+    .toBe(0);
 });
 test.afterAll(async () => {
   await env?.cleanup();
@@ -124,7 +134,9 @@ test('virsh define: the XML travels over SFTP and is defined through the shell; 
     `#!/bin/sh\ncase "$*" in\n*dumpxml*) cat ${record};;\n*define*) f=$(eval echo "\\$$#"); cp "$f" ${record}; echo "$f" > ${record}.path; grep -q reject-me "$f" && { echo "error: Failed to define domain from $f" >&2; echo "error: unsupported configuration: nope" >&2; exit 1; }; echo "Domain defined from $f";;\nesac\n`,
   );
   await chmod(join(bin, 'virsh'), 0o755);
-  const host = new Host(hostSchema.parse({ name: 'local', role: 'local', ssh: env.config, expect: { arch: 'x86_64' } }), { logDir: join(dir, 'logs') });
+  const host = new Host(hostSchema.parse({ name: 'local', role: 'local', ssh: env.config, expect: { arch: 'x86_64' } }), {
+    logDir: join(dir, 'logs'),
+  });
   try {
     const before = await sftpStarts();
     const runner = {
@@ -134,7 +146,15 @@ test('virsh define: the XML travels over SFTP and is defined through the shell; 
       exec: () => Promise.reject(new Error('define must not open a channel of its own')),
     };
     const virsh = new Virsh(runner);
-    const spec = { name: 'labrig-define-test', type: 'qemu', arch: 'aarch64', machine: 'virt', memoryMiB: 256, vcpus: 1, serialLog: '/tmp/x.log' } as const;
+    const spec = {
+      name: 'labrig-define-test',
+      type: 'qemu',
+      arch: 'aarch64',
+      machine: 'virt',
+      memoryMiB: 256,
+      vcpus: 1,
+      serialLog: '/tmp/x.log',
+    } as const;
     const { xml } = await virsh.define(spec);
     expect(xml).toContain('<name>labrig-define-test</name>');
     const sent = (await readFile(`${record}.path`, 'utf8')).trim();
@@ -142,7 +162,9 @@ test('virsh define: the XML travels over SFTP and is defined through the shell; 
     expect((await stat(sent).catch(() => undefined))?.isFile(), `${sent} is removed after the define`).toBeUndefined();
     const rejected = await virsh.define({ ...spec, name: 'reject-me' }).catch((e: unknown) => e);
     expect(rejected).toBeInstanceOf(DefineRejected);
-    expect((rejected as DefineRejected).libvirtMessage).toBe('Failed to define domain from the domain XML\nunsupported configuration: nope');
+    expect((rejected as DefineRejected).libvirtMessage).toBe(
+      'Failed to define domain from the domain XML\nunsupported configuration: nope',
+    );
     expect(await sftpStarts()).toBe(before + 1);
   } finally {
     await host.close();

@@ -4,18 +4,19 @@
  * files are readable here), power through real scripts, and a console that is a real command.
  * Two engineers are told apart by LABRIG_USER.
  */
-import { expect, test } from '@playwright/test';
-import { execa } from 'execa';
+
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SshSession } from '../drivers/ssh.js';
+import { expect, test } from '@playwright/test';
+import { execa } from 'execa';
 import { silentRecorder } from '../drivers/recorder.js';
+import { SshSession } from '../drivers/ssh.js';
 import { acquireLease } from '../targets/lease.js';
 import { lockHost, parseMarks, unlockHost } from '../targets/reservation.js';
 import { freePort } from './helpers/free-port.js';
-import { startPtyProgram, openPeer } from './helpers/pty.js';
+import { openPeer, startPtyProgram } from './helpers/pty.js';
 import { testSshd } from './helpers/sshd.js';
 
 // every step starts the CLI afresh (≈1.5 s on a quiet machine, 10 s when six sessions share its two cores)
@@ -61,7 +62,9 @@ test.beforeAll(async () => {
         power: { kind: 'command', on: power('on'), off: power('off'), status: ['cat', join(dir, 'power')], minOffMs: 0 },
       }),
       host('nopower', {}),
-      host('brokenpdu', { power: { kind: 'command', on: ['sh', '-c', 'echo PDU outlet 7 does not answer >&2; exit 1'], off: ['false'], status: ['false'] } }),
+      host('brokenpdu', {
+        power: { kind: 'command', on: ['sh', '-c', 'echo PDU outlet 7 does not answer >&2; exit 1'], off: ['false'], status: ['false'] },
+      }),
       host('gone', { ssh: { ...ssh, port: await freePort(), connectTimeoutMs: 2000 } }),
       host('impostor', { ssh: { ...ssh, hostKey: `SHA256:${'A'.repeat(43)}` } }),
     ],
@@ -82,7 +85,16 @@ test('--version names the package version and the git revision', async () => {
 });
 
 test('an unknown host is a usage error (exit 2) listing the known hosts, for every command, and nothing is written', async () => {
-  const cases = [['power', 'on', 'nope'], ['ssh', 'nope', 'true'], ['lock', 'nope', '--reason', 'x'], ['unlock', 'nope'], ['state', 'nope', 'retired'], ['who', 'box', 'nope'], ['doctor', 'nope'], ['console', 'nope']];
+  const cases = [
+    ['power', 'on', 'nope'],
+    ['ssh', 'nope', 'true'],
+    ['lock', 'nope', '--reason', 'x'],
+    ['unlock', 'nope'],
+    ['state', 'nope', 'retired'],
+    ['who', 'box', 'nope'],
+    ['doctor', 'nope'],
+    ['console', 'nope'],
+  ];
   const results = await Promise.all(cases.map((args) => labrig(args)));
   for (const [i, args] of cases.entries()) {
     const r = results[i]!;
@@ -94,7 +106,14 @@ test('an unknown host is a usage error (exit 2) listing the known hosts, for eve
 });
 
 test('bad arguments are usage errors (exit 2): a power action, a state, lock without a reason', async () => {
-  const cases = [['power', 'toggle', 'box'], ['state', 'box', 'broken'], ['lock', 'box'], ['lock', 'box', '--reason', ' '], ['state', 'box', '--reason', 'why'], ['frobnicate']];
+  const cases = [
+    ['power', 'toggle', 'box'],
+    ['state', 'box', 'broken'],
+    ['lock', 'box'],
+    ['lock', 'box', '--reason', ' '],
+    ['state', 'box', '--reason', 'why'],
+    ['frobnicate'],
+  ];
   const results = await Promise.all(cases.map((args) => labrig(args)));
   for (const [i, args] of cases.entries()) {
     const r = results[i]!;
@@ -116,7 +135,9 @@ test('power: status, on, off and cycle through the configured command, in that o
 test('power: a host without power and a failing power tool are lab failures (exit 3), one line each', async () => {
   const none = await labrig(['power', 'cycle', 'nopower']);
   expect(none.code).toBe(3);
-  expect(none.stderr.trim().split('\n')).toEqual(['labrig power: [lab:lab-setup] host nopower has no power controller in the lab config (hosts.nopower.power)']);
+  expect(none.stderr.trim().split('\n')).toEqual([
+    'labrig power: [lab:lab-setup] host nopower has no power controller in the lab config (hosts.nopower.power)',
+  ]);
   const broken = await labrig(['power', 'on', 'brokenpdu']);
   expect(broken.code).toBe(3);
   expect(broken.stderr.trim().split('\n')).toHaveLength(1);
@@ -126,7 +147,7 @@ test('power: a host without power and a failing power tool are lab failures (exi
   expect(unknown).toMatchObject({ code: 3, stdout: 'brokenpdu: unknown' });
 });
 
-test('ssh with a command: its stdout, its stderr and its exit code; options after the host are the command\'s; stdin forwarded', async () => {
+test("ssh with a command: its stdout, its stderr and its exit code; options after the host are the command's; stdin forwarded", async () => {
   const r = await labrig(['ssh', 'box', 'echo out; echo err >&2; exit 7']);
   expect(r).toMatchObject({ code: 7, stdout: 'out', stderr: 'err' });
   expect(await labrig(['ssh', 'box', 'ls', '-d', '/'])).toMatchObject({ code: 0, stdout: '/' });
@@ -138,7 +159,9 @@ test('ssh with a command: its stdout, its stderr and its exit code; options afte
 test('ssh refuses a host whose key is not the pinned one, and an unreachable host is a lab failure', async () => {
   const impostor = await labrig(['ssh', 'impostor', 'touch', join(dir, 'impostor-ran')]);
   expect(impostor.code).toBe(3);
-  expect(impostor.stderr).toMatch(/^labrig ssh: \[lab:host-key\] host impostor: host key SHA256:\S+ does not match the pinned SHA256:A{43}; refusing to connect$/);
+  expect(impostor.stderr).toMatch(
+    /^labrig ssh: \[lab:host-key\] host impostor: host key SHA256:\S+ does not match the pinned SHA256:A{43}; refusing to connect$/,
+  );
   expect(await stat(join(dir, 'impostor-ran')).catch(() => 'absent')).toBe('absent');
   const gone = await labrig(['ssh', 'gone', 'true']);
   expect(gone.code).toBe(3);
@@ -155,7 +178,10 @@ test('ssh without a command: a login shell on a pty sized like the terminal, its
     // typed before the remote shell reads its terminal, a line can be lost: ask until it answers
     for (let i = 0; ; i++) {
       await peer.write('echo ready-$((6*7))\r');
-      const ready = await peer.waitFor('ready-42', 3000).then(() => true, () => false);
+      const ready = await peer.waitFor('ready-42', 3000).then(
+        () => true,
+        () => false,
+      );
       if (ready) break;
       if (i === 10) throw new Error(`no shell answered on the pty: ${peer.received().toString('utf8').slice(-300)}`);
     }
@@ -178,17 +204,25 @@ test('lock, who, unlock: a reservation on the host that another engineer cannot 
   const reason = `bisecting PCIe; don't touch "it" $(reboot)`;
   const lock = await labrig(['lock', 'box', '--reason', reason]);
   expect(lock.code).toBe(0);
-  expect(lock.stdout).toMatch(new RegExp(`^box: reserved by ${me('alice')} since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ: bisecting PCIe; don't touch "it" \\$\\(reboot\\)$`));
+  expect(lock.stdout).toMatch(
+    new RegExp(
+      `^box: reserved by ${me('alice')} since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ: bisecting PCIe; don't touch "it" \\$\\(reboot\\)$`,
+    ),
+  );
   const record = await fileText(join(stateDir(), 'reservation'));
   expect(JSON.parse(record!)).toMatchObject({ holder: me('alice'), reason });
 
   const bob = await labrig(['lock', 'box', '--reason', 'nightly'], { user: 'bob' });
   expect(bob.code).toBe(3);
-  expect(bob.stderr.trim().split('\n')).toEqual([`labrig lock: [lab:lease-held] box is reserved by ${me('alice')} since ${JSON.parse(record!).since}: ${reason}`]);
+  expect(bob.stderr.trim().split('\n')).toEqual([
+    `labrig lock: [lab:lease-held] box is reserved by ${me('alice')} since ${JSON.parse(record!).since}: ${reason}`,
+  ]);
   expect(await fileText(join(stateDir(), 'reservation'))).toBe(record);
 
   const [who, whoJson] = await Promise.all([labrig(['who'], { user: 'bob' }), labrig(['who', '--json', 'box', 'nopower'])]);
-  expect(who.stdout).toMatch(new RegExp(`^box +reserved by ${me('alice')} since \\S+Z: bisecting PCIe.*; state good \\(never set\\)$`, 'm'));
+  expect(who.stdout).toMatch(
+    new RegExp(`^box +reserved by ${me('alice')} since \\S+Z: bisecting PCIe.*; state good \\(never set\\)$`, 'm'),
+  );
   expect(who.stdout).toMatch(/^gone +cannot tell: \[lab:unreachable\]/m);
   expect(who.code).toBe(3);
   expect(whoJson.code).toBe(0);
@@ -206,13 +240,15 @@ test('lock, who, unlock: a reservation on the host that another engineer cannot 
   expect(forced.stderr).toContain(`--force: released the reservation of ${me('alice')}`);
   expect(await fileText(join(stateDir(), 'reservation'))).toBeUndefined();
   const log = (await fileText(join(stateDir(), 'log')))!;
-  expect(log).toMatch(new RegExp(`Z lock \\{"holder":"${me('alice')}"[^\\n]*\\n[^\\n]*Z force-unlock by ${me('bob')} of \\{"holder":"${me('alice')}"`));
+  expect(log).toMatch(
+    new RegExp(`Z lock \\{"holder":"${me('alice')}"[^\\n]*\\n[^\\n]*Z force-unlock by ${me('bob')} of \\{"holder":"${me('alice')}"`),
+  );
 
   const again = await labrig(['unlock', 'box']);
   expect(again).toMatchObject({ code: 0, stderr: 'labrig unlock: box was not reserved; nothing changed' });
 });
 
-test('locking again renews your own reservation with the new reason; every change is in the host\'s log', async () => {
+test("locking again renews your own reservation with the new reason; every change is in the host's log", async () => {
   const ssh = new SshSession('box', env.config);
   try {
     expect(await lockHost(ssh, stateDir(), me('alice'), 'first')).toMatchObject({ taken: true, renewed: false });
@@ -250,16 +286,28 @@ test('state: maintenance survives until set back, and doctor fails the host nami
   expect(set.stdout).toMatch(new RegExp(`^box: maintenance since \\S+Z \\(set by ${me('carol')}\\): PSU swap$`));
   expect((await labrig(['state', 'box'])).stdout).toBe(set.stdout);
   const checks = JSON.parse((await labrig(['doctor', '--json', 'box'])).stdout) as { check: string; ok: boolean; detail: string }[];
-  expect(checks.find((c) => c.check === 'state')).toMatchObject({ ok: false, detail: expect.stringMatching(/^maintenance since .*: PSU swap$/) });
+  expect(checks.find((c) => c.check === 'state')).toMatchObject({
+    ok: false,
+    detail: expect.stringMatching(/^maintenance since .*: PSU swap$/),
+  });
   expect((await labrig(['state', 'box', 'good', '--reason', 'new PSU'])).code).toBe(0);
   const after = JSON.parse((await labrig(['doctor', '--json', 'box'])).stdout) as { check: string; ok: boolean }[];
   expect(after.find((c) => c.check === 'state')).toMatchObject({ ok: true });
-  expect(await fileText(join(stateDir(), 'log'))).toMatch(/state \{"state":"maintenance".*"PSU swap"\}\n.*state \{"state":"good".*"new PSU"\}\n$/);
+  expect(await fileText(join(stateDir(), 'log'))).toMatch(
+    /state \{"state":"maintenance".*"PSU swap"\}\n.*state \{"state":"good".*"new PSU"\}\n$/,
+  );
 });
 
 test('console takes the lease: refused naming the run that holds it, attached once it is free, and released', async () => {
   const ssh = new SshSession('nightly', env.config);
-  const lease = await acquireLease(ssh, { path: leasePath(), runId: 'nightly-42', ttlMs: 60_000, heartbeatMs: 1000, waitMs: 0, recorder: silentRecorder });
+  const lease = await acquireLease(ssh, {
+    path: leasePath(),
+    runId: 'nightly-42',
+    ttlMs: 60_000,
+    heartbeatMs: 1000,
+    waitMs: 0,
+    recorder: silentRecorder,
+  });
   try {
     const refused = await labrig(['console', 'box']);
     expect(refused.code).toBe(3);

@@ -4,12 +4,13 @@
  * ssh, a reservation and a state kept by busybox's tools, doctor honouring them, and a
  * console that will not take a leased host.
  */
-import { expect, test } from '@playwright/test';
-import { execa } from 'execa';
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect, test } from '@playwright/test';
+import { execa } from 'execa';
 import { silentRecorder } from '../drivers/recorder.js';
 import { parseLab } from '../targets/config.js';
 import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
@@ -79,7 +80,10 @@ test('a reservation and a state on busybox: doctor fails the host for everyone b
     labrig(['state', 'emu-mini', 'maintenance', '--reason', 'new NIC'], 'carol'),
   ]);
   const lockCheck = (JSON.parse(asBob.stdout) as Check[]).find((c) => c.check === 'lock');
-  expect(lockCheck).toMatchObject({ ok: false, detail: expect.stringMatching(new RegExp(`^reserved by alice@${hostname()} since \\S+Z: bisecting on emu-mini$`)) });
+  expect(lockCheck).toMatchObject({
+    ok: false,
+    detail: expect.stringMatching(new RegExp(`^reserved by alice@${hostname()} since \\S+Z: bisecting on emu-mini$`)),
+  });
   expect(asBob.code).toBe(3);
   expect(refused.code).toBe(3);
   expect(refused.stderr).toContain(`emu-mini is reserved by alice@${hostname()}`);
@@ -87,11 +91,21 @@ test('a reservation and a state on busybox: doctor fails the host for everyone b
 
   const who = await labrig(['who', '--json']);
   expect(JSON.parse(who.stdout)).toEqual([
-    expect.objectContaining({ host: 'emu-mini', reservation: expect.objectContaining({ reason: 'bisecting on emu-mini' }), state: expect.objectContaining({ state: 'maintenance', reason: 'new NIC' }) }),
+    expect.objectContaining({
+      host: 'emu-mini',
+      reservation: expect.objectContaining({ reason: 'bisecting on emu-mini' }),
+      state: expect.objectContaining({ state: 'maintenance', reason: 'new NIC' }),
+    }),
   ]);
   const asAlice = JSON.parse((await labrig(['doctor', '--json', 'emu-mini'])).stdout) as Check[];
-  expect(asAlice.find((c) => c.check === 'lock'), JSON.stringify(asAlice)).toMatchObject({ ok: true });
-  expect(asAlice.find((c) => c.check === 'state')).toMatchObject({ ok: false, detail: expect.stringMatching(/^maintenance since .*: new NIC$/) });
+  expect(
+    asAlice.find((c) => c.check === 'lock'),
+    JSON.stringify(asAlice),
+  ).toMatchObject({ ok: true });
+  expect(asAlice.find((c) => c.check === 'state')).toMatchObject({
+    ok: false,
+    detail: expect.stringMatching(/^maintenance since .*: new NIC$/),
+  });
 
   const [unlock, good] = await Promise.all([labrig(['unlock', 'emu-mini']), labrig(['state', 'emu-mini', 'good'], 'carol')]);
   expect(unlock.code).toBe(0);

@@ -4,22 +4,32 @@
  * through the CLI — A the reference, B with the machine type changed (ceiling 15 →
  * none-below-28, a newer QEMU, a lab failure), C with a regression (ceiling down, slower, a panic).
  */
-import { test, expect } from '@playwright/test';
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
-import { compareFindings, compareTests, compareVersions, judgeFinding, machineTypeGone, type Comparison, type TestOutcome } from '../reports/compare.js';
+import {
+  type Comparison,
+  compareFindings,
+  compareTests,
+  compareVersions,
+  judgeFinding,
+  machineTypeGone,
+  type TestOutcome,
+} from '../reports/compare.js';
 import { findingRows, formatFindingRows, scopeSnapshot } from '../reports/compare-scope.js';
-import { loadRunSnapshot, resolveRunDir } from '../reports/run-dir.js';
 import type { RecordedFinding } from '../reports/evidence.js';
+import { loadRunSnapshot, resolveRunDir } from '../reports/run-dir.js';
 import { makeRun } from './fixtures/runs/make-run.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 test.describe('regression rules', () => {
-  const verdict = (key: string, before: string | number, after: string | number, unit?: string) => judgeFinding(key, unit, before, after).verdict;
+  const verdict = (key: string, before: string | number, after: string | number, unit?: string) =>
+    judgeFinding(key, unit, before, after).verdict;
 
   test('a root-port ceiling: higher is better, none-below-N counts as more than N', () => {
     expect(verdict('ceiling_newest', 15, 'none-below-28')).toBe('improved');
@@ -54,7 +64,14 @@ test.describe('regression rules', () => {
   });
 
   test('findings matched on suite+host+key; appeared, disappeared, recorded twice', () => {
-    const f = (key: string, value: string | number, host = 'emu-arm64'): RecordedFinding => ({ suite: 'pcie-root-ports', host, key, value, test: 't', status: 'passed' });
+    const f = (key: string, value: string | number, host = 'emu-arm64'): RecordedFinding => ({
+      suite: 'pcie-root-ports',
+      host,
+      key,
+      value,
+      test: 't',
+      status: 'passed',
+    });
     const { diffs, unchanged } = compareFindings(
       [f('qemu', '7.2.0'), f('qemu', '7.2.0'), f('upper_bound', 28), f('ceiling_newest', 15), f('ceiling_newest', 15, 'kunpeng')],
       [f('qemu', '7.2.0'), f('upper_bound', 28), f('upper_bound', 32), f('ceiling_newest', 15), f('probes_newest', 7)],
@@ -68,10 +85,29 @@ test.describe('regression rules', () => {
   });
 
   test('a test that passed and then failed regressed — unless the lab stopped it', () => {
-    const t = (name: string, status: string, labFailure = false, project = 'emu-arm64'): TestOutcome => ({ project, name, status, labFailure });
+    const t = (name: string, status: string, labFailure = false, project = 'emu-arm64'): TestOutcome => ({
+      project,
+      name,
+      status,
+      labFailure,
+    });
     const { diffs, unchanged } = compareTests(
-      [t('boot', 'passed'), t('ssh', 'passed'), t('pmem', 'failed'), t('facts', 'passed'), t('xen', 'passed'), t('boot', 'passed', false, 'emu-xen')],
-      [t('boot', 'failed'), t('ssh', 'failed', true), t('pmem', 'passed'), t('facts', 'skipped', true), t('kexec', 'failed'), t('boot', 'passed', false, 'emu-xen')],
+      [
+        t('boot', 'passed'),
+        t('ssh', 'passed'),
+        t('pmem', 'failed'),
+        t('facts', 'passed'),
+        t('xen', 'passed'),
+        t('boot', 'passed', false, 'emu-xen'),
+      ],
+      [
+        t('boot', 'failed'),
+        t('ssh', 'failed', true),
+        t('pmem', 'passed'),
+        t('facts', 'skipped', true),
+        t('kexec', 'failed'),
+        t('boot', 'passed', false, 'emu-xen'),
+      ],
     );
     expect(unchanged).toBe(1);
     expect(Object.fromEntries(diffs.map((d) => [d.name, d.verdict]))).toEqual({
@@ -138,13 +174,21 @@ test.describe('labrig compare on archived runs', () => {
     const c = JSON.parse(r.stdout) as Comparison;
     expect(c.a).toEqual({ label: runs.A, runId: 'run-a', gitRevision: 'rev-run-a' });
     expect(c.regressed).toBe(true);
-    expect(c.versions).toEqual([{ host: 'emu-arm64', component: 'kernel', before: '6.1.0-27-arm64', after: '6.12.0-1-arm64', change: 'changed' }]);
+    expect(c.versions).toEqual([
+      { host: 'emu-arm64', component: 'kernel', before: '6.1.0-27-arm64', after: '6.12.0-1-arm64', change: 'changed' },
+    ]);
     const byKey = Object.fromEntries(c.findings.map((f) => [f.key, f]));
     expect(byKey.ceiling_newest).toMatchObject({ before: 15, after: 12, verdict: 'regressed' });
     expect(byKey.wall_s_newest).toMatchObject({ before: 120, after: 200, unit: 's', verdict: 'regressed' });
     expect(byKey.qemu).toBeUndefined();
     expect(c.tests).toEqual([
-      expect.objectContaining({ project: 'emu-arm64', name: 'boot.spec.ts › guest boots to init', before: 'passed', after: 'failed', verdict: 'regressed' }),
+      expect.objectContaining({
+        project: 'emu-arm64',
+        name: 'boot.spec.ts › guest boots to init',
+        before: 'passed',
+        after: 'failed',
+        verdict: 'regressed',
+      }),
     ]);
     expect(c.summary).toMatchObject({ regressed: 3, unchangedFindings: 1, unchangedTests: 2 });
   });
@@ -168,11 +212,24 @@ test.describe('labrig compare on archived runs', () => {
 });
 
 test.describe('validation: baseline vs candidate', () => {
-  const t = (name: string, status: string, message?: string): TestOutcome => ({ project: 'emu-arm64', name, status, labFailure: false, ...(message ? { message } : {}) });
+  const t = (name: string, status: string, message?: string): TestOutcome => ({
+    project: 'emu-arm64',
+    name,
+    status,
+    labFailure: false,
+    ...(message ? { message } : {}),
+  });
 
   test('a machine type the candidate QEMU no longer has is named as such, not as a crash', () => {
-    const gone = "[product:command-failed] host emu-arm64: libvirt refused the domain XML: unsupported configuration: Emulator '/opt/qemu-10.0/bin/qemu-system-aarch64' does not support machine type 'virt-2.6'";
-    const { diffs } = compareTests([t('ceiling with machine type virt-2.6', 'passed'), t('ceiling with machine type newest', 'passed')], [t('ceiling with machine type virt-2.6', 'failed', gone), t('ceiling with machine type newest', 'failed', '[product:did-not-boot] no login')]);
+    const gone =
+      "[product:command-failed] host emu-arm64: libvirt refused the domain XML: unsupported configuration: Emulator '/opt/qemu-10.0/bin/qemu-system-aarch64' does not support machine type 'virt-2.6'";
+    const { diffs } = compareTests(
+      [t('ceiling with machine type virt-2.6', 'passed'), t('ceiling with machine type newest', 'passed')],
+      [
+        t('ceiling with machine type virt-2.6', 'failed', gone),
+        t('ceiling with machine type newest', 'failed', '[product:did-not-boot] no login'),
+      ],
+    );
     expect(diffs.map((d) => [d.name, d.verdict, d.machineTypeGone])).toEqual([
       ['ceiling with machine type newest', 'regressed', undefined],
       ['ceiling with machine type virt-2.6', 'changed', 'virt-2.6'],
@@ -183,10 +240,28 @@ test.describe('validation: baseline vs candidate', () => {
   });
 
   test('regressions come first; every finding in scope side by side, one-sided ones listed', () => {
-    const f = (key: string, value: string | number, host = 'emu-arm64', test = 'pcie-root-ports.spec.ts › pcie-root-port ceiling @pcie › ceiling with machine type newest'): RecordedFinding => ({ suite: 'pcie-root-ports', host, key, value, test, status: 'passed' });
-    const a = [f('ceiling_newest', 'none-below-28'), f('wall_s_newest', 300, 'emu-arm64'), f('machine_newest', 'virt-7.2'), f('ceiling_newest', 15, 'kunpeng'), f('boot_s', 40, 'emu-arm64', 'armhf › boots')];
+    const f = (
+      key: string,
+      value: string | number,
+      host = 'emu-arm64',
+      test = 'pcie-root-ports.spec.ts › pcie-root-port ceiling @pcie › ceiling with machine type newest',
+    ): RecordedFinding => ({ suite: 'pcie-root-ports', host, key, value, test, status: 'passed' });
+    const a = [
+      f('ceiling_newest', 'none-below-28'),
+      f('wall_s_newest', 300, 'emu-arm64'),
+      f('machine_newest', 'virt-7.2'),
+      f('ceiling_newest', 15, 'kunpeng'),
+      f('boot_s', 40, 'emu-arm64', 'armhf › boots'),
+    ];
     const b = [f('ceiling_newest', 12), f('wall_s_newest', 310), f('machine_newest', 'virt-10.0'), f('probes_newest', 6)];
-    const snap = (findings: RecordedFinding[]) => ({ label: 'x', runId: null, gitRevision: null, findings, hosts: { 'emu-arm64': { qemu: '7.2.0' }, kunpeng: {} }, tests: [] });
+    const snap = (findings: RecordedFinding[]) => ({
+      label: 'x',
+      runId: null,
+      gitRevision: null,
+      findings,
+      hosts: { 'emu-arm64': { qemu: '7.2.0' }, kunpeng: {} },
+      tests: [],
+    });
     const scope = { hosts: ['emu-arm64'], grep: 'machine type' };
     const sa = scopeSnapshot(snap(a), scope);
     expect(sa.findings.map((x) => x.key)).toEqual(['ceiling_newest', 'wall_s_newest', 'machine_newest']);

@@ -5,10 +5,11 @@
  * cannot find their libraries, each one line naming the component. The parsers on recorded
  * real outputs first.
  */
-import { test, expect } from '@playwright/test';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile, chmod } from 'node:fs/promises';
+
+import { chmod, cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
 import { parseDepends, parseMadison, versionMatches } from '../targets/components-apt.js';
 import { parseLddMissing, verifyBuild, wrapperScript } from '../targets/components-build.js';
@@ -20,8 +21,16 @@ test.describe('parsers, on what apt and ldd print', () => {
       'qemu-system-arm | 1:10.0.2+ds-2+deb13u1~bpo12+1 | http://deb.debian.org/debian bookworm-backports/main amd64 Packages\n' +
         'qemu-system-arm | 1:7.2+dfsg-7+deb12u18+b3 | http://deb.debian.org/debian bookworm/main amd64 Packages\n',
     );
-    expect(rows.map((r) => [r.version, r.suite])).toEqual([['1:10.0.2+ds-2+deb13u1~bpo12+1', 'bookworm-backports'], ['1:7.2+dfsg-7+deb12u18+b3', 'bookworm']]);
-    expect(['10.0.2', '10.0', '10', '1:10.0.2+ds-2+deb13u1~bpo12+1'].map((r) => versionMatches(r, rows[0]!.version))).toEqual([true, true, true, true]);
+    expect(rows.map((r) => [r.version, r.suite])).toEqual([
+      ['1:10.0.2+ds-2+deb13u1~bpo12+1', 'bookworm-backports'],
+      ['1:7.2+dfsg-7+deb12u18+b3', 'bookworm'],
+    ]);
+    expect(['10.0.2', '10.0', '10', '1:10.0.2+ds-2+deb13u1~bpo12+1'].map((r) => versionMatches(r, rows[0]!.version))).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
     expect(['10.0.20', '10.1', '7.2'].map((r) => versionMatches(r, rows[0]!.version))).toEqual([false, false, false]);
     expect(parseDepends('libaio1 (>= 0.3.93), qemu-kvm | qemu-system, libc6:amd64 (>= 2.34), debconf (>= 0.5) | debconf-2.0')).toEqual([
       [{ name: 'libaio1', op: '>=', version: '0.3.93' }],
@@ -47,7 +56,15 @@ test.describe('parsers, on what apt and ldd print', () => {
     const dir = await mkdtemp(join(tmpdir(), "labrig-wrap '$(touch x)"));
     try {
       const w = join(dir, 'w');
-      await writeFile(w, wrapperScript({ binary: '/bin/echo', libDirs: [join(dir, "lib'; exit 7; '")], env: { LIBVIRT_DRIVER_DIR: `${dir}/"$HOME"` }, leadingArgs: ['-L', `${dir}/share`] }));
+      await writeFile(
+        w,
+        wrapperScript({
+          binary: '/bin/echo',
+          libDirs: [join(dir, "lib'; exit 7; '")],
+          env: { LIBVIRT_DRIVER_DIR: `${dir}/"$HOME"` },
+          leadingArgs: ['-L', `${dir}/share`],
+        }),
+      );
       await chmod(w, 0o755);
       const r = await execa(w, ['--version', 'a b'], { reject: false });
       expect(r.exitCode).toBe(0);
@@ -61,7 +78,8 @@ test.describe('parsers, on what apt and ldd print', () => {
 
 test.describe('a candidate from bookworm-backports', () => {
   test.describe.configure({ mode: 'serial', timeout: 15 * 60_000 });
-  const dpkgList = async () => (await execa('dpkg', ['-l', 'qemu-system-arm', 'libvirt-daemon', 'libvirt-clients'], { reject: false })).stdout;
+  const dpkgList = async () =>
+    (await execa('dpkg', ['-l', 'qemu-system-arm', 'libvirt-daemon', 'libvirt-clients'], { reject: false })).stdout;
   let before = '';
   let buildDir = '';
 
@@ -89,7 +107,9 @@ test.describe('a candidate from bookworm-backports', () => {
 
   test('a version the suite does not have: one line naming the component and what exists', async () => {
     const e = await fetchComponents({ versions: { qemu: '9.9' } }).catch((x: Error) => x);
-    expect((e as Error).message).toMatch(/^\[lab:config\] components: qemu 9\.9 is not in bookworm-backports; qemu-system-arm has 1:10\.0\.2\+ds\S+ \(bookworm-backports\)/);
+    expect((e as Error).message).toMatch(
+      /^\[lab:config\] components: qemu 9\.9 is not in bookworm-backports; qemu-system-arm has 1:10\.0\.2\+ds\S+ \(bookworm-backports\)/,
+    );
     expect((e as Error).message.split('\n')).toHaveLength(1);
   });
 
@@ -100,7 +120,9 @@ test.describe('a candidate from bookworm-backports', () => {
       const libs = join(copy, 'root/usr/lib/x86_64-linux-gnu');
       for (const n of (await readdir(libs)).filter((n) => n.startsWith('libvirt.so'))) await rm(join(libs, n));
       const e = await verifyBuild(copy).catch((x: Error) => x);
-      expect((e as Error).message).toMatch(/^\[lab:config\] components: libvirt build \S+: \S+ does not run on this host: missing (LIBVIRT_[\d.]+ \(required by \S+\)|libvirt\.so\.0)/);
+      expect((e as Error).message).toMatch(
+        /^\[lab:config\] components: libvirt build \S+: \S+ does not run on this host: missing (LIBVIRT_[\d.]+ \(required by \S+\)|libvirt\.so\.0)/,
+      );
       expect(await dpkgList()).toBe(before);
     } finally {
       await rm(copy, { recursive: true, force: true });

@@ -3,10 +3,11 @@
  * their version are left alone, an unknown version fails as a lab failure naming the package,
  * and a QEMU build directory is what facts and the suites then use.
  */
-import { expect, test } from '@playwright/test';
+
 import { chmod, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { domainXml, summariseDomain } from '../drivers/domain-xml.js';
 import { LabError } from '../drivers/errors.js';
 import { runLocal } from '../drivers/local.js';
@@ -45,7 +46,9 @@ test('a package already at the wanted version is left alone; an unknown version 
     { component: 'qemu-system-arm', wanted: version, has: version, action: 'already there' },
   ]);
   // a real apt-get run that cannot succeed: the version does not exist
-  const err = await applyComponents(hostWith({ packages: [{ name: 'qemu-system-arm', version: '0.0~labrig-absent' }] })).catch((e: unknown) => e);
+  const err = await applyComponents(hostWith({ packages: [{ name: 'qemu-system-arm', version: '0.0~labrig-absent' }] })).catch(
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(LabError);
   expect((err as LabError).kind).toBe('config');
   expect((err as Error).message).toContain(`components.packages: installing qemu-system-arm 0.0~labrig-absent (has ${version}) failed`);
@@ -60,14 +63,32 @@ test('a QEMU build directory: checked, used by facts and by domain XML; a broken
   const applied = await applyComponents(host);
   // what ran is the file behind the link, with its hash: the manifest records it
   const sha256 = (await runLocal(['sha256sum', '/usr/bin/qemu-system-aarch64'])).stdout.split(' ')[0];
-  expect(applied).toEqual([{ component: `${build}/qemu-system-aarch64`, wanted: build, has: expect.stringMatching(/^\d+\.\d+/), action: 'checked', path: '/usr/bin/qemu-system-aarch64', sha256 }]);
+  expect(applied).toEqual([
+    {
+      component: `${build}/qemu-system-aarch64`,
+      wanted: build,
+      has: expect.stringMatching(/^\d+\.\d+/),
+      action: 'checked',
+      path: '/usr/bin/qemu-system-aarch64',
+      sha256,
+    },
+  ]);
   const facts = await host.facts();
   expect(facts.qemuPath).toBe(`${build}/qemu-system-aarch64`);
   expect(facts.qemu).toBe(applied[0]!.has);
 
   const emulator = qemuBuildBinary(host.config, 'qemu-system-aarch64');
   expect(emulator).toBe(`${build}/qemu-system-aarch64`);
-  const xml = domainXml({ name: 'd', type: 'qemu', arch: 'aarch64', machine: 'virt', emulator, memoryMiB: 64, vcpus: 1, serialLog: '/tmp/d.log' });
+  const xml = domainXml({
+    name: 'd',
+    type: 'qemu',
+    arch: 'aarch64',
+    machine: 'virt',
+    emulator,
+    memoryMiB: 64,
+    vcpus: 1,
+    serialLog: '/tmp/d.log',
+  });
   expect(summariseDomain(xml).emulator).toBe(emulator);
   expect(qemuBuildBinary(hostWith({}).config, 'qemu-system-aarch64')).toBeUndefined();
 
@@ -76,7 +97,9 @@ test('a QEMU build directory: checked, used by facts and by domain XML; a broken
   await writeFile(join(broken, 'qemu-system-x86_64'), '#!/bin/sh\nexit 1\n');
   await chmod(join(broken, 'qemu-system-x86_64'), 0o755);
   await expect(applyComponents(hostWith({ qemuDir: broken }))).rejects.toThrow(/components\.qemuDir: .*qemu-system-x86_64 do not run/);
-  await expect(applyComponents(hostWith({ qemuDir: join(dir, 'absent') }))).rejects.toThrow(/components\.qemuDir: .*absent holds no runnable qemu-system-\* binary/);
+  await expect(applyComponents(hostWith({ qemuDir: join(dir, 'absent') }))).rejects.toThrow(
+    /components\.qemuDir: .*absent holds no runnable qemu-system-\* binary/,
+  );
 });
 
 test('the main job applies every host and names the one that failed, the others go on', async () => {

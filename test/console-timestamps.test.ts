@@ -2,11 +2,12 @@
  * The console log's timestamped sidecar: every line of the raw log, in order, each with a
  * wall-clock stamp and the seconds since the console opened; the raw log stays byte-exact.
  */
-import { expect, test } from '@playwright/test';
+
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { expect, test } from '@playwright/test';
 import { Console } from '../drivers/console.js';
 import { timestampedLogPath } from '../drivers/console-timestamps.js';
 

@@ -3,18 +3,19 @@
  * serialport, unix and TCP servers started here, a command on the runner, and a command
  * over a real sshd. Each test cleans up what it starts.
  */
-import { test, expect } from '@playwright/test';
+
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { Client } from 'ssh2';
-import { Console, stripAnsi, type CommandStream } from '../drivers/console.js';
+import { type CommandStream, Console, stripAnsi } from '../drivers/console.js';
 import { LabError, ProductError } from '../drivers/errors.js';
 import { consoleSchema } from '../targets/schema.js';
-import { openPeer, startPtyPair, startPtyProgram, type PtyPeer } from './helpers/pty.js';
+import { openPeer, type PtyPeer, startPtyPair, startPtyProgram } from './helpers/pty.js';
 import { testSshd } from './helpers/sshd.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -33,7 +34,10 @@ test.beforeEach(async () => {
 });
 test.afterEach(async () => {
   const errors: unknown[] = [];
-  for (const undo of teardown.reverse()) await Promise.resolve().then(undo).catch((e: unknown) => errors.push(e));
+  for (const undo of teardown.reverse())
+    await Promise.resolve()
+      .then(undo)
+      .catch((e: unknown) => errors.push(e));
   await rm(dir, { recursive: true, force: true });
   if (errors.length) throw errors[0];
 });
@@ -92,7 +96,9 @@ test('serial pty: drains before anyone reads, expects, writes back, and refuses 
   expect((busy as LabError).kind).toBe('console-busy');
   expect(busy.message).toContain(a);
   await con.close();
-  expect(await readFile(logPath, 'utf8')).toBe('U-Boot 2024.01\r\nStarting kernel ...\r\nDebian GNU/Linux 12 board ttyS0\r\n\r\nboard login: ');
+  expect(await readFile(logPath, 'utf8')).toBe(
+    'U-Boot 2024.01\r\nStarting kernel ...\r\nDebian GNU/Linux 12 board ttyS0\r\n\r\nboard login: ',
+  );
 });
 
 test('serial: the far end going away fails a pending expect as unreachable, at once', async () => {
@@ -176,7 +182,9 @@ test('a kernel panic ends a 60 s wait at once, naming the log file', async () =>
   {
     const t0 = performance.now();
     const waiting = caught(con.expect(/login: /, { timeoutMs: 60_000, what: 'the login prompt' }));
-    await peer.write('[    1.234] VFS: Cannot open root device\r\n[    1.235] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\r\n');
+    await peer.write(
+      '[    1.234] VFS: Cannot open root device\r\n[    1.235] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\r\n',
+    );
     const e = await waiting;
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(e).toBeInstanceOf(ProductError);
@@ -224,7 +232,9 @@ test('unix socket console; the peer hanging up fails a pending expect as unreach
     (sv) => sv.stop(),
   );
   await new Promise<void>((r) => server.server.listen(path, () => r()));
-  const con = defer(await Console.open(consoleSchema.parse({ kind: 'unix', path }), { name: 'vm', logPath: join(dir, 'unix.log') }), (c) => c.close());
+  const con = defer(await Console.open(consoleSchema.parse({ kind: 'unix', path }), { name: 'vm', logPath: join(dir, 'unix.log') }), (c) =>
+    c.close(),
+  );
   await con.expect('hello', { timeoutMs: 5000 });
   await con.write('ping\n');
   await con.expect('echo:ping\n', { timeoutMs: 5000 });
@@ -238,12 +248,14 @@ test('unix socket console; the peer hanging up fails a pending expect as unreach
   expect(con.closed).toBe(true);
   expect(await caught(con.write('x'))).toBeInstanceOf(LabError);
 
-  const missing = await caught(Console.open(consoleSchema.parse({ kind: 'unix', path: join(dir, 'none.sock') }), { name: 'vm', logPath: join(dir, 'x.log') }));
+  const missing = await caught(
+    Console.open(consoleSchema.parse({ kind: 'unix', path: join(dir, 'none.sock') }), { name: 'vm', logPath: join(dir, 'x.log') }),
+  );
   expect((missing as LabError).kind).toBe('unreachable');
   expect(missing.message).toContain('none.sock');
 });
 
-test('a console that never sent one byte: the wait is the lab\'s failure (dead ser2net, a socket another client holds)', async () => {
+test("a console that never sent one byte: the wait is the lab's failure (dead ser2net, a socket another client holds)", async () => {
   // ser2net whose serial side is dead: it answers telnet negotiation, then nothing.
   const ser2net = defer(
     serve((s) => s.write(Buffer.from([255, 251, 1, 255, 251, 3]))),
@@ -251,11 +263,19 @@ test('a console that never sent one byte: the wait is the lab\'s failure (dead s
   );
   await new Promise<void>((r) => ser2net.server.listen(0, '127.0.0.1', () => r()));
   const port = (ser2net.server.address() as { port: number }).port;
-  const dead = defer(await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port, telnet: true }), { name: 'dead', logPath: join(dir, 'dead.log') }), (c) => c.close());
+  const dead = defer(
+    await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port, telnet: true }), {
+      name: 'dead',
+      logPath: join(dir, 'dead.log'),
+    }),
+    (c) => c.close(),
+  );
   const e = await caught(dead.expect(/login: /, { timeoutMs: 500, what: 'the login prompt' }));
   expect(e).toBeInstanceOf(LabError);
   expect((e as LabError).kind).toBe('console-silent');
-  expect(e.message).toMatch(/^\[lab:console-silent\] host dead: waited 0.5s for the login prompt on tcp 127.0.0.1:\d+ \(telnet\), and not one byte has arrived since it opened/);
+  expect(e.message).toMatch(
+    /^\[lab:console-silent\] host dead: waited 0.5s for the login prompt on tcp 127.0.0.1:\d+ \(telnet\), and not one byte has arrived since it opened/,
+  );
 
   // A chardev socket like QEMU's: it serves one client and leaves the next in its backlog.
   const path = join(dir, 'held.sock');
@@ -264,13 +284,22 @@ test('a console that never sent one byte: the wait is the lab\'s failure (dead s
   await new Promise<void>((r) => holder.stdout.once('data', () => r()));
   const first = defer(connect(path), (s) => s.destroy());
   await new Promise<void>((r) => first.once('data', () => r()));
-  const second = defer(await Console.open(consoleSchema.parse({ kind: 'unix', path }), { name: 'held', logPath: join(dir, 'held.log') }), (c) => c.close());
+  const second = defer(
+    await Console.open(consoleSchema.parse({ kind: 'unix', path }), { name: 'held', logPath: join(dir, 'held.log') }),
+    (c) => c.close(),
+  );
   const held = await caught(second.expect(/login: /, { timeoutMs: 500, what: 'the login prompt' }));
   expect((held as LabError).kind).toBe('console-silent');
   expect(held.message).toContain('the console is dead or another client holds it');
 
   // A console that spoke and then went quiet is the product's silence, not the lab's.
-  const spoke = defer(await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'spoke', logPath: join(dir, 'spoke.log') }), (c) => c.close());
+  const spoke = defer(
+    await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), {
+      name: 'spoke',
+      logPath: join(dir, 'spoke.log'),
+    }),
+    (c) => c.close(),
+  );
   ser2net.sockets.at(-1)!.write('U-Boot 2024.01\r\n');
   await spoke.expect('U-Boot', { timeoutMs: 5000 });
   const quiet = await caught(spoke.expect(/login: /, { timeoutMs: 300 }));
@@ -288,7 +317,12 @@ time.sleep(120)
 `;
 
 test('TCP console, plain and telnet (ser2net): IAC negotiation answered and stripped', async () => {
-  const IAC = 255, WILL = 251, WONT = 252, DO = 253, SB = 250, SE = 240;
+  const IAC = 255,
+    WILL = 251,
+    WONT = 252,
+    DO = 253,
+    SB = 250,
+    SE = 240;
   const got: Buffer[] = [];
   const server = defer(
     serve(async (s) => {
@@ -305,7 +339,10 @@ test('TCP console, plain and telnet (ser2net): IAC negotiation answered and stri
   await new Promise<void>((r) => server.server.listen(0, '127.0.0.1', () => r()));
   const port = (server.server.address() as { port: number }).port;
   const logPath = join(dir, 'telnet.log');
-  const con = defer(await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port, telnet: true }), { name: 'x86-pmem', logPath }), (c) => c.close());
+  const con = defer(
+    await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port, telnet: true }), { name: 'x86-pmem', logPath }),
+    (c) => c.close(),
+  );
   await con.expect('login: ', { timeoutMs: 5000 });
   expect(con.text(0)).toBe('ser2net port 3001\r\nbyte \ufffd end\r\nlogin: ');
   await con.write(Buffer.from([0x41, IAC, 0x42]));
@@ -316,15 +353,22 @@ test('TCP console, plain and telnet (ser2net): IAC negotiation answered and stri
   expect(answers.indexOf(Buffer.from([IAC, DO, 3]))).toBe(answers.lastIndexOf(Buffer.from([IAC, DO, 3])));
   expect(answers.includes(Buffer.from([IAC, WONT, 24]))).toBe(true); // refuse terminal-type
   await con.close();
-  expect((await readFile(logPath)).equals(Buffer.from([...Buffer.from('ser2net port 3001\r\nbyte '), IAC, ...Buffer.from(' end\r\nlogin: ')]))).toBe(true);
+  expect(
+    (await readFile(logPath)).equals(Buffer.from([...Buffer.from('ser2net port 3001\r\nbyte '), IAC, ...Buffer.from(' end\r\nlogin: ')])),
+  ).toBe(true);
 
-  const plain = defer(await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'raw', logPath: join(dir, 'raw.log') }), (c) => c.close());
+  const plain = defer(
+    await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'raw', logPath: join(dir, 'raw.log') }),
+    (c) => c.close(),
+  );
   await plain.expect('login: ', { timeoutMs: 5000 });
   // Without telnet the bytes stay as they came; 0xFF 0xFB are not UTF-8, so U+FFFD each.
   expect(plain.text(0).startsWith('\ufffd\ufffd\u0001')).toBe(true);
   await plain.close();
   await server.stop();
-  const refused = await caught(Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'raw', logPath: join(dir, 'r.log') }));
+  const refused = await caught(
+    Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'raw', logPath: join(dir, 'r.log') }),
+  );
   expect((refused as LabError).kind).toBe('unreachable');
   expect(refused.message).toContain(`127.0.0.1:${port}`);
 });
@@ -332,7 +376,10 @@ test('TCP console, plain and telnet (ser2net): IAC negotiation answered and stri
 test('command console on the runner: stdio is the console; its exit explains a failed wait', async () => {
   const command = (argv: string[]) => consoleSchema.parse({ kind: 'command', argv });
   const cat = defer(
-    await Console.open(command(['sh', '-c', 'echo "[SOL Session operational]"; exec cat']), { name: 'kunpeng', logPath: join(dir, 'sol.log') }),
+    await Console.open(command(['sh', '-c', 'echo "[SOL Session operational]"; exec cat']), {
+      name: 'kunpeng',
+      logPath: join(dir, 'sol.log'),
+    }),
     (c) => c.close(),
   );
   await cat.expect('SOL Session operational', { timeoutMs: 5000 });

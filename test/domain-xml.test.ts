@@ -3,7 +3,7 @@
  * small parsers of virsh output.
  */
 import { expect, test } from '@playwright/test';
-import { domainXml, summariseDomain, type DomainSpec, type PortDevice } from '../drivers/domain-xml.js';
+import { type DomainSpec, domainXml, type PortDevice, summariseDomain } from '../drivers/domain-xml.js';
 import { parseStateReason, Virsh } from '../drivers/libvirt.js';
 
 const armhf: DomainSpec = {
@@ -51,7 +51,12 @@ test('summary of what libvirt 9.0 dumps for the armhf domain (machine expanded, 
   </devices>
   <qemu:commandline><qemu:arg value='-machine'/><qemu:arg value='highmem=off'/></qemu:commandline>
 </domain>`;
-  expect(summariseDomain(dumped)).toMatchObject({ arch: 'armv7l', machine: 'virt-7.2', cmdline: 'console=ttyAMA0,115200 root=/dev/vda rw', qemuArgs: ['-machine', 'highmem=off'] });
+  expect(summariseDomain(dumped)).toMatchObject({
+    arch: 'armv7l',
+    machine: 'virt-7.2',
+    cmdline: 'console=ttyAMA0,115200 root=/dev/vda rw',
+    qemuArgs: ['-machine', 'highmem=off'],
+  });
 });
 
 test('virsh domstate --reason, and the console argv', () => {
@@ -59,13 +64,24 @@ test('virsh domstate --reason, and the console argv', () => {
   expect(parseStateReason('shut off (destroyed)')).toEqual({ state: 'shut off', reason: 'destroyed' });
   expect(parseStateReason('running (booted)')).toEqual({ state: 'running', reason: 'booted' });
   expect(parseStateReason('paused')).toEqual({ state: 'paused', reason: '' });
-  const virsh = new Virsh({ name: 'h', run: async () => ({ stdout: '', stderr: '', code: 0, signal: null, ms: 0 }), exec: async () => ({ stdout: '', stderr: '', code: 0, signal: null, ms: 0 }) });
+  const virsh = new Virsh({
+    name: 'h',
+    run: async () => ({ stdout: '', stderr: '', code: 0, signal: null, ms: 0 }),
+    exec: async () => ({ stdout: '', stderr: '', code: 0, signal: null, ms: 0 }),
+  });
   expect(virsh.consoleArgv('labrig-armhf-x')).toEqual(['virsh', '-c', 'qemu:///system', 'console', '--force', 'labrig-armhf-x']);
 });
 
 test("seed 001's port budget: xhci, virtio video, a CD-ROM on virtio-scsi and a pcie-to-pci-bridge each on its own root port, the probe disk behind the last", () => {
   const spec = {
-    name: 'p', type: 'qemu' as const, arch: 'aarch64' as const, machine: 'virt-2.12', memoryMiB: 512, vcpus: 1, rootPorts: 15, serialLog: '/tmp/s.log',
+    name: 'p',
+    type: 'qemu' as const,
+    arch: 'aarch64' as const,
+    machine: 'virt-2.12',
+    memoryMiB: 512,
+    vcpus: 1,
+    rootPorts: 15,
+    serialLog: '/tmp/s.log',
     portDevices: ['xhci', 'video', 'scsi-cdrom', 'pcie-to-pci-bridge'] as const satisfies readonly PortDevice[],
     disks: [{ source: '/p.raw', format: 'raw' as const, target: 'vda', behindLastRootPort: true }],
   };
@@ -74,10 +90,16 @@ test("seed 001's port budget: xhci, virtio video, a CD-ROM on virtio-scsi and a 
   expect(bus(/<controller type="usb" index="0" model="qemu-xhci"><address type="pci" domain="0x0000" bus="(0x\w+)"/)).toBe('0x01');
   expect(bus(/<video><model type="virtio" heads="1" primary="yes"\/><address type="pci" domain="0x0000" bus="(0x\w+)"/)).toBe('0x02');
   expect(bus(/<controller type="scsi" index="0" model="virtio-scsi"><address type="pci" domain="0x0000" bus="(0x\w+)"/)).toBe('0x03');
-  expect(bus(/<controller type="pci" index="16" model="pcie-to-pci-bridge"><model name="pcie-pci-bridge"\/><address type="pci" domain="0x0000" bus="(0x\w+)"/)).toBe('0x04');
+  expect(
+    bus(
+      /<controller type="pci" index="16" model="pcie-to-pci-bridge"><model name="pcie-pci-bridge"\/><address type="pci" domain="0x0000" bus="(0x\w+)"/,
+    ),
+  ).toBe('0x04');
   expect(xml).toMatch(/<disk type="file" device="cdrom">[\s\S]*<target dev="sda" bus="scsi"\/>/);
   const summary = summariseDomain(xml);
   expect(summary.rootPorts).toHaveLength(15);
   expect(summary.disks.find((d) => d.target === 'vda')?.pciBus).toBe(15);
-  expect(() => domainXml({ ...spec, portDevices: [...spec.portDevices], rootPorts: 4 })).toThrow('4 port devices (xhci, video, scsi-cdrom, pcie-to-pci-bridge) need more than 4 root ports, asked 4');
+  expect(() => domainXml({ ...spec, portDevices: [...spec.portDevices], rootPorts: 4 })).toThrow(
+    '4 port devices (xhci, video, scsi-cdrom, pcie-to-pci-bridge) need more than 4 root ports, asked 4',
+  );
 });

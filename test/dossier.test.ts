@@ -3,22 +3,23 @@
  * .tar.gz through the CLI, verified, tampered with by unpacking and repacking with the system
  * tar, and refused when a secret of the lab config shows up in what would leave the lab.
  */
-import { test, expect } from '@playwright/test';
+
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { appendFile, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
-import { createGzip, gzipSync } from 'node:zlib';
-import * as tarStream from 'tar-stream';
-import type { Headers } from 'tar-stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { createGzip, gzipSync } from 'node:zlib';
+import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
+import type { Headers } from 'tar-stream';
+import * as tarStream from 'tar-stream';
 import { buildDossier } from '../reports/dossier.js';
+import { findSecrets } from '../reports/dossier-secrets.js';
 import { dossierManifestSchema, verifyDossier } from '../reports/dossier-verify.js';
 import { findExternalLoadsInHtml } from '../reports/external.js';
-import { findSecrets } from '../reports/dossier-secrets.js';
 import { DEFAULT_TAR_LIMITS, readTarGz } from '../reports/tar.js';
 import { redactor } from '../targets/recorders.js';
 import { makeRun } from './fixtures/runs/make-run.js';
@@ -51,7 +52,11 @@ async function tampered(name: string, change: (dir: string) => Promise<void>): P
 async function keepNight(like: string, runId: string, days: number, n: { qemu: string; wallS: number }): Promise<void> {
   const dir = join(like, '..', runId);
   await mkdir(dir, { recursive: true });
-  const manifest = JSON.parse(await readFile(join(like, 'manifest.json'), 'utf8')) as { runId: string; createdAt: string; hosts: Record<string, { facts: Record<string, unknown> }> };
+  const manifest = JSON.parse(await readFile(join(like, 'manifest.json'), 'utf8')) as {
+    runId: string;
+    createdAt: string;
+    hosts: Record<string, { facts: Record<string, unknown> }>;
+  };
   manifest.runId = runId;
   manifest.createdAt = new Date(Date.parse(manifest.createdAt) + days * 86_400_000).toISOString();
   manifest.hosts['emu-arm64']!.facts.qemu = n.qemu;
@@ -67,7 +72,14 @@ test.describe.configure({ mode: 'serial' });
 test.beforeAll(async () => {
   test.setTimeout(180_000);
   work = await mkdtemp(join(tmpdir(), 'labrig-dossier-'));
-  runDir = await makeRun(work, 'run-d', { qemu: '8.2.1', kernel: '6.1.0-27-arm64', ceiling: 'none-below-28', wallS: 131, boot: 'ok', ssh: 'ok' });
+  runDir = await makeRun(work, 'run-d', {
+    qemu: '8.2.1',
+    kernel: '6.1.0-27-arm64',
+    ceiling: 'none-below-28',
+    wallS: 131,
+    boot: 'ok',
+    ssh: 'ok',
+  });
   // The night before (an older QEMU) and the night after, kept beside it: the dossier's trend runs up to run-d, no further.
   await keepNight(runDir, 'run-c', -1, { qemu: '7.2.0', wallS: 118 });
   await keepNight(runDir, 'run-e', +1, { qemu: '8.2.1', wallS: 140 });
@@ -85,7 +97,15 @@ test('a fresh dossier holds the run and verifies', async () => {
 
   const entries = await readTarGz(archive);
   const names = entries.map((e) => e.name).sort();
-  expect(names).toEqual(['findings.json', 'lab.json', 'logs/emu-arm64-console.log', 'manifest.json', 'report.html', 'run-manifest.json', 'trends.html']);
+  expect(names).toEqual([
+    'findings.json',
+    'lab.json',
+    'logs/emu-arm64-console.log',
+    'manifest.json',
+    'report.html',
+    'run-manifest.json',
+    'trends.html',
+  ]);
   const manifest = dossierManifestSchema.parse(JSON.parse(entries.find((e) => e.name === 'manifest.json')!.data.toString('utf8')));
   expect(Object.keys(manifest.files).sort()).toEqual(names.filter((n) => n !== 'manifest.json'));
   expect(manifest).toMatchObject({ runId: 'run-d', gitRevision: 'rev-run-d', versions: { 'emu-arm64': { qemu: '8.2.1', xen: null } } });
@@ -108,10 +128,17 @@ test('the report is one file that loads nothing from outside and carries the run
   expect(html.match(/\b(?:src|href)\s*=\s*["']?(?:https?:)?\/\/[^"'\s>]*/gi) ?? []).toEqual([]);
   expect(findExternalLoadsInHtml(html, 'report.html')).toEqual([]);
   // singleFile mode inlines every data file as d("<path>", "<base64>"): the tests and their evidence are in the page.
-  const embedded = new Map([...html.matchAll(/d\("([^"]+)","([A-Za-z0-9+/=]*)"\)/g)].map((m) => [m[1]!, Buffer.from(m[2]!, 'base64').toString('utf8')]));
-  const testResults = [...embedded].filter(([path]) => path.startsWith('data/test-results/')).map(([, body]) => body).join('\n');
+  const embedded = new Map(
+    [...html.matchAll(/d\("([^"]+)","([A-Za-z0-9+/=]*)"\)/g)].map((m) => [m[1]!, Buffer.from(m[2]!, 'base64').toString('utf8')]),
+  );
+  const testResults = [...embedded]
+    .filter(([path]) => path.startsWith('data/test-results/'))
+    .map(([, body]) => body)
+    .join('\n');
   for (const name of ['root port ceiling on newest', 'guest boots to init', 'host answers over ssh']) expect(testResults).toContain(name);
-  expect([...embedded].some(([path, body]) => path.startsWith('data/attachments/') && body.includes('probe: none-below-28 root ports'))).toBe(true);
+  expect(
+    [...embedded].some(([path, body]) => path.startsWith('data/attachments/') && body.includes('probe: none-below-28 root ports')),
+  ).toBe(true);
 });
 
 test('the trend charts: in the dossier and inside its report, the kept runs up to this one', async () => {
@@ -120,12 +147,19 @@ test('the trend charts: in the dossier and inside its report, the kept runs up t
   expect(findExternalLoadsInHtml(page, 'trends.html')).toEqual([]);
   const start = page.indexOf('<figure data-series="pcie-root-ports/emu-arm64/wall_s_newest">');
   const chart = page.slice(start, page.indexOf('</figure>', start));
-  expect([...chart.matchAll(/data-run="([^"]+)" data-value="([^"]+)"/g)].map((m) => [m[1], Number(m[2])])).toEqual([['run-c', 118], ['run-d', 131]]);
+  expect([...chart.matchAll(/data-run="([^"]+)" data-value="([^"]+)"/g)].map((m) => [m[1], Number(m[2])])).toEqual([
+    ['run-c', 118],
+    ['run-d', 131],
+  ]);
   expect(chart).toContain('qemu 7.2.0 → 8.2.1');
   // The report embeds the same page as a global attachment (singleFile: every data file inlined).
   const html = entries.find((e) => e.name === 'report.html')!.data.toString('utf8');
-  const embedded = [...html.matchAll(/d\("([^"]+)","([A-Za-z0-9+/=]*)"\)/g)].map((m) => [m[1]!, Buffer.from(m[2]!, 'base64').toString('utf8')] as const);
-  const globals = JSON.parse(embedded.find(([path]) => path === 'widgets/globals.json')![1]) as { attachments: { id: string; name: string; ext: string }[] };
+  const embedded = [...html.matchAll(/d\("([^"]+)","([A-Za-z0-9+/=]*)"\)/g)].map(
+    (m) => [m[1]!, Buffer.from(m[2]!, 'base64').toString('utf8')] as const,
+  );
+  const globals = JSON.parse(embedded.find(([path]) => path === 'widgets/globals.json')![1]) as {
+    attachments: { id: string; name: string; ext: string }[];
+  };
   const attached = globals.attachments.find((a) => a.name === 'trends.html')!;
   expect(embedded.find(([path]) => path === `data/attachments/${attached.id}${attached.ext}`)?.[1]).toBe(page);
 });
@@ -176,7 +210,10 @@ test('a secret in a raw log is masked in the dossier; one in the report evidence
   const attachment = (await readdir(results)).find((n) => n.endsWith('-attachment.txt') || n.endsWith('-attachment.log'))!;
   await appendFile(join(results, attachment), JSON.stringify({ said: `the BMC password is "${password}"` }));
   const out = join(work, 'leaky.tar.gz');
-  const failure = await buildDossier({ run: leaky, out, env }).then(() => null, (e: Error) => e.message);
+  const failure = await buildDossier({ run: leaky, out, env }).then(
+    () => null,
+    (e: Error) => e.message,
+  );
   expect(failure).toContain(`report.html (from ${attachment}): the value of $LABRIG_FIXTURE_IPMI_PASSWORD`);
   expect(failure).not.toContain(password);
   expect(await stat(out).catch(() => null)).toBeNull();
@@ -200,17 +237,27 @@ test('the secret scan finds a password with " < & é however it was written, and
   const written: Array<[string, string]> = [
     ['raw', `login ${password} ok`],
     ['JSON', JSON.stringify({ message: `login ${password}` })],
-    ['JSON with \\u escapes', JSON.stringify({ m: password }).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`)],
+    [
+      'JSON with \\u escapes',
+      JSON.stringify({ m: password }).replace(
+        /[\u0080-\uffff]/g,
+        (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
+      ),
+    ],
     ['JSON in a JSON string', JSON.stringify({ body: JSON.stringify({ m: password }) })],
     ['XML attribute', `<failure message="${xml(password)}"/>`],
     ['XML numeric references', '<s>pa&#34;ss&#x3C;w&#38;rd-&#233;-&#xdf;</s>'],
     ['UTF-8 bytes read as latin1', Buffer.from(`x ${password} y`, 'utf8').toString('latin1')],
   ];
   for (const [how, text] of written) {
-    expect(findSecrets(text, 'f', secrets).map((h) => h.what), how).toEqual(['the value of $BMC_PASSWORD']);
+    expect(
+      findSecrets(text, 'f', secrets).map((h) => h.what),
+      how,
+    ).toEqual(['the value of $BMC_PASSWORD']);
     expect(redactor([password])(text), how).not.toMatch(/pa.{0,12}ss.{0,12}w.{0,12}rd/);
   }
-  for (const near of ['pa"ss<w&rd-e-ß', 'pa"ss<w&rd-é', password.toUpperCase()]) expect(findSecrets(`x ${near} y`, 'f', secrets), near).toEqual([]);
+  for (const near of ['pa"ss<w&rd-e-ß', 'pa"ss<w&rd-é', password.toUpperCase()])
+    expect(findSecrets(`x ${near} y`, 'f', secrets), near).toEqual([]);
   expect(redactor([password])(`login ${password} ok`)).toBe('login *** ok');
 });
 
@@ -227,7 +274,11 @@ test('the verifier reads what GNU tar writes for long names, gnu and pax formats
 });
 
 /** A .tar.gz written member by member with tar-stream, as a hostile sender could write it. */
-async function packTarGz(path: string, members: Array<{ header: Headers; body?: string | Buffer }>, patch?: (tar: Buffer) => void): Promise<void> {
+async function packTarGz(
+  path: string,
+  members: Array<{ header: Headers; body?: string | Buffer }>,
+  patch?: (tar: Buffer) => void,
+): Promise<void> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
   pack.on('data', (c: Buffer) => chunks.push(c));
@@ -241,8 +292,18 @@ async function packTarGz(path: string, members: Array<{ header: Headers; body?: 
 }
 
 function manifestFor(files: Record<string, string | Buffer>): string {
-  const entries = Object.entries(files).map(([name, body]) => [name, { sha256: createHash('sha256').update(body).digest('hex'), bytes: Buffer.from(body).length }]);
-  return JSON.stringify({ dossier: 1, runId: 'hostile', gitRevision: null, createdAt: new Date(0).toISOString(), versions: {}, files: Object.fromEntries(entries) });
+  const entries = Object.entries(files).map(([name, body]) => [
+    name,
+    { sha256: createHash('sha256').update(body).digest('hex'), bytes: Buffer.from(body).length },
+  ]);
+  return JSON.stringify({
+    dossier: 1,
+    runId: 'hostile',
+    gitRevision: null,
+    createdAt: new Date(0).toISOString(),
+    versions: {},
+    files: Object.fromEntries(entries),
+  });
 }
 
 test('verify refuses absolute paths, "..", links, devices and fifos, naming each, and reads no byte of them', async () => {
@@ -297,26 +358,47 @@ test('a size written in base-256 (GNU tar, members over 8 GiB) is read as the si
     tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 'ascii');
   };
   const path = join(work, 'base256.tar.gz');
-  await packTarGz(path, [{ header: { name: 'manifest.json' }, body: manifest }, { header: { name: 'big.bin' }, body }], toBase256(body.length));
+  await packTarGz(
+    path,
+    [
+      { header: { name: 'manifest.json' }, body: manifest },
+      { header: { name: 'big.bin' }, body },
+    ],
+    toBase256(body.length),
+  );
   const v = await verifyDossier(path);
   expect(v.problems).toEqual([]);
   expect(v).toMatchObject({ ok: true, checked: 1 });
 
   const negative = join(work, 'negative.tar.gz');
-  await packTarGz(negative, [{ header: { name: 'manifest.json' }, body: manifest }, { header: { name: 'big.bin' }, body }], toBase256(-5));
+  await packTarGz(
+    negative,
+    [
+      { header: { name: 'manifest.json' }, body: manifest },
+      { header: { name: 'big.bin' }, body },
+    ],
+    toBase256(-5),
+  );
   await expect(verifyDossier(negative)).rejects.toThrow(/is not a readable \.tar\.gz: member "big\.bin" has size -\d+/);
 });
 
 test('verify is bounded: total unpacked bytes, and a pax record that never yields a member', async () => {
   const body = Buffer.alloc(20_000, 0x62);
   const path = join(work, 'capped.tar.gz');
-  await packTarGz(path, [{ header: { name: 'manifest.json' }, body: manifestFor({ 'b.bin': body }) }, { header: { name: 'b.bin' }, body }]);
+  await packTarGz(path, [
+    { header: { name: 'manifest.json' }, body: manifestFor({ 'b.bin': body }) },
+    { header: { name: 'b.bin' }, body },
+  ]);
   expect((await verifyDossier(path)).ok).toBe(true);
-  await expect(verifyDossier(path, { ...DEFAULT_TAR_LIMITS, maxBytes: 8192 })).rejects.toThrow(/unpacks to more than 8192 bytes \(the cap\)/);
+  await expect(verifyDossier(path, { ...DEFAULT_TAR_LIMITS, maxBytes: 8192 })).rejects.toThrow(
+    /unpacks to more than 8192 bytes \(the cap\)/,
+  );
 
   const pax = join(work, 'pax.tar.gz');
   await packTarGz(pax, [{ header: { name: 'manifest.json', pax: { comment: 'x'.repeat(200_000) } }, body: manifestFor({}) }]);
-  await expect(verifyDossier(pax, { ...DEFAULT_TAR_LIMITS, maxHeaderBytes: 64 * 1024 })).rejects.toThrow(/without a member \(an oversized pax or long-name record/);
+  await expect(verifyDossier(pax, { ...DEFAULT_TAR_LIMITS, maxHeaderBytes: 64 * 1024 })).rejects.toThrow(
+    /without a member \(an oversized pax or long-name record/,
+  );
   expect((await verifyDossier(pax)).ok).toBe(true);
 });
 
@@ -326,7 +408,14 @@ test('verify streams: a 256 MiB member is checked without holding it in memory',
   const chunk = Buffer.alloc(2 ** 20);
   const sha = createHash('sha256');
   for (let i = 0; i < size / chunk.length; i++) sha.update(chunk);
-  const manifest = JSON.stringify({ dossier: 1, runId: 'big', gitRevision: null, createdAt: new Date(0).toISOString(), versions: {}, files: { 'logs/huge.log': { sha256: sha.digest('hex'), bytes: size } } });
+  const manifest = JSON.stringify({
+    dossier: 1,
+    runId: 'big',
+    gitRevision: null,
+    createdAt: new Date(0).toISOString(),
+    versions: {},
+    files: { 'logs/huge.log': { sha256: sha.digest('hex'), bytes: size } },
+  });
   const path = join(work, 'huge.tar.gz');
   const pack = tarStream.pack();
   const written = pipeline(pack, createGzip({ level: 1 }), createWriteStream(path));

@@ -4,15 +4,16 @@
  * a power cycle through ipmitool brings SSH back with a new boot_id; `lab down` stops QEMU
  * and the BMC by PID.
  */
-import { expect, test } from '@playwright/test';
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { isOurProcess } from '../drivers/proc.js';
 import { parseLab } from '../targets/config.js';
 import { vmPid } from '../targets/emulated/access.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
 import { emulatedLab, labDown, labStatus, labUp } from '../targets/emulated/lab.js';
-import { isOurProcess } from '../drivers/proc.js';
 import { readState } from '../targets/emulated/state.js';
 import { Host } from '../targets/host.js';
 import type { HostConfig } from '../targets/schema.js';
@@ -51,7 +52,10 @@ test('the lab config reaches emu-mini through its BMC on 127.0.0.2: ipmi power, 
   expect(JSON.stringify(config)).not.toContain(process.env.LABRIG_EMU_BMC_PASSWORD!);
   expect(await host.power!.status()).toBe('on');
   expect((await host.run('uname -m')).stdout).toBe('x86_64\n');
-  expect((await labStatus({ runDir })).find((s) => s.name === 'emu-mini')).toMatchObject({ state: 'up', detail: expect.stringContaining('BMC (ipmi_sim') });
+  expect((await labStatus({ runDir })).find((s) => s.name === 'emu-mini')).toMatchObject({
+    state: 'up',
+    detail: expect.stringContaining('BMC (ipmi_sim'),
+  });
 });
 
 test('SOL console shell: 100 commands, exit codes right', async () => {

@@ -4,20 +4,21 @@
  * while the kernel writes to the same console; the SSH shell, the lease and doctor work on it;
  * a power cycle is proven by a new boot_id.
  */
-import { expect, test } from '@playwright/test';
+
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { silentRecorder } from '../drivers/recorder.js';
 import { parseLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
-import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
-import { takeQemuSlot } from './helpers/qemu-slot.js';
-import { readState } from '../targets/emulated/state.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
+import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
+import { readState } from '../targets/emulated/state.js';
 import { Host } from '../targets/host.js';
 import { acquireLease } from '../targets/lease.js';
 import type { Lab } from '../targets/schema.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -31,7 +32,12 @@ test.beforeAll(async () => {
   release = await takeQemuSlot('emu-mini-host.test');
   runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
   const port = 30000 + Math.floor(Math.random() * 10000);
-  await labUp({ runDir, hosts: ['emu-arm64', 'emu-mini'], ports: { 'emu-arm64': port, 'emu-mini': port + 1 }, access: { 'emu-mini': 'pty' } });
+  await labUp({
+    runDir,
+    hosts: ['emu-arm64', 'emu-mini'],
+    ports: { 'emu-arm64': port, 'emu-mini': port + 1 },
+    access: { 'emu-mini': 'pty' },
+  });
   lab = parseLab(emulatedLab({ runDir }));
   host = new Host(lab.hosts.find((h) => h.name === 'emu-mini')!, { logDir: join(runDir, 'logs') });
 });
@@ -63,7 +69,7 @@ test('console shell: login on the serial line, 100 commands while the kernel wri
   const ours = await readFile(console.logPath);
   const qemus = await readFile(record.consoleLog);
   expect(ours.length).toBeGreaterThan(1000);
-  expect(qemus.includes(ours), 'the capture file is a contiguous part of QEMU\'s chardev log').toBe(true);
+  expect(qemus.includes(ours), "the capture file is a contiguous part of QEMU's chardev log").toBe(true);
 });
 
 test('SSH shell and exec on dropbear: output, exit codes, a timeout kills only its command', async () => {
@@ -85,7 +91,9 @@ test('SSH shell and exec on dropbear: output, exit codes, a timeout kills only i
 test('the lease works on a busybox host', async () => {
   const o = { path: '/var/lock/labrig.lease', runId: 'test-run', ttlMs: 60_000, heartbeatMs: 1000, waitMs: 0, recorder: silentRecorder };
   const lease = await acquireLease(host.ssh, o);
-  const second = await acquireLease(new Host(host.config, { logDir: join(runDir, 'logs') }).ssh, { ...o, runId: 'other' }).catch((e: Error) => e);
+  const second = await acquireLease(new Host(host.config, { logDir: join(runDir, 'logs') }).ssh, { ...o, runId: 'other' }).catch(
+    (e: Error) => e,
+  );
   expect(String(second)).toContain('[lab:lease-held]');
   expect(String(second)).toContain('test-run');
   await lease.release();
@@ -96,7 +104,17 @@ test('doctor passes on every host of the lab', async () => {
   await host.close(); // doctor opens the console itself
   const checks = await doctor(lab);
   expect(checks.filter((c) => !c.ok)).toEqual([]);
-  expect(checks.map((c) => `${c.host}:${c.check}`)).toEqual(expect.arrayContaining(['emu-arm64:ssh', 'emu-arm64:facts', 'emu-mini:ssh', 'emu-mini:console', 'emu-mini:power', 'emu-mini:lease', 'emu-mini:facts']));
+  expect(checks.map((c) => `${c.host}:${c.check}`)).toEqual(
+    expect.arrayContaining([
+      'emu-arm64:ssh',
+      'emu-arm64:facts',
+      'emu-mini:ssh',
+      'emu-mini:console',
+      'emu-mini:power',
+      'emu-mini:lease',
+      'emu-mini:facts',
+    ]),
+  );
 });
 
 test('a power cycle is proven by a new boot_id, seen by waitForReturn', async () => {

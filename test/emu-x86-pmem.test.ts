@@ -6,24 +6,25 @@
  * console tail as evidence; and a teardown that leaves nothing of ours running. The first
  * run builds the image (minutes).
  */
-import { freePort } from './helpers/free-port.js';
-import { takeQemuSlot } from './helpers/qemu-slot.js';
-import { test, expect } from '@playwright/test';
+
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { runLocal } from '../drivers/local.js';
+import { isOurProcess } from '../drivers/proc.js';
 import type { Recorder } from '../drivers/recorder.js';
-import { parseLab } from '../targets/config.js';
-import { EMU_X86_PMEM_KERNELS } from '../targets/emulated/emu-x86-pmem.js';
 import { loaderCode, readVmlinux, stagedPvhKernel } from '../images/pmem-guest-kernel.js';
 import { PMEM_GUEST_KERNEL } from '../images/pmem-image.js';
+import { parseLab } from '../targets/config.js';
+import { EMU_X86_PMEM_KERNELS } from '../targets/emulated/emu-x86-pmem.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
 import { emulatedLab, labDown, labStatus, labUp } from '../targets/emulated/lab.js';
-import { isOurProcess } from '../drivers/proc.js';
 import { readState } from '../targets/emulated/state.js';
 import { Host } from '../targets/host.js';
 import { kexecInto } from '../targets/kexec.js';
+import { freePort } from './helpers/free-port.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -96,8 +97,19 @@ test('the loader is the intended 32-bit code (objdump reads it back)', async () 
     const code = loaderCode(0x8001000, 0x1000000, 0x3a00000, 0x1000850);
     await writeFile(join(dir, 'loader.bin'), code);
     const { stdout } = await runLocal(['objdump', '-D', '-b', 'binary', '-m', 'i386', join(dir, 'loader.bin')]);
-    const lines = stdout.split('\n').filter((l) => /^\s+[0-9a-f]+:\t/.test(l)).map((l) => l.split('\t').at(-1)!.trim().replace(/\s+/g, ' '));
-    expect(lines).toEqual(['mov $0x8001000,%esi', 'mov $0x1000000,%edi', 'mov $0xe80000,%ecx', 'cld', 'rep movsl %ds:(%esi),%es:(%edi)', 'mov $0x1000850,%eax', 'jmp *%eax']);
+    const lines = stdout
+      .split('\n')
+      .filter((l) => /^\s+[0-9a-f]+:\t/.test(l))
+      .map((l) => l.split('\t').at(-1)!.trim().replace(/\s+/g, ' '));
+    expect(lines).toEqual([
+      'mov $0x8001000,%esi',
+      'mov $0x1000000,%edi',
+      'mov $0xe80000,%ecx',
+      'cld',
+      'rep movsl %ds:(%esi),%es:(%edi)',
+      'mov $0x1000850,%eax',
+      'jmp *%eax',
+    ]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -142,12 +154,23 @@ test.describe('emu-x86-pmem in a private lab', () => {
     expect(await readFile(record().consoleLog, 'utf8')).toMatch(/^emu-x86-pmem login: /m);
     expect((await stat(record().ttyLink)).isCharacterDevice()).toBe(true);
 
-    const r = await host.run(`uname -r; cat /proc/cmdline; ls /boot; ndctl list -R; ls /dev/pmem0; for t in kexec ndctl daxio mkfs.ext4 qemu-system-x86_64 qemu-img; do command -v $t; done; ls ${PMEM_GUEST_KERNEL}`, { check: true });
+    const r = await host.run(
+      `uname -r; cat /proc/cmdline; ls /boot; ndctl list -R; ls /dev/pmem0; for t in kexec ndctl daxio mkfs.ext4 qemu-system-x86_64 qemu-img; do command -v $t; done; ls ${PMEM_GUEST_KERNEL}`,
+      { check: true },
+    );
     expect(r.stdout).toContain(EMU_X86_PMEM_KERNELS[0]);
     expect(r.stdout).toMatch(/memmap=1024M!1024M/);
     for (const k of EMU_X86_PMEM_KERNELS) for (const f of [`vmlinuz-${k}`, `initrd.img-${k}`]) expect(r.stdout).toContain(f);
     expect(r.stdout).toMatch(/"size":1073741824/);
-    for (const tool of ['/sbin/kexec', '/usr/bin/ndctl', '/usr/bin/daxio', '/sbin/mkfs.ext4', '/usr/bin/qemu-system-x86_64', '/usr/bin/qemu-img']) expect(r.stdout).toContain(`${tool}\n`);
+    for (const tool of [
+      '/sbin/kexec',
+      '/usr/bin/ndctl',
+      '/usr/bin/daxio',
+      '/sbin/mkfs.ext4',
+      '/usr/bin/qemu-system-x86_64',
+      '/usr/bin/qemu-img',
+    ])
+      expect(r.stdout).toContain(`${tool}\n`);
   });
 
   test('a reboot through the power controller is a new boot_id to waitForReturn()', async () => {
@@ -185,9 +208,15 @@ test.describe('emu-x86-pmem in a private lab', () => {
     const cmdline = (await host!.read('/proc/cmdline')).trim();
     const rec = keepingRecorder();
     // The new kernel cannot find its root: its initramfs stops at a shell on the console.
-    const failed = await kexecInto(host!, { commandLine: `${cmdline} root=/dev/labrig-nonexistent`, timeoutMs: 60_000, recorder: rec }).catch((e: Error) => e);
+    const failed = await kexecInto(host!, {
+      commandLine: `${cmdline} root=/dev/labrig-nonexistent`,
+      timeoutMs: 60_000,
+      recorder: rec,
+    }).catch((e: Error) => e);
     // The new kernel printed its banner on the console: the product's failure, not the lab's.
-    expect(String(failed)).toMatch(/^ProductError: \[product:did-not-boot\] host emu-x86-pmem: no SSH with a new boot_id within 60000 ms; console shows 'Linux version /);
+    expect(String(failed)).toMatch(
+      /^ProductError: \[product:did-not-boot\] host emu-x86-pmem: no SSH with a new boot_id within 60000 ms; console shows 'Linux version /,
+    );
     expect(rec.attached.get('console-tail-emu-x86-pmem.txt')).toMatch(/initramfs: cannot mount \/dev\/labrig-nonexistent/);
     expect(host!.broken).toBeUndefined();
     expect((await host!.run('uname -r', { check: true })).stdout.trim()).toBe(EMU_X86_PMEM_KERNELS[0]);

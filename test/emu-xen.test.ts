@@ -4,22 +4,23 @@
  * run reaches it — SSH with the pinned key, the serial console (Xen's com1), QMP power —
  * then torn down with nothing of ours left running. The first run builds the image.
  */
-import { freePort } from './helpers/free-port.js';
-import { takeQemuSlot } from './helpers/qemu-slot.js';
-import { test, expect } from '@playwright/test';
+
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPower } from '../drivers/power.js';
+import { expect, test } from '@playwright/test';
 import { runLocal } from '../drivers/local.js';
+import { createPower } from '../drivers/power.js';
+import { isOurProcess } from '../drivers/proc.js';
 import { Xl } from '../drivers/xl.js';
 import { parseLab } from '../targets/config.js';
-import { Host } from '../targets/host.js';
-import { emulatedLab, labDown, labStatus, labUp } from '../targets/emulated/lab.js';
-import { isOurProcess } from '../drivers/proc.js';
 import { EMU_XEN_BOOT, xenCommandline } from '../targets/emulated/emu-xen.js';
-import { readState } from '../targets/emulated/state.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
+import { emulatedLab, labDown, labStatus, labUp } from '../targets/emulated/lab.js';
+import { readState } from '../targets/emulated/state.js';
+import { Host } from '../targets/host.js';
+import { freePort } from './helpers/free-port.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -85,7 +86,9 @@ test.describe('emu-xen in a private emulated lab', () => {
       const comms = (await host.run('cat /proc/[0-9]*/comm', { check: true })).stdout.split('\n');
       expect(comms).toEqual(expect.arrayContaining(['xenstored', 'xenconsoled', 'dropbear']));
       expect((await host.run('mount', { check: true })).stdout).toMatch(/^xenfs on \/proc\/xen type xenfs/m);
-      expect((await host.run('ls -d /var/run/xen /var/lib/xen /var/log/xen /var/lock /sys/class/net/xenbr0', { check: true })).code).toBe(0);
+      expect((await host.run('ls -d /var/run/xen /var/lib/xen /var/log/xen /var/lock /sys/class/net/xenbr0', { check: true })).code).toBe(
+        0,
+      );
     } finally {
       await host.close();
     }

@@ -4,24 +4,25 @@
  * with pinned keys, reset through QMP power, a crash detected and repaired, and torn down
  * with nothing of ours left running. The first run builds the image (minutes).
  */
-import { freePort } from './helpers/free-port.js';
-import { takeQemuSlot } from './helpers/qemu-slot.js';
-import { test, expect } from '@playwright/test';
+
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPower } from '../drivers/power.js';
+import { expect, test } from '@playwright/test';
 import { runLocal } from '../drivers/local.js';
-import { parseLab } from '../targets/config.js';
-import { newcArchive, type CpioEntry } from '../images/cpio.js';
-import { emulatedLab, labDown, labHostNames, labStatus, labUp } from '../targets/emulated/lab.js';
+import { createPower } from '../drivers/power.js';
 import { isOurProcess, stopProcess } from '../drivers/proc.js';
-import { launchVm, waitForConsole } from '../targets/emulated/qemu-vm.js';
-import { emuMini as emuMiniDef } from '../targets/emulated/emu-mini.js';
-import { sshBootId } from '../targets/emulated/probe.js';
-import { readState } from '../targets/emulated/state.js';
-import type { VmHostRecord } from '../targets/emulated/hosts.js';
 import { sshFingerprint } from '../images/cache.js';
+import { type CpioEntry, newcArchive } from '../images/cpio.js';
+import { parseLab } from '../targets/config.js';
+import { emuMini as emuMiniDef } from '../targets/emulated/emu-mini.js';
+import type { VmHostRecord } from '../targets/emulated/hosts.js';
+import { emulatedLab, labDown, labHostNames, labStatus, labUp } from '../targets/emulated/lab.js';
+import { sshBootId } from '../targets/emulated/probe.js';
+import { launchVm, waitForConsole } from '../targets/emulated/qemu-vm.js';
+import { readState } from '../targets/emulated/state.js';
+import { freePort } from './helpers/free-port.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -70,7 +71,13 @@ test.describe('a private emulated lab', () => {
   });
 
   const emuMini = () => readState(runDir)!.hosts['emu-mini'] as VmHostRecord;
-  const sshTarget = (r: VmHostRecord) => ({ address: '127.0.0.1', port: r.sshPort, user: 'root', identityFile: r.identityFile, knownHosts: r.knownHosts });
+  const sshTarget = (r: VmHostRecord) => ({
+    address: '127.0.0.1',
+    port: r.sshPort,
+    user: 'root',
+    identityFile: r.identityFile,
+    knownHosts: r.knownHosts,
+  });
 
   test('bring-up: SSH with pinned keys, login prompt on the console, QMP power on', async () => {
     test.setTimeout(15 * 60_000);
@@ -96,7 +103,19 @@ test.describe('a private emulated lab', () => {
     const r = emuMini();
     const boot = await sshBootId(sshTarget(r));
     expect(boot.ok).toBe(true);
-    const uname = await runLocal(['ssh', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${r.knownHosts}`, '-i', r.identityFile, '-p', String(r.sshPort), 'root@127.0.0.1', 'uname -m; for a in sh flock setsid stty kill sleep cat uname dmesg mount ip; do command -v $a >/dev/null || echo missing $a; done']);
+    const uname = await runLocal([
+      'ssh',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `UserKnownHostsFile=${r.knownHosts}`,
+      '-i',
+      r.identityFile,
+      '-p',
+      String(r.sshPort),
+      'root@127.0.0.1',
+      'uname -m; for a in sh flock setsid stty kill sleep cat uname dmesg mount ip; do command -v $a >/dev/null || echo missing $a; done',
+    ]);
     expect(uname.stdout.trim()).toBe('x86_64');
 
     expect(await readFile(r.consoleLog, 'utf8')).toMatch(/^emu-mini login: /m);
@@ -183,13 +202,19 @@ test.describe('a private emulated lab', () => {
   test('bring-up failures say what failed and where the evidence is', async () => {
     test.setTimeout(2 * 60_000);
     const image = await emuMiniDef.image(() => {});
-    const bad = await launchVm({ ...emuMiniDef.vm(image, { sshPort: await freePort() }), machine: 'no-such-machine' }, runDir).catch((e: Error) => e);
-    expect(String(bad)).toMatch(/\[lab:lab-setup\] host emu-mini: QEMU of emu-mini: exited during start-up[\s\S]*full log: .*emu-mini-qemu\.log[\s\S]*no-such-machine/);
+    const bad = await launchVm({ ...emuMiniDef.vm(image, { sshPort: await freePort() }), machine: 'no-such-machine' }, runDir).catch(
+      (e: Error) => e,
+    );
+    expect(String(bad)).toMatch(
+      /\[lab:lab-setup\] host emu-mini: QEMU of emu-mini: exited during start-up[\s\S]*full log: .*emu-mini-qemu\.log[\s\S]*no-such-machine/,
+    );
 
     const vm = await launchVm(emuMiniDef.vm(image, { sshPort: await freePort() }), runDir);
     try {
       const late = await waitForConsole(vm, /never printed/, 'a marker', 10_000).catch((e: Error) => e);
-      expect(String(late)).toMatch(/\[lab:lab-timeout\] host emu-mini: no a marker on the console within 10000 ms\n  full log: .*emu-mini-console\.log\n  last lines:\n(    \| .*\n)*    \| \[ *\d+\.\d+\] /);
+      expect(String(late)).toMatch(
+        /\[lab:lab-timeout\] host emu-mini: no a marker on the console within 10000 ms\n {2}full log: .*emu-mini-console\.log\n {2}last lines:\n( {4}\| .*\n)* {4}\| \[ *\d+\.\d+\] /,
+      );
     } finally {
       await stopProcess(vm.pid, vm.paths.qmpSocket);
     }

@@ -3,10 +3,11 @@
  * keeps its historyId, so Allure's history holds one test with two runs, not two tests. Findings
  * are shown on the test as excluded parameters (targets/recorders.ts showFinding).
  */
-import { expect, test } from '@playwright/test';
+
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { readResults } from '../reports/results.js';
 import { makeRun } from './fixtures/runs/make-run.js';
 
@@ -34,7 +35,10 @@ test('two runs with different findings: same historyId per test, one history ent
   for (const [name, r] of first) expect(second.get(name)?.historyId, name).toBe(r.historyId);
 
   // Allure's history (one JSON line per report) keys the second night by the same tests.
-  const lines = (await readFile(join(work, 'history.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { testResults: Record<string, unknown> });
+  const lines = (await readFile(join(work, 'history.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { testResults: Record<string, unknown> });
   expect(lines).toHaveLength(2);
   expect(Object.keys(lines[1]!.testResults).sort()).toEqual(Object.keys(lines[0]!.testResults).sort());
 });

@@ -1,5 +1,5 @@
-import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
+import { expect, test } from '@playwright/test';
 import { currentSpeedMhz, kvmOnArm64, kvmOnX86, parseDomCapabilities } from '../suites/host-facts/parse.js';
 import { parseFacts, versionMismatches } from '../targets/facts.js';
 
@@ -43,18 +43,53 @@ test('domcapabilities on x86_64 kvm: host-passthrough offered, usability per mod
 
 test('host facts parsed from one script output', () => {
   const text = [
-    '@@os', 'Linux', '@@arch', 'aarch64', '@@kernel', '4.18.0-193.1.2.el7.aarch64', '@@bootId', 'b1', '@@distro', 'CentOS Linux 7 (AltArch)',
-    '@@cpuinfo', 'processor\t: 0\nCPU part\t: 0xd01\nprocessor\t: 1\nCPU part\t: 0xd01', '@@meminfo', 'MemTotal:       263518784 kB',
-    '@@kvm', 'yes', '@@qemu', 'QEMU emulator version 2.12.0 (qemu-kvm-ev-2.12.0)', '@@libvirt', 'libvirtd (libvirt) 4.5.0', '@@xen', '', '@@edk2', '',
+    '@@os',
+    'Linux',
+    '@@arch',
+    'aarch64',
+    '@@kernel',
+    '4.18.0-193.1.2.el7.aarch64',
+    '@@bootId',
+    'b1',
+    '@@distro',
+    'CentOS Linux 7 (AltArch)',
+    '@@cpuinfo',
+    'processor\t: 0\nCPU part\t: 0xd01\nprocessor\t: 1\nCPU part\t: 0xd01',
+    '@@meminfo',
+    'MemTotal:       263518784 kB',
+    '@@kvm',
+    'yes',
+    '@@qemu',
+    'QEMU emulator version 2.12.0 (qemu-kvm-ev-2.12.0)',
+    '@@libvirt',
+    'libvirtd (libvirt) 4.5.0',
+    '@@xen',
+    '',
+    '@@edk2',
+    '',
   ].join('\n');
   expect(parseFacts(text)).toEqual({
-    os: 'linux', arch: 'aarch64', kernel: '4.18.0-193.1.2.el7.aarch64', bootId: 'b1', distro: 'CentOS Linux 7 (AltArch)', cpuModel: 'CPU part 0xd01',
-    cpus: 2, memTotalKiB: 263518784, kvmDevice: true, qemu: '2.12.0', qemuPath: null, libvirt: '4.5.0', xen: null, edk2: null,
+    os: 'linux',
+    arch: 'aarch64',
+    kernel: '4.18.0-193.1.2.el7.aarch64',
+    bootId: 'b1',
+    distro: 'CentOS Linux 7 (AltArch)',
+    cpuModel: 'CPU part 0xd01',
+    cpus: 2,
+    memTotalKiB: 263518784,
+    kvmDevice: true,
+    qemu: '2.12.0',
+    qemuPath: null,
+    libvirt: '4.5.0',
+    xen: null,
+    edk2: null,
   });
 });
 
 test('declared versions are prefixes of what the host runs', () => {
-  const facts = parseFacts('@@kernel\n6.1.0-56-amd64\n@@qemu\nQEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)\n@@libvirt\nlibvirtd (libvirt) 9.0.0');
+  const facts = parseFacts(
+    '@@kernel\n6.1.0-56-amd64\n@@qemu\nQEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)\n@@libvirt\nlibvirtd (libvirt) 9.0.0',
+  );
   expect(versionMismatches(facts, { kernel: '6.1.0-56', qemu: '7.2', libvirt: '9.0.0' })).toEqual([]);
   expect(versionMismatches(facts, { qemu: '8.2', xen: '4.17' })).toEqual(['qemu: wants 8.2, runs 7.2.22', 'xen: wants 4.17, runs none']);
 });

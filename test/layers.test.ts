@@ -4,11 +4,12 @@
  * the emulated lab, a driver importing targets or suites, an import cycle that runs — fails,
  * naming the rule and the files.
  */
-import { expect, test } from '@playwright/test';
+
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
+import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
 
 const root = resolve(import.meta.dirname, '..');
@@ -32,7 +33,8 @@ test('each layer rule fails a tree that breaks it, naming the rule and both file
       'suites/a.spec.ts': "import { lab } from '../targets/emulated/lab.js';\nexport const a = lab;\n",
       'images/recipe.ts': "import { lab } from '../targets/emulated/lab.js';\nexport const r = lab;\n",
       'images/contract.ts': "import { a } from '../suites/a.spec.js';\nexport const c = a;\n",
-      'drivers/ssh.ts': "import type { HostConfig } from '../targets/schema.js';\nimport { a } from '../suites/a.spec.js';\nexport const s = (h: HostConfig) => h.name + a;\n",
+      'drivers/ssh.ts':
+        "import type { HostConfig } from '../targets/schema.js';\nimport { a } from '../suites/a.spec.js';\nexport const s = (h: HostConfig) => h.name + a;\n",
       'drivers/x.ts': "import { y } from './y.js';\nexport const x = () => y;\n",
       'drivers/y.ts': "import { x } from './x.js';\nexport const y = () => x;\n",
       'drivers/t1.ts': "import type { T2 } from './t2.js';\nexport type T1 = { t2?: T2 };\n",
@@ -42,11 +44,15 @@ test('each layer rule fails a tree that breaks it, naming the rule and both file
       await mkdir(dirname(join(dir, path)), { recursive: true });
       await writeFile(join(dir, path), text);
     }
-    const r = await execa(depcruise, ['--config', join(root, '.dependency-cruiser.cjs'), '--output-type', 'err', 'drivers', 'images', 'suites', 'targets'], {
-      cwd: dir,
-      reject: false,
-      all: true,
-    });
+    const r = await execa(
+      depcruise,
+      ['--config', join(root, '.dependency-cruiser.cjs'), '--output-type', 'err', 'drivers', 'images', 'suites', 'targets'],
+      {
+        cwd: dir,
+        reject: false,
+        all: true,
+      },
+    );
     const out = stripVTControlCharacters(r.all);
     expect(r.exitCode, out).not.toBe(0);
     for (const line of [

@@ -6,12 +6,13 @@
  * EX_TEMPFAIL when another process holds it). The holder chooses it because the sshd sets
  * LABRIG_LEASE_LOCK=lockf; everything else (sshd, shell, processes, signals) is real.
  */
-import { expect, test } from '@playwright/test';
+
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentRecorder, type Recorder } from '../drivers/recorder.js';
+import { expect, test } from '@playwright/test';
+import { type Recorder, silentRecorder } from '../drivers/recorder.js';
 import { SshSession } from '../drivers/ssh.js';
 import { acquireLease, type LeaseOptions } from '../targets/lease.js';
 import { alive } from './helpers/reboot.js';
@@ -80,19 +81,33 @@ test('lockf holds the lease while the holder runs: a second run is refused namin
   // the holder is lockf's command: its parent is the lock tool holding <path>.lock
   expect((await parentArgv(a.holder.pid)).slice(0, 5)).toEqual(['/usr/bin/flock', '-n', '-E', '75', `${p.path}.lock`]);
   const refused = await acquireLease(session(withLockf, 'runner-b'), opts(p, 'run-B')).catch((e: Error) => e);
-  expect(String(refused)).toMatch(new RegExp(`\\[lab:lease-held\\] host runner-b: the lease at ${p.path} is held by \\S+@\\S+ pid \\d+ \\(run run-A\\)`));
+  expect(String(refused)).toMatch(
+    new RegExp(`\\[lab:lease-held\\] host runner-b: the lease at ${p.path} is held by \\S+@\\S+ pid \\d+ \\(run run-A\\)`),
+  );
   await a.release();
   expect(await alive(a.holder.pid)).toBe(false);
   const b = await acquireLease(session(withLockf, 'runner-b2'), opts(p, 'run-B'));
   expect(b.holder.runId).toBe('run-B');
   await b.release();
-  expect(await readFile(`${p.path}.log`, 'utf8')).toMatch(/ acquired .*"runId":"run-A"[^]* released .*"runId":"run-A"[^]* acquired .*"runId":"run-B"[^]* released .*"runId":"run-B"/);
+  expect(await readFile(`${p.path}.log`, 'utf8')).toMatch(
+    / acquired .*"runId":"run-A"[\s\S]* released .*"runId":"run-A"[\s\S]* acquired .*"runId":"run-B"[\s\S]* released .*"runId":"run-B"/,
+  );
 });
 
 test('a connection that dies frees the lockf lease at once; a hung holder is broken past the TTL, its lockf parent checked', async () => {
   const p = await place();
   // Runner A, a process of its own, is killed while it holds the lease: its connection dies with it.
-  const runner = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'helpers', 'lease-runner.ts'), JSON.stringify({ ...opts(p, 'run-A'), recorder: undefined }), JSON.stringify(withLockf.config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const runner = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(import.meta.dirname, 'helpers', 'lease-runner.ts'),
+      JSON.stringify({ ...opts(p, 'run-A'), recorder: undefined }),
+      JSON.stringify(withLockf.config),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const held = await new Promise<string>((r) => runner.stdout.once('data', (d: Buffer) => r(d.toString())));
   const a = { holder: { pid: Number(/^held (\d+)/.exec(held)?.[1]) } };
   expect(await alive(a.holder.pid)).toBe(true);
@@ -110,11 +125,15 @@ test('a connection that dies frees the lockf lease at once; a hung holder is bro
   expect(await alive(b.holder.pid)).toBe(false);
   await b.release();
   await c.release();
-  expect(await readFile(`${p.path}.log`, 'utf8')).toMatch(/ dropped .*"runId":"run-A"[^]* broken by .*\(run run-C\)[^]* acquired .*"runId":"run-C"/);
+  expect(await readFile(`${p.path}.log`, 'utf8')).toMatch(
+    / dropped .*"runId":"run-A"[\s\S]* broken by .*\(run run-C\)[\s\S]* acquired .*"runId":"run-C"/,
+  );
 });
 
 test('a host with no lock tool: one lab-setup line saying so', async () => {
   const p = await place();
   const err = await acquireLease(session(withNeither, 'runner-x'), opts(p, 'run-X')).catch((e: Error) => e);
-  expect(String(err)).toMatch(/\[lab:lab-setup\] .*cannot read the lease at \S+: labrig-lease: this host has neither flock\(1\) nor lockf\(1\) to hold \S+\.lock/);
+  expect(String(err)).toMatch(
+    /\[lab:lab-setup\] .*cannot read the lease at \S+: labrig-lease: this host has neither flock\(1\) nor lockf\(1\) to hold \S+\.lock/,
+  );
 });

@@ -3,20 +3,21 @@
  * parallel never hold a host at once and merge into one report; a host that fails the health
  * check is quarantined, its tests skipped with the reason, while the rest of the run passes.
  */
-import { expect, test } from '@playwright/test';
-import { execa } from 'execa';
+
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { execa } from 'execa';
 import { finalizeReport } from '../reports/finalize.js';
 import { readResults } from '../reports/results.js';
 import { parseLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
-import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { readState } from '../targets/emulated/state.js';
 import { Host } from '../targets/host.js';
 import { quarantineFile } from '../targets/quarantine.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -30,7 +31,12 @@ test.beforeAll(async () => {
   runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
   work = await mkdtemp(join(tmpdir(), 'labrig-nightly-'));
   const port = 30000 + Math.floor(Math.random() * 10000);
-  await labUp({ runDir, hosts: ['emu-arm64', 'emu-mini'], ports: { 'emu-arm64': port, 'emu-mini': port + 1 }, access: { 'emu-mini': 'pty' } });
+  await labUp({
+    runDir,
+    hosts: ['emu-arm64', 'emu-mini'],
+    ports: { 'emu-arm64': port, 'emu-mini': port + 1 },
+    access: { 'emu-mini': 'pty' },
+  });
 });
 
 test.afterAll(async () => {
@@ -65,7 +71,9 @@ test('two shards in parallel: leases never overlap, the merged report has every 
   test.setTimeout(15 * 60_000);
   const ids = [`shard1-${Date.now()}`, `shard2-${Date.now()}`];
   const shards = await Promise.all(
-    ids.map((id, i) => playwright(['--fully-parallel', `--shard=${i + 1}/2`], { LABRIG_RUN_ID: id, LABRIG_OUT_DIR: join(work, `shard${i + 1}`) })),
+    ids.map((id, i) =>
+      playwright(['--fully-parallel', `--shard=${i + 1}/2`], { LABRIG_RUN_ID: id, LABRIG_OUT_DIR: join(work, `shard${i + 1}`) }),
+    ),
   );
   shards.forEach((r, i) => expect(r.exitCode, `shard ${i + 1}:\n${r.stdout.slice(-3000)}`).toBe(0));
 
@@ -86,7 +94,11 @@ test('two shards in parallel: leases never overlap, the merged report has every 
     }
   }
 
-  const merged = await finalizeReport({ resultsDirs: ids.map((_, i) => join(work, `shard${i + 1}`, 'allure-results')), outDir: join(work, 'merged'), historyPath: join(work, 'history.jsonl') });
+  const merged = await finalizeReport({
+    resultsDirs: ids.map((_, i) => join(work, `shard${i + 1}`, 'allure-results')),
+    outDir: join(work, 'merged'),
+    historyPath: join(work, 'history.jsonl'),
+  });
   const results = await readResults(join(work, 'merged', 'allure-results-merged'));
   const ids2 = results.map((r) => r.historyId);
   expect(new Set(ids2).size, 'every test once').toBe(ids2.length);

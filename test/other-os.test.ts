@@ -3,24 +3,33 @@
  * systems (test/recorded/{freebsd,arch,rhel}, each naming its source): architecture names,
  * the OS family, the boot identity without /proc, FreeBSD's death strings, kernel naming for kexec.
  */
-import { expect, test } from '@playwright/test';
+
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { expect, test } from '@playwright/test';
 import { Console } from '../drivers/console.js';
 import { defaultDeathStrings } from '../drivers/console-text.js';
-import { parseLab } from '../targets/config.js';
 import { bootIdentityCommand, isNewBoot, parseBootIdentity } from '../targets/boot-identity.js';
+import { parseLab } from '../targets/config.js';
 import { parseFacts } from '../targets/facts.js';
 import { chooseKexecTarget, installedKernels } from '../targets/kexec.js';
 import { normalizeArch, osFamilyOf } from '../targets/platform.js';
 import { recordedOutput } from './helpers/recorded.js';
 
-const key = 'SHA256:' + 'x'.repeat(43);
+const key = `SHA256:${'x'.repeat(43)}`;
 const labWith = (over: Record<string, unknown>) => ({
   name: 'l',
-  hosts: [{ name: 'dom0-freebsd', role: 'x86-xen', ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: key }, expect: { arch: 'x86_64' }, ...over }],
+  hosts: [
+    {
+      name: 'dom0-freebsd',
+      role: 'x86-xen',
+      ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: key },
+      expect: { arch: 'x86_64' },
+      ...over,
+    },
+  ],
 });
 const configError = (input: unknown) => {
   try {
@@ -34,19 +43,37 @@ const configError = (input: unknown) => {
 test.describe('architecture names and the OS family', () => {
   test("a FreeBSD dom0's amd64 is the lab's x86_64, in the config and in what the host says", () => {
     // FreeBSD's uname -m prints MACHINE (amd64, arm64); arch(7) and nodejs/node 24b9d29 ("uname -m is amd64 on freebsd")
-    expect(['amd64', 'x86_64', 'arm64', 'aarch64', 'armv7l', 'armhf', 'armv7'].map(normalizeArch)).toEqual(['x86_64', 'x86_64', 'aarch64', 'aarch64', 'armv7l', 'armv7l', 'armv7l']);
+    expect(['amd64', 'x86_64', 'arm64', 'aarch64', 'armv7l', 'armhf', 'armv7'].map(normalizeArch)).toEqual([
+      'x86_64',
+      'x86_64',
+      'aarch64',
+      'aarch64',
+      'armv7l',
+      'armv7l',
+      'armv7l',
+    ]);
     expect(normalizeArch('arm')).toBeUndefined();
     const lab = parseLab(labWith({ os: 'freebsd', expect: { arch: 'amd64' }, suites: { hostFacts: { domcapsArch: 'arm64' } } }));
     expect(lab.hosts[0]!.expect.arch).toBe('x86_64');
     expect(lab.hosts[0]!.suites.hostFacts?.domcapsArch).toBe('aarch64');
     expect(lab.hosts[0]!.os).toBe('freebsd');
-    const facts = parseFacts(['@@os', 'FreeBSD', '@@arch', 'amd64', '@@bootId', recordedOutput('freebsd/sysctl-kern-boottime.txt')].join('\n'));
-    expect({ os: facts.os, arch: facts.arch, bootId: facts.bootId }).toEqual({ os: 'freebsd', arch: lab.hosts[0]!.expect.arch, bootId: 'kern.boottime=1634047554.237429' });
+    const facts = parseFacts(
+      ['@@os', 'FreeBSD', '@@arch', 'amd64', '@@bootId', recordedOutput('freebsd/sysctl-kern-boottime.txt')].join('\n'),
+    );
+    expect({ os: facts.os, arch: facts.arch, bootId: facts.bootId }).toEqual({
+      os: 'freebsd',
+      arch: lab.hosts[0]!.expect.arch,
+      bootId: 'kern.boottime=1634047554.237429',
+    });
   });
 
   test('an unknown OS or architecture is one config line naming the field', () => {
-    expect(configError(labWith({ os: 'solaris' }))).toMatch(/^ {2}hosts\[0\]\.os: an OS family: linux or freebsd \(uname -s: Linux or FreeBSD\), not "solaris"$/m);
-    expect(configError(labWith({ expect: { arch: 'sparc64' } }))).toMatch(/^ {2}hosts\[0\]\.expect\.arch: an architecture: x86_64 \(amd64\), aarch64 \(arm64\) or armv7l \(armhf\), not "sparc64"$/m);
+    expect(configError(labWith({ os: 'solaris' }))).toMatch(
+      /^ {2}hosts\[0\]\.os: an OS family: linux or freebsd \(uname -s: Linux or FreeBSD\), not "solaris"$/m,
+    );
+    expect(configError(labWith({ expect: { arch: 'sparc64' } }))).toMatch(
+      /^ {2}hosts\[0\]\.expect\.arch: an architecture: x86_64 \(amd64\), aarch64 \(arm64\) or armv7l \(armhf\), not "sparc64"$/m,
+    );
     expect(configError(labWith({ expect: {} }))).toMatch(/hosts\[0\]\.expect\.arch: required: an architecture/);
     expect(osFamilyOf('FreeBSD\n')).toBe('freebsd');
     expect(osFamilyOf('Linux')).toBe('linux');
@@ -73,7 +100,7 @@ test.describe('boot identity without /proc', () => {
     expect(reading(boottime, 42)).toEqual({ id: 'kern.boottime=1634047554.237429', uptimeS: 42 });
     // sysctl -n prints the value without its name
     expect(reading(boottime.replace(/^kern\.boottime: /, ''), 42)?.id).toBe('kern.boottime=1634047554.237429');
-    expect(parseBootIdentity('freebsd', 'sysctl: unknown oid \'kern.boottime\'\n')).toBeUndefined();
+    expect(parseBootIdentity('freebsd', "sysctl: unknown oid 'kern.boottime'\n")).toBeUndefined();
     expect(parseBootIdentity('linux', 'e4676a29-5b9b-4cac-8244-22777d054212\n')).toEqual({ id: 'e4676a29-5b9b-4cac-8244-22777d054212' });
     expect(parseBootIdentity('linux', 'cat: /proc/sys/kernel/random/boot_id: No such file or directory')).toBeUndefined();
   });
@@ -99,7 +126,10 @@ test.describe("FreeBSD's death strings", () => {
   for (const name of cases)
     test(`a recorded FreeBSD panic ends the wait at once: ${name}`, async () => {
       const stream = new PassThrough();
-      const console = Console.fromStreams(stream, undefined, { name: 'fbsd', logPath: join(tmpdir(), `labrig-other-os-${process.pid}-${name.replace(/\W/g, '_')}.log`) });
+      const console = Console.fromStreams(stream, undefined, {
+        name: 'fbsd',
+        logPath: join(tmpdir(), `labrig-other-os-${process.pid}-${name.replace(/\W/g, '_')}.log`),
+      });
       const waiting = console.expect(/login: $/, { timeoutMs: 10_000, what: 'the login prompt' });
       stream.write(recordedOutput(name).replace(/\n/g, '\r\n'));
       await expect(waiting).rejects.toThrow(/\[product:panic\] .*(Fatal trap \d+|panic: )/);
@@ -127,7 +157,13 @@ test.describe('kexec: kernel naming beyond Debian', () => {
       'initramfs-0-rescue-67db13ba8cdb420794ef3ee0a8313205.img',
     ]);
     const kernels = installedKernels(files.join('\n'));
-    expect(kernels).toEqual([{ version: '4.18.0-372.9.1.el8.x86_64', image: '/boot/vmlinuz-4.18.0-372.9.1.el8.x86_64', initrd: '/boot/initramfs-4.18.0-372.9.1.el8.x86_64.img' }]);
+    expect(kernels).toEqual([
+      {
+        version: '4.18.0-372.9.1.el8.x86_64',
+        image: '/boot/vmlinuz-4.18.0-372.9.1.el8.x86_64',
+        initrd: '/boot/initramfs-4.18.0-372.9.1.el8.x86_64.img',
+      },
+    ]);
     expect(() => chooseKexecTarget(kernels, '4.18.0-372.9.1.el8.x86_64')).toThrow(/no installed kernel other than the running/);
   });
 

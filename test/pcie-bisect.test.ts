@@ -31,19 +31,31 @@ test('every ceiling from 1 to 28 is found, always within 7 boots', async () => {
 });
 
 test('when even the upper bound boots, there is no ceiling below it', async () => {
-  const r = await bisectCeiling(1, 28, oracle(() => true));
+  const r = await bisectCeiling(
+    1,
+    28,
+    oracle(() => true),
+  );
   expect(ceilingFinding(r.verdict)).toBe('none-below-28');
 });
 
 test('when not even the lower bound boots, it says so', async () => {
-  const r = await bisectCeiling(1, 28, oracle(() => false));
+  const r = await bisectCeiling(
+    1,
+    28,
+    oracle(() => false),
+  );
   expect(r.verdict).toEqual({ kind: 'nothing-boots', lower: 1 });
   expect(ceilingFinding(r.verdict)).toBe('none-boots-at-1');
 });
 
 test('a flaky boundary (the repeat changes its answer) is reported as non-monotonic', async () => {
   let seen16 = 0;
-  const r = await bisectCeiling(1, 28, oracle((n) => n <= 15 || (n === 16 && seen16++ === 1)));
+  const r = await bisectCeiling(
+    1,
+    28,
+    oracle((n) => n <= 15 || (n === 16 && seen16++ === 1)),
+  );
   expect(r.verdict.kind).toBe('non-monotonic');
   expect(r.verdict.kind === 'non-monotonic' && r.verdict.contradictions.join('\n')).toMatch(/N=16 gave device-missing then booted/);
 });
@@ -57,13 +69,27 @@ test('a non-monotonic oracle: the search alone finds a boundary; a spot check in
   expect(alone.verdict).toEqual({ kind: 'ceiling', ceiling: 14 });
   const checked = await bisectCeiling(1, 28, oracle(quirky), { spotChecks: [12] });
   expect(checked.verdict.kind).toBe('non-monotonic');
-  expect(checked.verdict.kind === 'non-monotonic' && checked.verdict.contradictions).toContain('N=14 booted but N=12 did not (device-missing: )');
+  expect(checked.verdict.kind === 'non-monotonic' && checked.verdict.contradictions).toContain(
+    'N=14 booted but N=12 did not (device-missing: )',
+  );
   expect(ceilingFinding(checked.verdict)).toBe('non-monotonic-near-14');
 });
 
 test('bounds are checked', async () => {
-  await expect(bisectCeiling(0, 28, oracle(() => true))).rejects.toThrow('bad bounds');
-  await expect(bisectCeiling(5, 4, oracle(() => true))).rejects.toThrow('bad bounds');
+  await expect(
+    bisectCeiling(
+      0,
+      28,
+      oracle(() => true),
+    ),
+  ).rejects.toThrow('bad bounds');
+  await expect(
+    bisectCeiling(
+      5,
+      4,
+      oracle(() => true),
+    ),
+  ).rejects.toThrow('bad bounds');
 });
 
 /** A probe on a slow lab: N times out on its first `timeouts[N]` tries, then answers as `boots` says. */
@@ -93,17 +119,32 @@ test('a probe that timed out is re-probed: two timeouts at the boundary do not l
 test('a probe still unknown after 2 re-probes: the ceiling is not determined there, never lower', async () => {
   const p = slowLab((n) => n <= 15, { 15: 3 });
   const r = await bisectCeiling(1, 28, p);
-  expect(r.verdict).toEqual({ kind: 'undetermined', at: 15, tries: 3, atLeast: 14, reason: 'timeout: kernel started but gave no verdict within 1000 ms' });
+  expect(r.verdict).toEqual({
+    kind: 'undetermined',
+    at: 15,
+    tries: 3,
+    atLeast: 14,
+    reason: 'timeout: kernel started but gave no verdict within 1000 ms',
+  });
   expect(p.calls.slice(-3)).toEqual([15, 15, 15]);
   expect(ceilingFinding(r.verdict)).toBe('undetermined-at-15');
 });
 
 test('timeouts alone are never a contradiction, and the re-probe count is a setting', async () => {
   // The search probes 14 (boots), then 21: one timeout there, and no re-probe allowed.
-  const none = await bisectCeiling(1, 28, slowLab((n) => n <= 15, { 21: 1 }), { reprobes: 0 });
+  const none = await bisectCeiling(
+    1,
+    28,
+    slowLab((n) => n <= 15, { 21: 1 }),
+    { reprobes: 0 },
+  );
   expect(none.verdict).toMatchObject({ kind: 'undetermined', at: 21, tries: 1, atLeast: 14 });
   // The very first probe stays unknown: nothing is known, and nothing is claimed.
-  const first = await bisectCeiling(1, 28, slowLab(() => true, { 14: 5 }));
+  const first = await bisectCeiling(
+    1,
+    28,
+    slowLab(() => true, { 14: 5 }),
+  );
   expect(first.verdict).toMatchObject({ kind: 'undetermined', at: 14, tries: 3, atLeast: null });
   expect(first.probes.every((x) => x.unknown)).toBe(true);
 });

@@ -3,15 +3,16 @@
  * a file; the QMP kind drives a real QEMU (quit, start again, reset). ipmitool and Redfish
  * are checked only as far as the argv and the HTTP request they build: there is no BMC here.
  */
-import { takeQemuSlot } from './helpers/qemu-slot.js';
-import { test, expect } from '@playwright/test';
+
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { createPower, ipmiArgv, parseIpmiStatus, redfishRequest } from '../drivers/power.js';
+import { isOurProcess, stopProcess } from '../drivers/proc.js';
 import { Qmp } from '../drivers/qmp.js';
 import { powerSchema } from '../targets/schema.js';
-import { isOurProcess, stopProcess } from '../drivers/proc.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 
 let dir: string;
 test.beforeEach(async () => {
@@ -88,7 +89,23 @@ test('ipmitool argv (no BMC here): the password goes by IPMI_PASSWORD and -E, ne
   expect(ipmiArgv(c, 'on').join(' ')).not.toMatch(/-P|KUNPENG/);
   const sim = powerSchema.parse({ kind: 'ipmi', address: '127.0.0.2', port: 2323, cipherSuite: 3, user: 'labrig', passwordEnv: 'BMC_PW' });
   if (sim.kind !== 'ipmi') throw new Error('schema');
-  expect(ipmiArgv(sim, 'cycle')).toEqual(['ipmitool', '-I', 'lanplus', '-H', '127.0.0.2', '-p', '2323', '-C', '3', '-U', 'labrig', '-E', 'chassis', 'power', 'cycle']);
+  expect(ipmiArgv(sim, 'cycle')).toEqual([
+    'ipmitool',
+    '-I',
+    'lanplus',
+    '-H',
+    '127.0.0.2',
+    '-p',
+    '2323',
+    '-C',
+    '3',
+    '-U',
+    'labrig',
+    '-E',
+    'chassis',
+    'power',
+    'cycle',
+  ]);
   expect(parseIpmiStatus('Chassis Power is on\n')).toBe('on');
   expect(parseIpmiStatus('Chassis Power is off\n')).toBe('off');
   expect(parseIpmiStatus('Error: Unable to establish IPMI v2 / RMCP+ session\n')).toBe('unknown');
@@ -100,14 +117,23 @@ test('ipmitool: a missing password variable is a config error before anything ru
 });
 
 test('Redfish requests (no BMC here): Reset actions, PowerState, basic auth from the env var', () => {
-  const c = powerSchema.parse({ kind: 'redfish', url: 'https://bmc.lab:8443/', user: 'root', passwordEnv: 'PMEM_BMC_PASSWORD', systemId: 'System.Embedded.1' });
+  const c = powerSchema.parse({
+    kind: 'redfish',
+    url: 'https://bmc.lab:8443/',
+    user: 'root',
+    passwordEnv: 'PMEM_BMC_PASSWORD',
+    systemId: 'System.Embedded.1',
+  });
   if (c.kind !== 'redfish') throw new Error('schema');
   const status = redfishRequest(c, 'status', 's3cret');
   expect(status).toMatchObject({ method: 'GET', url: 'https://bmc.lab:8443/redfish/v1/Systems/System.Embedded.1' });
   expect(Buffer.from(status.headers.authorization!.replace('Basic ', ''), 'base64').toString()).toBe('root:s3cret');
   for (const type of ['On', 'ForceOff', 'ForceRestart'] as const) {
     const r = redfishRequest(c, type, 's3cret');
-    expect(r).toMatchObject({ method: 'POST', url: 'https://bmc.lab:8443/redfish/v1/Systems/System.Embedded.1/Actions/ComputerSystem.Reset' });
+    expect(r).toMatchObject({
+      method: 'POST',
+      url: 'https://bmc.lab:8443/redfish/v1/Systems/System.Embedded.1/Actions/ComputerSystem.Reset',
+    });
     expect(JSON.parse(r.body!)).toEqual({ ResetType: type });
   }
   const withPath = powerSchema.parse({ ...c, url: 'https://bmc.lab/redfish/v1' });
@@ -121,7 +147,20 @@ test('QMP: status, reset, quit, start again through the configured command', asy
   const socket = join(dir, 'qmp.sock');
   const pidFile = join(dir, 'qemu.pid');
   // -daemonize: the start command returns once QEMU is up, as power.start must.
-  const start = ['qemu-system-x86_64', '-S', '-display', 'none', '-nodefaults', '-accel', 'tcg', '-daemonize', '-pidfile', pidFile, '-qmp', `unix:${socket},server=on,wait=off`];
+  const start = [
+    'qemu-system-x86_64',
+    '-S',
+    '-display',
+    'none',
+    '-nodefaults',
+    '-accel',
+    'tcg',
+    '-daemonize',
+    '-pidfile',
+    pidFile,
+    '-qmp',
+    `unix:${socket},server=on,wait=off`,
+  ];
   const pid = async () => Number((await readFile(pidFile, 'utf8')).trim());
   try {
     const withoutStart = createPower(powerSchema.parse({ kind: 'qmp', socket }));

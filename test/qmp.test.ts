@@ -2,19 +2,21 @@
  * The QMP client against a real QEMU 7.2 (`-S`, no guest: it sits paused in prelaunch),
  * plus the framing on its own in 1-byte chunks.
  */
-import { takeQemuSlot } from './helpers/qemu-slot.js';
-import { test, expect } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
+
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { Qmp, QmpError, QmpFramer } from '../drivers/qmp.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 
 test.describe.configure({ mode: 'serial' });
 
 test('framing: messages split anywhere, CRLF or LF, several per chunk', () => {
-  const wire = '{"QMP": {"version": {}, "capabilities": []}}\r\n{"return": {}, "id": "a"}\r\n{"event": "RESET", "data": {"guest": false}}\n';
+  const wire =
+    '{"QMP": {"version": {}, "capabilities": []}}\r\n{"return": {}, "id": "a"}\r\n{"event": "RESET", "data": {"guest": false}}\n';
   const framer = new QmpFramer();
   const got = [...wire].flatMap((ch) => framer.push(ch));
   expect(got.map((m) => Object.keys(m)[0])).toEqual(['QMP', 'return', 'event']);
@@ -30,7 +32,11 @@ test.beforeAll(async () => {
   // Our QEMU tests share a 2-core machine: one QEMU at a time, across test files.
   releaseSlot = await takeQemuSlot('qmp.test');
   dir = await mkdtemp(join(tmpdir(), 'labrig-qmp-'));
-  qemu = spawn('qemu-system-x86_64', ['-S', '-display', 'none', '-nodefaults', '-accel', 'tcg', '-qmp', `unix:${socket()},server=on,wait=off`], { stdio: 'ignore' });
+  qemu = spawn(
+    'qemu-system-x86_64',
+    ['-S', '-display', 'none', '-nodefaults', '-accel', 'tcg', '-qmp', `unix:${socket()},server=on,wait=off`],
+    { stdio: 'ignore' },
+  );
   const deadline = Date.now() + 15_000;
   for (;;) {
     const q = await Qmp.connect(socket(), { timeoutMs: 2000 }).catch(() => undefined);
@@ -68,7 +74,9 @@ test('answers are matched by id when many commands are in flight', async () => {
   const qmp = await Qmp.connect(socket());
   try {
     const calls = Array.from({ length: 30 }, (_, i) =>
-      i % 2 ? qmp.execute<{ status: string }>('query-status').then((r) => r.status) : qmp.execute<{ qemu: { major: number } }>('query-version').then((r) => `v${r.qemu.major}`),
+      i % 2
+        ? qmp.execute<{ status: string }>('query-status').then((r) => r.status)
+        : qmp.execute<{ qemu: { major: number } }>('query-version').then((r) => `v${r.qemu.major}`),
     );
     const results = await Promise.all(calls);
     results.forEach((r, i) => expect(r).toBe(i % 2 ? 'prelaunch' : `v${qmp.greeting.version.qemu.major}`));
@@ -117,7 +125,9 @@ test('events: kept in order, awaitable even when they arrive before the wait', a
     const reset = await qmp.waitEvent('RESET', { timeoutMs: 5000 });
     expect(reset.data).toMatchObject({ guest: false, reason: 'host-qmp-system-reset' });
     expect(reset.timestamp.seconds).toBeGreaterThan(0);
-    await expect(qmp.waitEvent('RESET', { timeoutMs: 300 })).rejects.toThrow(/\[lab:lab-timeout\].*no RESET event within 300 ms.*events seen: RESUME, STOP, RESET/s);
+    await expect(qmp.waitEvent('RESET', { timeoutMs: 300 })).rejects.toThrow(
+      /\[lab:lab-timeout\].*no RESET event within 300 ms.*events seen: RESUME, STOP, RESET/s,
+    );
   } finally {
     await qmp.close();
   }

@@ -4,16 +4,17 @@
  * facts, one [lab:unreachable] failure, one [product:panic] failure — and the report, findings
  * and manifest made from it are read back.
  */
-import { test, expect } from '@playwright/test';
+
 import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
-import { allureConfigPath, finalizeReport } from '../reports/finalize.js';
-import { findExternalLoadsInHtml, makeReportSelfContained, stripExternalLoads } from '../reports/external.js';
 import { reportCommand } from '../reports/cli.js';
+import { findExternalLoadsInHtml, makeReportSelfContained, stripExternalLoads } from '../reports/external.js';
+import { allureConfigPath, finalizeReport } from '../reports/finalize.js';
 import { RUNNER_TIMEOUT } from '../targets/retry-policy.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -57,7 +58,9 @@ interface ReportTestResult {
 
 /** The report's global attachments (widgets/globals.json) by name, with their files in the report. */
 async function globalAttachments(reportDir: string): Promise<Map<string, string>> {
-  const globals = JSON.parse(await readFile(join(reportDir, 'widgets', 'globals.json'), 'utf8')) as { attachments: { id: string; name: string; ext: string }[] };
+  const globals = JSON.parse(await readFile(join(reportDir, 'widgets', 'globals.json'), 'utf8')) as {
+    attachments: { id: string; name: string; ext: string }[];
+  };
   return new Map(globals.attachments.map((a) => [a.name, join(reportDir, 'data', 'attachments', `${a.id}${a.ext}`)]));
 }
 
@@ -90,7 +93,14 @@ test('one run: self-contained report, findings, manifest, lab and product catego
   await runFixture(results, [], join(outDir, 'junit.xml'));
 
   const history = join(work, 'history', 'history.jsonl');
-  const out = await finalizeReport({ resultsDirs: [results], outDir, runId: 'nightly-42', gitRevision: 'abc123', historyPath: history, runsDir: join(work, 'runs') });
+  const out = await finalizeReport({
+    resultsDirs: [results],
+    outDir,
+    runId: 'nightly-42',
+    gitRevision: 'abc123',
+    historyPath: history,
+    runsDir: join(work, 'runs'),
+  });
 
   await test.step('the report exists and loads nothing from outside', async () => {
     const index = await readFile(join(out.reportDir, 'index.html'), 'utf8');
@@ -121,9 +131,13 @@ test('one run: self-contained report, findings, manifest, lab and product catego
 
   await test.step('the manifest names the run, the host facts, and hashes every attachment', async () => {
     const manifest = JSON.parse(await readFile(out.manifestPath, 'utf8')) as {
-      runId: string; gitRevision: string; countsByStatus: Record<string, number>; tests: number;
+      runId: string;
+      gitRevision: string;
+      countsByStatus: Record<string, number>;
+      tests: number;
       hosts: Record<string, { facts: Record<string, unknown> }>;
-      attachments: Record<string, string>; junit: { path: string; sha256: string } | null;
+      attachments: Record<string, string>;
+      junit: { path: string; sha256: string } | null;
     };
     expect(manifest).toMatchObject({ runId: 'nightly-42', gitRevision: 'abc123', tests: 3 });
     expect(manifest.countsByStatus).toEqual({ passed: 1, failed: 2 });
@@ -147,7 +161,8 @@ test('one run: self-contained report, findings, manifest, lab and product catego
     expect(categoryOf('root port ceiling is recorded')).toEqual([]);
     // The categories tree the UI shows: each failure under its own root.
     const tree = JSON.parse(await readFile(join(out.reportDir, 'widgets', 'categories.json'), 'utf8')) as {
-      roots: string[]; nodes: Record<string, { name: string; childrenIds?: string[] }>;
+      roots: string[];
+      nodes: Record<string, { name: string; childrenIds?: string[] }>;
     };
     const under = (rootName: string): string[] => {
       const root = tree.roots.map((id) => tree.nodes[id]!).find((n) => n.name === rootName);
@@ -161,13 +176,17 @@ test('one run: self-contained report, findings, manifest, lab and product catego
     expect(under('Product: kernel panic')).toContain('guest boots to init');
   });
 
-  await test.step('the report carries the trend charts of the findings, and Allure\'s own trend charts', async () => {
+  await test.step("the report carries the trend charts of the findings, and Allure's own trend charts", async () => {
     const page = await readFile((await globalAttachments(out.reportDir)).get('trends.html')!, 'utf8');
     expect(chartPoints(page, 'pcie-root-port-ceiling/emu-mini/ceiling')).toEqual([{ run: 'nightly-42', value: 15 }]);
     expect(chartPoints(page, 'pcie-root-port-ceiling/emu-mini/boot_ms')).toEqual([{ run: 'nightly-42', value: 5120 }]);
     expect(findExternalLoadsInHtml(page, 'trends.html')).toEqual([]);
-    const charts = JSON.parse(await readFile(join(out.reportDir, 'widgets', 'charts.json'), 'utf8')) as { general: Record<string, { type: string }> };
-    expect(Object.values(charts.general).map((c) => c.type)).toEqual(expect.arrayContaining(['statusDynamics', 'durationDynamics', 'statusTransitions']));
+    const charts = JSON.parse(await readFile(join(out.reportDir, 'widgets', 'charts.json'), 'utf8')) as {
+      general: Record<string, { type: string }>;
+    };
+    expect(Object.values(charts.general).map((c) => c.type)).toEqual(
+      expect.arrayContaining(['statusDynamics', 'durationDynamics', 'statusTransitions']),
+    );
   });
 
   await test.step('a second report over the same history and the kept first run shows both', async () => {
@@ -180,8 +199,13 @@ test('one run: self-contained report, findings, manifest, lab and product catego
     const tests = (await reportTests(out.reportDir)) as (ReportTestResult & { history?: unknown[] })[];
     for (const t of tests) expect(t.history?.length, t.name).toBe(1);
     const page = await readFile((await globalAttachments(out.reportDir)).get('trends.html')!, 'utf8');
-    expect(chartPoints(page, 'pcie-root-port-ceiling/emu-mini/ceiling')).toEqual([{ run: 'nightly-42', value: 15 }, { run: 'nightly-43', value: 15 }]);
-    const charts = JSON.parse(await readFile(join(out.reportDir, 'widgets', 'charts.json'), 'utf8')) as { general: Record<string, { type: string; data: unknown[] }> };
+    expect(chartPoints(page, 'pcie-root-port-ceiling/emu-mini/ceiling')).toEqual([
+      { run: 'nightly-42', value: 15 },
+      { run: 'nightly-43', value: 15 },
+    ]);
+    const charts = JSON.parse(await readFile(join(out.reportDir, 'widgets', 'charts.json'), 'utf8')) as {
+      general: Record<string, { type: string; data: unknown[] }>;
+    };
     expect(Object.values(charts.general).find((c) => c.type === 'statusDynamics')?.data).toHaveLength(2);
   });
 
@@ -191,9 +215,15 @@ test('one run: self-contained report, findings, manifest, lab and product catego
     const page = join(copy, 'index.html');
     await writeFile(page, (await readFile(page, 'utf8')).replace('</body>', '<img src="https://example.org/p.png"></body>'));
     // A chart is markup too: an SVG that pulls an image or a symbol from elsewhere is caught.
-    await writeFile(join(copy, 'data', 'attachments', 'chart.svg'), '<svg xmlns="http://www.w3.org/2000/svg"><use href="https://example.org/s.svg#a"/><use href="#local"/></svg>');
+    await writeFile(
+      join(copy, 'data', 'attachments', 'chart.svg'),
+      '<svg xmlns="http://www.w3.org/2000/svg"><use href="https://example.org/s.svg#a"/><use href="#local"/></svg>',
+    );
     const { remaining } = await makeReportSelfContained(copy);
-    expect(remaining.map((r) => r.what).sort()).toEqual(['<img src="https://example.org/p.png">', '<use href="https://example.org/s.svg#a">']);
+    expect(remaining.map((r) => r.what).sort()).toEqual([
+      '<img src="https://example.org/p.png">',
+      '<use href="https://example.org/s.svg#a">',
+    ]);
   });
 });
 

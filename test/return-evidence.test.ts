@@ -13,7 +13,9 @@ const newKernelBanner =
 test('the new kernel printed its banner, then nothing: did-not-boot, the banner and the silence named', () => {
   const v = judgeNoReturn(oldKernelGoing + newKernelBanner, 26_400);
   expect(v.kind).toBe('did-not-boot');
-  expect(v.evidence).toBe("console shows 'Linux version 6.1.0-56-amd64 …', the last line '[', then nothing for 26 s: the kernel started booting and never answered SSH");
+  expect(v.evidence).toBe(
+    "console shows 'Linux version 6.1.0-56-amd64 …', the last line '[', then nothing for 26 s: the kernel started booting and never answered SSH",
+  );
   expect(v.tail).toContain('[    0.000000] ACPI: PM-Timer IO Port: 0x608');
   expect(v.tail).not.toContain('\r');
 });
@@ -21,18 +23,31 @@ test('the new kernel printed its banner, then nothing: did-not-boot, the banner 
 test('no banner but later boot output (a console opened late, or a low loglevel): did-not-boot', () => {
   const v = judgeNoReturn('[    1.912311] Run /init as init process\r\nLoading, please wait...\r\n', 60_000);
   expect(v).toMatchObject({ kind: 'did-not-boot' });
-  expect(v.evidence).toMatch(/^console shows 'Run \/init as init process …', the last line 'Loading, please wait\.\.\.', then nothing for 60 s/);
-  expect(judgeNoReturn('[    1.912311] Run /init as init process\r\n(initramfs) ', 200).evidence).toMatch(/'\(initramfs\)', still printing at the deadline: /);
+  expect(v.evidence).toMatch(
+    /^console shows 'Run \/init as init process …', the last line 'Loading, please wait\.\.\.', then nothing for 60 s/,
+  );
+  expect(judgeNoReturn('[    1.912311] Run /init as init process\r\n(initramfs) ', 200).evidence).toMatch(
+    /'\(initramfs\)', still printing at the deadline: /,
+  );
 });
 
 test('only the old kernel going down, no new kernel: did-not-return, with what the console did show', () => {
   const v = judgeNoReturn(oldKernelGoing, 300_000);
   expect(v.kind).toBe('did-not-return');
-  expect(v.evidence).toBe("console printed 50 characters since the transition but no kernel banner (last line '[  812.441201] reboot: Restarting system'), then nothing for 300 s");
+  expect(v.evidence).toBe(
+    "console printed 50 characters since the transition but no kernel banner (last line '[  812.441201] reboot: Restarting system'), then nothing for 300 s",
+  );
 });
 
 test('nothing at all since the transition: did-not-return, silence named; no console: said so', () => {
-  expect(judgeNoReturn('', 31_000)).toEqual({ kind: 'did-not-return', evidence: 'console silent since the transition (nothing for 31 s)', tail: '' });
+  expect(judgeNoReturn('', 31_000)).toEqual({
+    kind: 'did-not-return',
+    evidence: 'console silent since the transition (nothing for 31 s)',
+    tail: '',
+  });
   expect(judgeNoReturn('\x1b[0m\r\n', 31_000).kind).toBe('did-not-return');
-  expect(judgeNoReturn(undefined, 31_000)).toMatchObject({ kind: 'did-not-return', evidence: expect.stringMatching(/^no console was open/) });
+  expect(judgeNoReturn(undefined, 31_000)).toMatchObject({
+    kind: 'did-not-return',
+    evidence: expect.stringMatching(/^no console was open/),
+  });
 });

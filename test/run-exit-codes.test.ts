@@ -5,13 +5,14 @@
  * every host quarantined, so nothing was tested). The host is a real local sshd; the suite is
  * host-facts (role `local`).
  */
-import { expect, test } from '@playwright/test';
-import { execa } from 'execa';
+
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect, test } from '@playwright/test';
+import { execa } from 'execa';
 import type { SshConfig } from '../targets/schema.js';
 import { freePort } from './helpers/free-port.js';
 import { testSshd } from './helpers/sshd.js';
@@ -59,7 +60,12 @@ async function run(config: string, name: string, args: string[] = []) {
     reject: false,
     all: true,
     timeout: 5 * 60_000,
-    env: { LABRIG_CONFIG: config, LABRIG_OUT_DIR: out, LABRIG_RUNS_DIR: join(work, name, 'runs'), LABRIG_HISTORY: join(work, name, 'history.jsonl') },
+    env: {
+      LABRIG_CONFIG: config,
+      LABRIG_OUT_DIR: out,
+      LABRIG_RUNS_DIR: join(work, name, 'runs'),
+      LABRIG_HISTORY: join(work, name, 'history.jsonl'),
+    },
   });
   return { ...r, out };
 }
@@ -69,7 +75,8 @@ test('a healthy host that passes: exit 0, output in the folder named, run archiv
   const r = await run(await labConfig('pass', localHost()), 'pass');
   expect(r.exitCode, r.all).toBe(0);
   expect(r.all).toMatch(/verdict: {2}exit 0/);
-  for (const f of ['lab.json', 'junit.xml', 'findings.json', 'manifest.json', 'allure-report/index.html']) expect(existsSync(join(r.out, f)), f).toBe(true);
+  for (const f of ['lab.json', 'junit.xml', 'findings.json', 'manifest.json', 'allure-report/index.html'])
+    expect(existsSync(join(r.out, f)), f).toBe(true);
   const runs = await readdir(join(work, 'pass', 'runs'));
   expect(runs).toHaveLength(1);
   const manifest = JSON.parse(await readFile(join(r.out, 'manifest.json'), 'utf8')) as { runId: string };
@@ -79,7 +86,10 @@ test('a healthy host that passes: exit 0, output in the folder named, run archiv
 test('a product failure: exit 1', async () => {
   test.setTimeout(5 * 60_000);
   // Declared a CPU frequency this host's dmidecode cannot confirm: the facts test fails on the product.
-  const r = await run(await labConfig('product', localHost({ expect: { arch: process.arch === 'arm64' ? 'aarch64' : 'x86_64', cpuMhz: 1 } })), 'product');
+  const r = await run(
+    await labConfig('product', localHost({ expect: { arch: process.arch === 'arm64' ? 'aarch64' : 'x86_64', cpuMhz: 1 } })),
+    'product',
+  );
   expect(r.exitCode, r.all).toBe(1);
   expect(r.all).toMatch(/verdict: {2}exit 1: 1 product failure/);
   const junit = await readFile(join(r.out, 'junit.xml'), 'utf8');
@@ -90,7 +100,13 @@ test('a product failure: exit 1', async () => {
 test('every host quarantined (unreachable): exit 3, nothing tested', async () => {
   test.setTimeout(5 * 60_000);
   const port = await freePort();
-  const r = await run(await labConfig('quarantined', localHost({ ssh: { address: '127.0.0.1', port, hostKey: ssh.hostKey, identityFile: ssh.identityFile, connectTimeoutMs: 2000 } })), 'quarantined');
+  const r = await run(
+    await labConfig(
+      'quarantined',
+      localHost({ ssh: { address: '127.0.0.1', port, hostKey: ssh.hostKey, identityFile: ssh.identityFile, connectTimeoutMs: 2000 } }),
+    ),
+    'quarantined',
+  );
   expect(r.exitCode, r.all).toBe(3);
   expect(r.all).toMatch(/quarantined local-sshd/);
   expect(r.all).toMatch(/verdict: {2}exit 3: quarantined: local-sshd/);

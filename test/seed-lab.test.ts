@@ -4,13 +4,14 @@
  * every address to 127.0.0.x first, and doctor runs in a network namespace of its own with no
  * route anywhere (`unshare -n`), so nothing can connect outside this machine.
  */
-import { expect, test } from '@playwright/test';
-import { execa } from 'execa';
+
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateKeyPairSync } from 'node:crypto';
+import { expect, test } from '@playwright/test';
+import { execa } from 'execa';
 import { parseLab } from '../targets/config.js';
 import { assertLoopbackOnly } from '../targets/localize.js';
 
@@ -26,7 +27,10 @@ test.afterAll(async () => {
 
 async function localized(): Promise<string> {
   const out = join(work, 'seed-local.json');
-  const r = await execa(process.execPath, [labrig, 'localize', join(repoRoot, 'labs/seed-lab.config.ts'), '--out', out], { reject: false, all: true });
+  const r = await execa(process.execPath, [labrig, 'localize', join(repoRoot, 'labs/seed-lab.config.ts'), '--out', out], {
+    reject: false,
+    all: true,
+  });
   expect(r.exitCode, r.all).toBe(0);
   return out;
 }
@@ -63,19 +67,25 @@ test('doctor on a runner without the lab: each missing file, tool, env var or ke
   const pkcs8 = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const { code, lines } = await doctor({ LAB_SSH_KEY: pkcs8 });
   expect(code, lines.join('\n')).toBe(3);
-  expect(lines.every((l) => l.startsWith('FAIL ')), lines.join('\n')).toBe(true);
+  expect(
+    lines.every((l) => l.startsWith('FAIL ')),
+    lines.join('\n'),
+  ).toBe(true);
   const text = lines.join('\n');
   expect(text).toContain('hosts[0].ssh.identityEnv (LAB_SSH_KEY): a PKCS#8 private key');
   expect(text).toContain('ssh-keygen -p');
   expect(text).toContain('hosts[0].console.path: /dev/serial/by-id/');
   expect(text).toContain('hosts[0].console.login.passwordEnv: env var LAB_CONSOLE_PASSWORD is not set');
-  expect(text).toMatch(/hosts\[0\]\.power\.on\[0\], hosts\[0\]\.power\.off\[0\], hosts\[0\]\.power\.status\[0\]: \/usr\/local\/bin\/pdu is not an executable/);
+  expect(text).toMatch(
+    /hosts\[0\]\.power\.on\[0\], hosts\[0\]\.power\.off\[0\], hosts\[0\]\.power\.status\[0\]: \/usr\/local\/bin\/pdu is not an executable/,
+  );
   expect(text).toContain('hosts[1].power.passwordEnv: env var IPMI_PASSWORD is not set');
   expect(text).toContain('hosts[2].power.caFile: /etc/labrig/bmc-ca.pem does not exist');
   expect(text).toContain('hosts[2].power.passwordEnv: env var REDFISH_PASSWORD is not set');
   expect(text).not.toMatch(/ENOENT/);
   // Every host is named, each with its ssh line.
-  for (const host of ['mp30-ar1', 'kunpeng920', 'x86-pmem', 'xen-freebsd', 'xen-arch']) expect(text).toMatch(new RegExp(`FAIL ${host}\\s+ssh `));
+  for (const host of ['mp30-ar1', 'kunpeng920', 'x86-pmem', 'xen-freebsd', 'xen-arch'])
+    expect(text).toMatch(new RegExp(`FAIL ${host}\\s+ssh `));
 });
 
 test('doctor with a usable key and the secrets set: every host is unreachable, a lab failure naming the 127.0.0.x address', async () => {
@@ -83,7 +93,12 @@ test('doctor with a usable key and the secrets set: every host is unreachable, a
   // ssh2 cannot read PKCS#8: convert a copy as the doctor line says.
   const keyFile = join(work, 'id');
   await execa('sh', ['-c', 'umask 077; cat > "$1" && ssh-keygen -q -p -N "" -f "$1" >/dev/null', 'sh', keyFile], { input: key });
-  const { code, lines } = await doctor({ LAB_SSH_KEY: await readFile(keyFile, 'utf8'), IPMI_PASSWORD: 'x', REDFISH_PASSWORD: 'x', LAB_CONSOLE_PASSWORD: 'x' });
+  const { code, lines } = await doctor({
+    LAB_SSH_KEY: await readFile(keyFile, 'utf8'),
+    IPMI_PASSWORD: 'x',
+    REDFISH_PASSWORD: 'x',
+    LAB_CONSOLE_PASSWORD: 'x',
+  });
   expect(code, lines.join('\n')).toBe(3);
   const text = lines.join('\n');
   expect(text).toMatch(/FAIL kunpeng920\s+ssh\s+\[lab:unreachable\] host kunpeng920: cannot connect to 127\.0\.0\.\d+:22/);

@@ -1,13 +1,13 @@
-import { expect, test } from '@playwright/test';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { Console } from '../drivers/console.js';
 import { LabError, ProductError } from '../drivers/errors.js';
 import { Shell } from '../drivers/shell.js';
 import { assertShellText, ttyCommand, ttyOutput } from '../drivers/shell-frame.js';
-import { openSshShell } from '../drivers/ssh-shell.js';
 import { SshSession } from '../drivers/ssh.js';
+import { openSshShell } from '../drivers/ssh-shell.js';
 import { DEFAULT_PROMPT } from '../targets/schema.js';
 import { hostileCases, oracle, ttyOracle, withoutShellMessages } from './helpers/hostile.js';
 import { localPipeShell } from './helpers/local-shell.js';
@@ -75,7 +75,8 @@ test.describe('the pipe framing on every POSIX shell at hand', () => {
         for (const c of hostileCases(50)) {
           const want = await oracle(argv, c);
           const r = await shell.run(c.command, { raw: true, timeoutMs: 30_000 });
-          if (r.code !== want.code || !r.stdoutBytes!.equals(want.stdout)) wrong.push(`${c.name}: exit ${r.code} (want ${want.code}), ${JSON.stringify(r.stdout.slice(0, 80))}`);
+          if (r.code !== want.code || !r.stdoutBytes!.equals(want.stdout))
+            wrong.push(`${c.name}: exit ${r.code} (want ${want.code}), ${JSON.stringify(r.stdout.slice(0, 80))}`);
           const next = await shell.run('echo next');
           if (next.stdout !== 'next\n' || next.stderr !== '' || next.code !== 0) wrong.push(`after ${c.name}: ${JSON.stringify(next)}`);
         }
@@ -131,18 +132,22 @@ test.describe('shell over an SSH channel (persistent sh, real sshd)', () => {
     expect(bin.stdoutBytes).toEqual(Buffer.from([0, 1, 0xff, 0xfe, 0x80, 0x0d, 0x0a]));
     expect(bin.stderrBytes).toEqual(Buffer.from([0xe9]));
     expect((await shell.run('true')).stdoutBytes).toBeUndefined();
-    const big = await shell.run('f=$(mktemp); head -c 1048576 /dev/urandom >"$f"; sha256sum <"$f" >&2; cat "$f"; rm -f "$f"', { raw: true });
+    const big = await shell.run('f=$(mktemp); head -c 1048576 /dev/urandom >"$f"; sha256sum <"$f" >&2; cat "$f"; rm -f "$f"', {
+      raw: true,
+    });
     const { createHash } = await import('node:crypto');
     expect(big.stdoutBytes!.length).toBe(1048576);
     expect(big.stderr.split(' ')[0]).toBe(createHash('sha256').update(big.stdoutBytes!).digest('hex'));
   });
 
-  test('a timeout kills only that command and is the lab\'s failure (the product\'s when the command is under test); the shell goes on', async () => {
+  test("a timeout kills only that command and is the lab's failure (the product's when the command is under test); the shell goes on", async () => {
     const pidFile = `/tmp/labrig-shell-timeout-${process.pid}`;
     const err = await shell.run(`sh -c 'echo $$ > ${pidFile}; exec sleep 60'`, { timeoutMs: 1000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LabError);
     expect((err as LabError).kind).toBe('lab-timeout');
-    expect((err as Error).message).toMatch(/^\[lab:lab-timeout\] host local: command did not finish in 1000 ms; it and its children were killed/);
+    expect((err as Error).message).toMatch(
+      /^\[lab:lab-timeout\] host local: command did not finish in 1000 ms; it and its children were killed/,
+    );
     const hung = await shell.run('sleep 60', { timeoutMs: 1000, hangIsProduct: true }).catch((e: unknown) => e);
     expect((hung as ProductError).kind).toBe('timeout');
     expect(hung).toBeInstanceOf(ProductError);
@@ -208,10 +213,14 @@ test.describe('shell over a serial console (a real interactive sh on a pty)', ()
   test("the command's own output never trips the panic detector; a kernel line on the console does", async () => {
     const { shell, stop } = await consoleShell('/bin/sh -i');
     try {
-      const own = await shell.run("echo 'Oops, file not found'; echo 'Kernel panic - not syncing: from a log file'; echo 'BUG: in a grep' >&2");
+      const own = await shell.run(
+        "echo 'Oops, file not found'; echo 'Kernel panic - not syncing: from a log file'; echo 'BUG: in a grep' >&2",
+      );
       expect(own).toMatchObject({ code: 0, stdout: 'Oops, file not found\nKernel panic - not syncing: from a log file\nBUG: in a grep\n' });
       // Written to the tty itself, not through the command's output: what printk does.
-      const err = await shell.run("(sleep 0.3; echo 'Kernel panic - not syncing: VFS: Unable to mount root fs' >/dev/tty) & sleep 5", { timeoutMs: 20_000 }).catch((e: unknown) => e);
+      const err = await shell
+        .run("(sleep 0.3; echo 'Kernel panic - not syncing: VFS: Unable to mount root fs' >/dev/tty) & sleep 5", { timeoutMs: 20_000 })
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ProductError);
       expect((err as ProductError).kind).toBe('panic');
       expect((err as Error).message).toContain('Unable to mount root fs');
@@ -239,7 +248,10 @@ test.describe('shell over a serial console (a real interactive sh on a pty)', ()
       for (const c of hostileCases(50).filter((h) => !h.binary && !h.name.includes('MiB'))) {
         const want = await ttyOracle(['busybox', 'sh'], c);
         const r = await shell.run(c.command, { timeoutMs: 30_000 });
-        if (r.code !== want.code || withoutShellMessages(r.stdout) !== withoutShellMessages(want.stdout)) wrong.push(`${c.name}: exit ${r.code} (want ${want.code}), ${JSON.stringify(r.stdout.slice(0, 120))} (want ${JSON.stringify(want.stdout.slice(0, 120))})`);
+        if (r.code !== want.code || withoutShellMessages(r.stdout) !== withoutShellMessages(want.stdout))
+          wrong.push(
+            `${c.name}: exit ${r.code} (want ${want.code}), ${JSON.stringify(r.stdout.slice(0, 120))} (want ${JSON.stringify(want.stdout.slice(0, 120))})`,
+          );
         const next = await shell.run('echo next');
         if (next.stdout !== 'next\n' || next.code !== 0) wrong.push(`after ${c.name}: ${JSON.stringify(next)}`);
       }

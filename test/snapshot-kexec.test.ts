@@ -5,26 +5,49 @@
  * target. The workload is the real program, assembled by binutils and run on the runner: a
  * word changed through /proc/<pid>/mem is what it must catch.
  */
-import { test, expect } from '@playwright/test';
-import { execa } from 'execa';
+
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { execa } from 'execa';
 import { runLocal } from '../drivers/local.js';
-import { guestAppend, guestArgv, type GuestSpec } from '../suites/snapshot-kexec/guest.js';
 import { guestInit, guestInitramfs, isStaticElf } from '../images/snapshot-guest.js';
+import { type GuestSpec, guestAppend, guestArgv } from '../suites/snapshot-kexec/guest.js';
 import { memmapPmem, parseCreatedNamespace, parseNdctlRegions } from '../suites/snapshot-kexec/host-prep.js';
-import { describePass, expectedKey, newSeed, parseMarker, verifyContinuation, vmStateBytes, type Marker, type Tick, type VerifyPass } from '../suites/snapshot-kexec/marker.js';
+import {
+  describePass,
+  expectedKey,
+  type Marker,
+  newSeed,
+  parseMarker,
+  type Tick,
+  type VerifyPass,
+  verifyContinuation,
+  vmStateBytes,
+} from '../suites/snapshot-kexec/marker.js';
 import { buildMemProgram, patternKey, patternWord } from '../suites/snapshot-kexec/mem-program.js';
 import { classifyPmemProbe, parseMachineHelp, pinMachine, pmemOnRefused, type QemuFacts } from '../suites/snapshot-kexec/qemu-check.js';
-import { suiteParamsSchema } from '../targets/schema.js';
 import { chooseKexecTarget, installedKernels } from '../targets/kexec.js';
+import { suiteParamsSchema } from '../targets/schema.js';
 
 const BOOT = '007f89f9-2a4b-4141-b2d6-fa543b403670';
 const tick = (n: number, bootId = BOOT): Tick => ({ n, bootId, end: n * 100 });
-const pass = (n: number, fromTick: number, toTick: number, badWords = 0): VerifyPass => ({ pass: n, fromTick, toTick, ok: badWords === 0, badWords, firstBadOffset: badWords ? 4096 : undefined, end: toTick * 100 + 50 });
+const pass = (n: number, fromTick: number, toTick: number, badWords = 0): VerifyPass => ({
+  pass: n,
+  fromTick,
+  toTick,
+  ok: badWords === 0,
+  badWords,
+  firstBadOffset: badWords ? 4096 : undefined,
+  end: toTick * 100 + 50,
+});
 const KEY = expectedKey('abc123');
-const marker = (ticks: Tick[], passes: VerifyPass[] = [], pattern = true): Marker => ({ ticks, passes, ...(pattern ? { pattern: { mib: 512, key: KEY, end: 10 } } : {}) });
+const marker = (ticks: Tick[], passes: VerifyPass[] = [], pattern = true): Marker => ({
+  ticks,
+  passes,
+  ...(pattern ? { pattern: { mib: 512, key: KEY, end: 10 } } : {}),
+});
 const expected = { key: KEY, mib: 512 };
 
 test('the memory workload, run on the runner: pattern from the seed, ticks, full passes; a changed word is caught at its offset', async () => {
@@ -106,7 +129,12 @@ test('marker lines are parsed with their byte offsets; a line cut at the end doe
 });
 
 test('continuation: the counter goes on, same boot_id, and a full pass begun after the restore finds the pattern intact', () => {
-  const ok = verifyContinuation({ before: marker([tick(1), tick(2), tick(3)], [pass(0, 1, 2)]), after: marker([tick(4), tick(5), tick(6), tick(7)], [pass(1, 3, 5), pass(2, 5, 7)], false), expected, minAfter: 3 });
+  const ok = verifyContinuation({
+    before: marker([tick(1), tick(2), tick(3)], [pass(0, 1, 2)]),
+    after: marker([tick(4), tick(5), tick(6), tick(7)], [pass(1, 3, 5), pass(2, 5, 7)], false),
+    expected,
+    minAfter: 3,
+  });
   expect(ok).toMatchObject({ ok: true, problems: [] });
   expect(ok.lastBefore?.n).toBe(3);
   expect(ok.firstAfter?.n).toBe(4);
@@ -119,17 +147,23 @@ test('continuation: each way a restore can go wrong is named', () => {
   const other = 'aaaaaaaa-2a4b-4141-b2d6-fa543b403670';
   const rebooted = verifyContinuation({ before, after: marker([tick(1, other), tick(2, other)], [pass(0, 1, 2)]), expected, minAfter: 2 });
   expect(rebooted.ok).toBe(false);
-  expect(rebooted.problems.join('\n')).toMatch(/started again at 1 \(it was 8 before the stop\)[\s\S]*boot_id changed[\s\S]*wrote its pattern again/);
+  expect(rebooted.problems.join('\n')).toMatch(
+    /started again at 1 \(it was 8 before the stop\)[\s\S]*boot_id changed[\s\S]*wrote its pattern again/,
+  );
 
   const jumped = verifyContinuation({ before, after: marker([tick(10), tick(11)], [pass(3, 10, 11)], false), expected, minAfter: 2 });
   expect(jumped.problems).toEqual(['the first tick after the restore is 10, expected 9 (last before the stop: 8)']);
 
   const corrupt = verifyContinuation({ before, after: marker([tick(9), tick(10)], [pass(4, 9, 10, 2)], false), expected, minAfter: 2 });
-  expect(corrupt.problems).toEqual(['pass 4 (ticks 9–10) over 512 MiB: 2 of 67108864 words differ from the pattern, the first at byte offset 4096']);
+  expect(corrupt.problems).toEqual([
+    'pass 4 (ticks 9–10) over 512 MiB: 2 of 67108864 words differ from the pattern, the first at byte offset 4096',
+  ]);
   expect(corrupt.passAfter?.ok).toBe(false);
 
   const unverified = verifyContinuation({ before, after: marker([tick(9), tick(10)], [pass(1, 8, 10)], false), expected, minAfter: 2 });
-  expect(unverified.problems).toEqual(['no full pass over the 512 MiB pattern began after the restore (after tick 8): the pattern was not verified']);
+  expect(unverified.problems).toEqual([
+    'no full pass over the 512 MiB pattern began after the restore (after tick 8): the pattern was not verified',
+  ]);
 
   const silent = verifyContinuation({ before, after: marker([], [], false), expected, minAfter: 3 });
   expect(silent.problems[0]).toBe('0 tick(s) after the restore, wanted 3: the guest did not run on');
@@ -137,8 +171,13 @@ test('continuation: each way a restore can go wrong is named', () => {
   const stalled = verifyContinuation({ before, after: marker([tick(9), tick(9)], [pass(1, 9, 9)], false), expected, minAfter: 2 });
   expect(stalled.problems).toEqual(['the counter went from 9 to 9 after the restore']);
 
-  const wrongPattern = verifyContinuation({ before: { ...before, pattern: { mib: 64, key: '1', end: 1 } }, after: marker([tick(9)], [pass(1, 9, 9)], false), expected, minAfter: 1 });
-  expect(wrongPattern.problems).toEqual(['the guest wrote a 64 MiB pattern with key 1, expected 512 MiB with key ' + KEY]);
+  const wrongPattern = verifyContinuation({
+    before: { ...before, pattern: { mib: 64, key: '1', end: 1 } },
+    after: marker([tick(9)], [pass(1, 9, 9)], false),
+    expected,
+    minAfter: 1,
+  });
+  expect(wrongPattern.problems).toEqual([`the guest wrote a 64 MiB pattern with key 1, expected 512 MiB with key ${KEY}`]);
 });
 
 test('vm-state-size of a snapshot from qemu-img info --output=json', () => {
@@ -183,7 +222,9 @@ test('guest argv: q35 pinned, all RAM on a shared file backend on pmem, a numa n
   expect(guestArgv({ ...spec, qemu: '/opt/qemu-10.0/usr/bin/qemu-system-x86_64' }).slice(1)).toEqual(argv.slice(1));
   // pmemOn: false (asked for in the config), and on an fsdax file, the backend says so
   const fsdax = guestArgv({ ...spec, memPath: '/mnt/labrig-pmem/labrig-guest-ram', pmemOn: false, align: undefined });
-  expect(fsdax[fsdax.indexOf('-object') + 1]).toBe('memory-backend-file,id=pmem0,size=768M,mem-path=/mnt/labrig-pmem/labrig-guest-ram,share=on');
+  expect(fsdax[fsdax.indexOf('-object') + 1]).toBe(
+    'memory-backend-file,id=pmem0,size=768M,mem-path=/mnt/labrig-pmem/labrig-guest-ram,share=on',
+  );
   expect(() => guestArgv({ ...spec, memPath: '/mnt/a,b' })).toThrow(/\[lab:config\] mem-path "\/mnt\/a,b" contains a comma/);
 });
 
@@ -207,13 +248,34 @@ test('guest initramfs: GNU cpio reads back busybox, applet links, the workload, 
 
 test('host preparation parsers: ndctl output as this host printed it, memmap= reservations', () => {
   const regions = parseNdctlRegions(
-    JSON.stringify([{ dev: 'region0', size: 1073741824, align: 16777216, type: 'pmem', namespaces: [{ dev: 'namespace0.0', mode: 'fsdax', map: 'mem', size: 1073741824, blockdev: 'pmem0' }] }]),
+    JSON.stringify([
+      {
+        dev: 'region0',
+        size: 1073741824,
+        align: 16777216,
+        type: 'pmem',
+        namespaces: [{ dev: 'namespace0.0', mode: 'fsdax', map: 'mem', size: 1073741824, blockdev: 'pmem0' }],
+      },
+    ]),
   );
-  expect(regions).toEqual([{ dev: 'region0', size: 1073741824, namespaces: [{ dev: 'namespace0.0', mode: 'fsdax', map: 'mem', size: 1073741824, blockdev: 'pmem0' }] }]);
+  expect(regions).toEqual([
+    {
+      dev: 'region0',
+      size: 1073741824,
+      namespaces: [{ dev: 'namespace0.0', mode: 'fsdax', map: 'mem', size: 1073741824, blockdev: 'pmem0' }],
+    },
+  ]);
   expect(parseNdctlRegions(JSON.stringify({ regions: [{ dev: 'region1', size: 1 }] })).map((r) => r.dev)).toEqual(['region1']);
   expect(parseNdctlRegions('')).toEqual([]);
   const created = parseCreatedNamespace(
-    JSON.stringify({ dev: 'namespace0.0', mode: 'devdax', map: 'mem', size: 1071644672, daxregion: { id: 0, size: 1071644672, align: 2097152, devices: [{ chardev: 'dax0.0', size: 1071644672, mode: 'devdax' }] }, align: 2097152 }),
+    JSON.stringify({
+      dev: 'namespace0.0',
+      mode: 'devdax',
+      map: 'mem',
+      size: 1071644672,
+      daxregion: { id: 0, size: 1071644672, align: 2097152, devices: [{ chardev: 'dax0.0', size: 1071644672, mode: 'devdax' }] },
+      align: 2097152,
+    }),
   );
   expect(created).toMatchObject({ mode: 'devdax', chardev: 'dax0.0', size: 1071644672 });
   expect(memmapPmem('console=ttyS0,115200 root=/dev/vda rw memmap=1024M!1024M')).toEqual(['memmap=1024M!1024M']);
@@ -221,7 +283,9 @@ test('host preparation parsers: ndctl output as this host printed it, memmap= re
 });
 
 test('kexec target: the installed kernel that is not running, or the one asked for', () => {
-  const kernels = installedKernels('System.map-6.1.0-55-amd64\nconfig-6.1.0-55-amd64\ninitrd.img-6.1.0-55-amd64\ninitrd.img-6.1.0-56-amd64\nvmlinuz-6.1.0-56-amd64\nvmlinuz-6.1.0-55-amd64\nvmlinuz-6.1.0-57-amd64\n');
+  const kernels = installedKernels(
+    'System.map-6.1.0-55-amd64\nconfig-6.1.0-55-amd64\ninitrd.img-6.1.0-55-amd64\ninitrd.img-6.1.0-56-amd64\nvmlinuz-6.1.0-56-amd64\nvmlinuz-6.1.0-55-amd64\nvmlinuz-6.1.0-57-amd64\n',
+  );
   expect(kernels).toEqual([
     { version: '6.1.0-55-amd64', image: '/boot/vmlinuz-6.1.0-55-amd64', initrd: '/boot/initrd.img-6.1.0-55-amd64' },
     { version: '6.1.0-56-amd64', image: '/boot/vmlinuz-6.1.0-56-amd64', initrd: '/boot/initrd.img-6.1.0-56-amd64' },
@@ -230,13 +294,23 @@ test('kexec target: the installed kernel that is not running, or the one asked f
   expect(chooseKexecTarget(kernels, '6.1.0-55-amd64').version).toBe('6.1.0-56-amd64');
   expect(chooseKexecTarget(kernels, '6.1.0-56-amd64').version).toBe('6.1.0-55-amd64');
   expect(chooseKexecTarget(kernels, '6.1.0-55-amd64', '6.1.0-57-amd64').version).toBe('6.1.0-57-amd64');
-  expect(() => chooseKexecTarget(kernels, '6.1.0-55-amd64', '6.1.0-99-amd64')).toThrow(/\[lab:config\] kexec target 6\.1\.0-99-amd64 is not installed/);
-  expect(() => chooseKexecTarget(kernels.slice(0, 1), '6.1.0-55-amd64')).toThrow(/no installed kernel other than the running 6\.1\.0-55-amd64/);
+  expect(() => chooseKexecTarget(kernels, '6.1.0-55-amd64', '6.1.0-99-amd64')).toThrow(
+    /\[lab:config\] kexec target 6\.1\.0-99-amd64 is not installed/,
+  );
+  expect(() => chooseKexecTarget(kernels.slice(0, 1), '6.1.0-55-amd64')).toThrow(
+    /no installed kernel other than the running 6\.1\.0-55-amd64/,
+  );
 });
 
-const facts = (o: Partial<QemuFacts>): QemuFacts => ({ binary: '/usr/bin/qemu-system-x86_64', version: 'QEMU emulator version 7.2.22', machines: new Map(), pmem: { ok: true }, ...o });
+const facts = (o: Partial<QemuFacts>): QemuFacts => ({
+  binary: '/usr/bin/qemu-system-x86_64',
+  version: 'QEMU emulator version 7.2.22',
+  machines: new Map(),
+  pmem: { ok: true },
+  ...o,
+});
 
-test('machine type: the runner\'s own QEMU lists q35 as an alias, pinned to its versioned type', async () => {
+test("machine type: the runner's own QEMU lists q35 as an alias, pinned to its versioned type", async () => {
   const help = (await runLocal(['qemu-system-x86_64', '-machine', 'help'])).stdout;
   const machines = parseMachineHelp(help);
   const pinned = pinMachine(machines, 'q35', 'qemu-system-x86_64');
@@ -246,31 +320,54 @@ test('machine type: the runner\'s own QEMU lists q35 as an alias, pinned to its 
   expect(version).toContain(`version ${pinned.slice('pc-q35-'.length)}`);
   // a versioned type stays as it is; an unknown one is the lab's mistake, named
   expect(pinMachine(machines, 'pc-q35-7.1', 'qemu-system-x86_64')).toBe('pc-q35-7.1');
-  expect(() => pinMachine(machines, 'q36', 'qemu-system-x86_64')).toThrow(/\[lab:config\] suites\.snapshotKexec\.machine "q36" is not a machine type of qemu-system-x86_64/);
+  expect(() => pinMachine(machines, 'q36', 'qemu-system-x86_64')).toThrow(
+    /\[lab:config\] suites\.snapshotKexec\.machine "q36" is not a machine type of qemu-system-x86_64/,
+  );
 });
 
-test('pmem=on: taken by the runner\'s Debian QEMU (built with libpmem); refused, it fails the run with the right class', async () => {
+test("pmem=on: taken by the runner's Debian QEMU (built with libpmem); refused, it fails the run with the right class", async () => {
   // The real probe the suite runs on the host, here on the runner's QEMU (-machine none: no guest).
   const dir = await mkdtemp(join(tmpdir(), 'labrig-pmem-probe-'));
   try {
-    const r = await runLocal(['sh', '-c', `printf '%s\\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' | qemu-system-x86_64 -machine none -nodefaults -display none -object memory-backend-file,id=probe,size=2M,mem-path=${dir}/p,share=on,pmem=on -qmp stdio 2>&1`], { check: false, timeoutMs: 60_000 });
+    const r = await runLocal(
+      [
+        'sh',
+        '-c',
+        `printf '%s\\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' | qemu-system-x86_64 -machine none -nodefaults -display none -object memory-backend-file,id=probe,size=2M,mem-path=${dir}/p,share=on,pmem=on -qmp stdio 2>&1`,
+      ],
+      { check: false, timeoutMs: 60_000 },
+    );
     expect(classifyPmemProbe(r.code ?? -1, r.stdout)).toEqual({ ok: true });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
   // QEMU's own refusals (backends/hostmem-file.c: without CONFIG_LIBPMEM; newer builds drop the property)
-  const lack = "qemu-system-x86_64: -object memory-backend-file,id=probe,size=2M,mem-path=/x,share=on,pmem=on: Lack of libpmem support while setting the 'pmem=on' of memory-backend-file. We can't ensure data persistence.";
+  const lack =
+    "qemu-system-x86_64: -object memory-backend-file,id=probe,size=2M,mem-path=/x,share=on,pmem=on: Lack of libpmem support while setting the 'pmem=on' of memory-backend-file. We can't ensure data persistence.";
   expect(classifyPmemProbe(1, lack)).toEqual({ ok: false, libpmemMissing: true, reason: lack });
-  expect(classifyPmemProbe(1, "qemu-system-x86_64: -object memory-backend-file,...: Property 'memory-backend-file.pmem' not found")).toMatchObject({ ok: false, libpmemMissing: true });
-  expect(classifyPmemProbe(1, 'qemu-system-x86_64: -object memory-backend-file,...: can\'t open backing store /x: Permission denied')).toMatchObject({ ok: false, libpmemMissing: false });
+  expect(
+    classifyPmemProbe(1, "qemu-system-x86_64: -object memory-backend-file,...: Property 'memory-backend-file.pmem' not found"),
+  ).toMatchObject({ ok: false, libpmemMissing: true });
+  expect(
+    classifyPmemProbe(1, "qemu-system-x86_64: -object memory-backend-file,...: can't open backing store /x: Permission denied"),
+  ).toMatchObject({ ok: false, libpmemMissing: false });
 
   const noLibpmem = facts({ pmem: classifyPmemProbe(1, lack) });
   const config = pmemOnRefused({ host: 'h', role: 'saving', qemu: noLibpmem, underValidation: false });
-  expect(config.message).toMatch(/^\[lab:config\] host h: suites\.snapshotKexec\.pmemOn is true but the saving QEMU \/usr\/bin\/qemu-system-x86_64 \(QEMU emulator version 7\.2\.22\) refuses pmem=on: it was built without libpmem/);
+  expect(config.message).toMatch(
+    /^\[lab:config\] host h: suites\.snapshotKexec\.pmemOn is true but the saving QEMU \/usr\/bin\/qemu-system-x86_64 \(QEMU emulator version 7\.2\.22\) refuses pmem=on: it was built without libpmem/,
+  );
   expect(config.message).toContain('point suites.snapshotKexec.qemu at a QEMU built with --enable-libpmem, or set pmemOn: false');
   const candidate = pmemOnRefused({ host: 'h', role: 'restoring', qemu: noLibpmem, underValidation: true });
-  expect(candidate.message).toMatch(/^\[product:mismatch\] host h: the restoring QEMU .* the QEMU under validation was built without libpmem/);
-  const other = pmemOnRefused({ host: 'h', role: 'saving', qemu: facts({ pmem: classifyPmemProbe(1, "can't open backing store") }), underValidation: false });
+  expect(candidate.message).toMatch(
+    /^\[product:mismatch\] host h: the restoring QEMU .* the QEMU under validation was built without libpmem/,
+  );
+  const other = pmemOnRefused({
+    host: 'h',
+    role: 'saving',
+    qemu: facts({ pmem: classifyPmemProbe(1, "can't open backing store") }),
+    underValidation: false,
+  });
   expect(other.message).toMatch(/^\[product:command-failed\] .*did not start: can't open backing store/);
 });
 
@@ -282,6 +379,9 @@ test('suite parameters: a 512 MiB pattern on q35 with pmem=on by default; a gues
   expect(schema.parse({ restoreQemu: '/opt/qemu-10.0/usr/bin' }).restoreQemu).toBe('/opt/qemu-10.0/usr/bin');
   const small = schema.safeParse({ guest: { memoryMiB: 512, patternMiB: 512 } });
   expect(small.success).toBe(false);
-  expect(small.error!.issues[0]).toMatchObject({ path: ['guest', 'memoryMiB'], message: expect.stringMatching(/guest\.memoryMiB must be at least guest\.patternMiB \+ 256/) });
+  expect(small.error!.issues[0]).toMatchObject({
+    path: ['guest', 'memoryMiB'],
+    message: expect.stringMatching(/guest\.memoryMiB must be at least guest\.patternMiB \+ 256/),
+  });
   expect(schema.safeParse({ machine: 'q35,accel=kvm' }).success).toBe(false);
 });

@@ -37,7 +37,7 @@ test('input goes to stdin and is closed', async () => {
   expect((await ssh.exec('cat')).stdout).toBe('');
 });
 
-test('a timeout kills the remote process group, and is the lab\'s failure', async () => {
+test("a timeout kills the remote process group, and is the lab's failure", async () => {
   const pidFile = `/tmp/labrig-timeout-${process.pid}`;
   const t0 = Date.now();
   const err = await ssh.exec(`sh -c 'echo $$ > ${pidFile}; sleep 300' & wait`, { timeoutMs: 1000 }).catch((e: unknown) => e);
@@ -49,7 +49,9 @@ test('a timeout kills the remote process group, and is the lab\'s failure', asyn
   const alive = await ssh.exec(aliveCheck(pidFile));
   expect(alive.stdout).toBe('gone\n');
   // A command that is itself under test (a hook fed on stdin) says so: its hang is the product's.
-  const hook = await ssh.exec('cat >/dev/null; sleep 300', { input: '<domain/>', timeoutMs: 1000, hangIsProduct: true }).catch((e: unknown) => e);
+  const hook = await ssh
+    .exec('cat >/dev/null; sleep 300', { input: '<domain/>', timeoutMs: 1000, hangIsProduct: true })
+    .catch((e: unknown) => e);
   expect(hook).toBeInstanceOf(ProductError);
   expect((hook as ProductError).kind).toBe('timeout');
 });
@@ -60,7 +62,7 @@ test('25 concurrent commands share one connection within the channel limit', asy
 });
 
 test('a changed host key is refused, naming both fingerprints', async () => {
-  const wrong = 'SHA256:' + 'A'.repeat(43);
+  const wrong = `SHA256:${'A'.repeat(43)}`;
   const other = new SshSession('local', { ...env.config, hostKey: wrong });
   const err = await other.exec('true').catch((e: unknown) => e);
   expect(err).toBeInstanceOf(LabError);

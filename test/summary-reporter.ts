@@ -7,7 +7,9 @@ export default class SummaryReporter implements Reporter {
     this.last.set(test.id, result.status);
   }
   onEnd(): void {
-    let passed = 0, failed = 0, skipped = 0;
+    let passed = 0,
+      failed = 0,
+      skipped = 0;
     for (const status of this.last.values()) {
       if (status === 'passed') passed++;
       else if (status === 'skipped') skipped++;

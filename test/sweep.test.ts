@@ -16,7 +16,13 @@ test('harness names carry the run tag and parse back; anything else does not par
   const n = harnessName('pcie-15', current);
   expect(n).toMatch(new RegExp(`^labrig-pcie-15-${mine}-[0-9a-f]{6}$`));
   expect(parseHarnessName(n)).toEqual({ kind: 'pcie-15', runTag: mine });
-  for (const name of ['labrig-pcie-15-9f0e1d', `xlabrig-pcie-15-${other}-9f0e1d`, `labrig-pcie-15-${other}-9f0e1d-x`, 'labrig', `labrig-${other}-9f0e1d`])
+  for (const name of [
+    'labrig-pcie-15-9f0e1d',
+    `xlabrig-pcie-15-${other}-9f0e1d`,
+    `labrig-pcie-15-${other}-9f0e1d-x`,
+    'labrig',
+    `labrig-${other}-9f0e1d`,
+  ])
     expect(parseHarnessName(name), name).toBeUndefined();
   expect(() => harnessName('Bad Kind', current)).toThrow('harness name kind "Bad Kind"');
 });
@@ -30,7 +36,7 @@ test('a QEMU is ours only by its own -name argument; a name elsewhere on the lin
   expect(qemuHarnessName(['qemu-system-x86_64', '-name'])).toBeUndefined();
 });
 
-test('a listing: other runs\' domains, QEMUs and mounts are found; this run\'s, look-alikes and others\' are not', () => {
+test("a listing: other runs' domains, QEMUs and mounts are found; this run's, look-alikes and others' are not", () => {
   const listing = [
     '@@virsh',
     `labrig-pcie-15-${other}-9f0e1d`,
@@ -53,7 +59,9 @@ test('a listing: other runs\' domains, QEMUs and mounts are found; this run\'s, 
     '/dev/pmem0 /mnt/labrig-pmem ext4 rw,dax 0 0',
     'tmpfs /var/lib/labrig-other tmpfs rw 0 0',
   ].join('\n');
-  const folders = harnessFolders('/var/lib/labrig', { snapshotKexec: { workDir: '/var/lib/labrig-snapshot-kexec', fsdaxMount: '/mnt/labrig-pmem' } });
+  const folders = harnessFolders('/var/lib/labrig', {
+    snapshotKexec: { workDir: '/var/lib/labrig-snapshot-kexec', fsdaxMount: '/mnt/labrig-pmem' },
+  });
   const { leftovers, notes } = findLeftovers(listing, { runId: current, ...folders });
   expect(notes).toEqual([]);
   expect(leftovers.map((l) => `${l.what}: ${l.id}`)).toEqual([
@@ -63,11 +71,18 @@ test('a listing: other runs\' domains, QEMUs and mounts are found; this run\'s, 
     'mount: /var/lib/labrig/run x',
     'mount: /mnt/labrig-pmem',
   ]);
-  expect(leftovers[2]).toMatchObject({ pid: 412, runTag: other, cmdline: `/usr/bin/qemu-system-x86_64${S}-name${S}labrig-guest-fsdax-${other}-00ff00${S}-S${S}` });
+  expect(leftovers[2]).toMatchObject({
+    pid: 412,
+    runTag: other,
+    cmdline: `/usr/bin/qemu-system-x86_64${S}-name${S}labrig-guest-fsdax-${other}-00ff00${S}-S${S}`,
+  });
 });
 
 test('a hypervisor that does not answer is noted, not guessed; a listing without its sections is refused', () => {
   const r = findLeftovers('@@virsh\n!unreachable\n@@xl\n!unreachable\n@@procs\n@@mounts\n', { runId: current, folders: [] });
-  expect(r).toEqual({ leftovers: [], notes: ['libvirt did not answer: its domains not checked', 'xl did not answer: its domains not checked'] });
+  expect(r).toEqual({
+    leftovers: [],
+    notes: ['libvirt did not answer: its domains not checked', 'xl did not answer: its domains not checked'],
+  });
   expect(() => findLeftovers('@@virsh\n', { runId: current, folders: [] })).toThrow('leftovers listing lacks its @@xl section');
 });

@@ -5,18 +5,19 @@
  * armhf boot time), a QEMU upgrade and a kernel change between nights. Then the chart: one point
  * per run with that run's value; the page: nothing loaded from outside; and `labrig trend`.
  */
-import { test, expect } from '@playwright/test';
+
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
 import { findExternalLoadsInHtml } from '../reports/external.js';
 import { buildTrends, plottable, versionChanges } from '../reports/trend.js';
+import { sparkline } from '../reports/trend-cli.js';
+import { TRENDS_PAGE, writeTrendsPage } from '../reports/trend-page.js';
 import { readKeptRuns } from '../reports/trend-runs.js';
 import { trendSvg } from '../reports/trend-svg.js';
-import { TRENDS_PAGE, writeTrendsPage } from '../reports/trend-page.js';
-import { sparkline } from '../reports/trend-cli.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 let work = '';
@@ -35,27 +36,108 @@ interface Night {
 }
 
 const nights: Night[] = [
-  { runId: '2026-07-20T02-00-00-000Z-aa11', createdAt: '2026-07-20T02:41:07.000Z', qemu: '7.2.0', kernel: '6.1.0-27-arm64', ceilingNewest: 15, blackoutMs: 41200, kexecMs: 9100, domuCreateS: 3.2, cpuMhz: 2600 },
-  { runId: '2026-07-21T02-00-00-000Z-bb22', createdAt: '2026-07-21T02:39:55.000Z', qemu: '7.2.0', kernel: '6.1.0-28-arm64', ceilingNewest: 15, blackoutMs: 39800, kexecMs: 8800, domuCreateS: 3.4, cpuMhz: 'unavailable: no /proc/cpuinfo MHz' },
-  { runId: '2026-07-22T02-00-00-000Z-cc33', createdAt: '2026-07-22T02:44:12.000Z', qemu: '8.2.1', kernel: '6.1.0-28-arm64', ceilingNewest: 'none-below-28', blackoutMs: 52300, kexecMs: 9400, domuCreateS: 2.9, cpuMhz: 2600 },
+  {
+    runId: '2026-07-20T02-00-00-000Z-aa11',
+    createdAt: '2026-07-20T02:41:07.000Z',
+    qemu: '7.2.0',
+    kernel: '6.1.0-27-arm64',
+    ceilingNewest: 15,
+    blackoutMs: 41200,
+    kexecMs: 9100,
+    domuCreateS: 3.2,
+    cpuMhz: 2600,
+  },
+  {
+    runId: '2026-07-21T02-00-00-000Z-bb22',
+    createdAt: '2026-07-21T02:39:55.000Z',
+    qemu: '7.2.0',
+    kernel: '6.1.0-28-arm64',
+    ceilingNewest: 15,
+    blackoutMs: 39800,
+    kexecMs: 8800,
+    domuCreateS: 3.4,
+    cpuMhz: 'unavailable: no /proc/cpuinfo MHz',
+  },
+  {
+    runId: '2026-07-22T02-00-00-000Z-cc33',
+    createdAt: '2026-07-22T02:44:12.000Z',
+    qemu: '8.2.1',
+    kernel: '6.1.0-28-arm64',
+    ceilingNewest: 'none-below-28',
+    blackoutMs: 52300,
+    kexecMs: 9400,
+    domuCreateS: 2.9,
+    cpuMhz: 2600,
+  },
 ];
 
 /** What finalize writes and archiveRun keeps, for one night of the lab. */
-async function keepRun(dir: string, n: Night, extra: { suite: string; host: string; key: string; value: string | number }[] = []): Promise<void> {
+async function keepRun(
+  dir: string,
+  n: Night,
+  extra: { suite: string; host: string; key: string; value: string | number }[] = [],
+): Promise<void> {
   const run = join(dir, n.runId);
   await mkdir(run, { recursive: true });
   const t = (suite: string, name: string) => ({ test: `${suite}.spec.ts › ${name}`, status: 'passed' });
   const findings = [
-    { suite: 'pcie-root-ports', host: 'emu-arm64', key: 'ceiling_newest', value: n.ceilingNewest, ...t('pcie-root-ports', 'ceiling with machine type newest') },
-    { suite: 'pcie-root-ports', host: 'emu-arm64', key: 'wall_s_newest', value: 131.4, unit: 's', ...t('pcie-root-ports', 'ceiling with machine type newest') },
-    { suite: 'pcie-root-ports', host: 'emu-arm64', key: 'qemu', value: n.qemu, ...t('pcie-root-ports', 'ceiling with machine type newest') },
-    { suite: 'snapshot-kexec', host: 'emu-x86-pmem', key: 'pmem.vm_blackout_ms', value: n.blackoutMs, unit: 'ms', ...t('snapshot-kexec', 'pmem: save, kexec, restore') },
-    { suite: 'snapshot-kexec', host: 'emu-x86-pmem', key: 'pmem.kexec_ms', value: n.kexecMs, unit: 'ms', ...t('snapshot-kexec', 'pmem: save, kexec, restore') },
+    {
+      suite: 'pcie-root-ports',
+      host: 'emu-arm64',
+      key: 'ceiling_newest',
+      value: n.ceilingNewest,
+      ...t('pcie-root-ports', 'ceiling with machine type newest'),
+    },
+    {
+      suite: 'pcie-root-ports',
+      host: 'emu-arm64',
+      key: 'wall_s_newest',
+      value: 131.4,
+      unit: 's',
+      ...t('pcie-root-ports', 'ceiling with machine type newest'),
+    },
+    {
+      suite: 'pcie-root-ports',
+      host: 'emu-arm64',
+      key: 'qemu',
+      value: n.qemu,
+      ...t('pcie-root-ports', 'ceiling with machine type newest'),
+    },
+    {
+      suite: 'snapshot-kexec',
+      host: 'emu-x86-pmem',
+      key: 'pmem.vm_blackout_ms',
+      value: n.blackoutMs,
+      unit: 'ms',
+      ...t('snapshot-kexec', 'pmem: save, kexec, restore'),
+    },
+    {
+      suite: 'snapshot-kexec',
+      host: 'emu-x86-pmem',
+      key: 'pmem.kexec_ms',
+      value: n.kexecMs,
+      unit: 'ms',
+      ...t('snapshot-kexec', 'pmem: save, kexec, restore'),
+    },
     { suite: 'xen', host: 'emu-xen', key: 'domu_create_s', value: n.domuCreateS, unit: 's', ...t('xen', 'a PV domU boots') },
-    { suite: 'host-facts', host: 'emu-arm64', key: 'cpu_mhz', value: n.cpuMhz, ...(typeof n.cpuMhz === 'number' ? { unit: 'MHz' } : {}), ...t('host-facts', 'cpu') },
+    {
+      suite: 'host-facts',
+      host: 'emu-arm64',
+      key: 'cpu_mhz',
+      value: n.cpuMhz,
+      ...(typeof n.cpuMhz === 'number' ? { unit: 'MHz' } : {}),
+      ...t('host-facts', 'cpu'),
+    },
     ...extra.map((e) => ({ ...e, test: 'x', status: 'passed' })),
   ];
-  const facts = (kernel: string, more: Record<string, string | null>) => ({ kernel, qemu: n.qemu, libvirt: '9.0.0', edk2: '2022.11-6+deb12u2', xen: null, ...more });
+  const facts = (kernel: string, more: Record<string, string | null>) => ({
+    kernel,
+    qemu: n.qemu,
+    libvirt: '9.0.0',
+    edk2: '2022.11-6+deb12u2',
+    xen: null,
+    ...more,
+  });
   const manifest = {
     runId: n.runId,
     gitRevision: `rev-${n.runId.slice(-4)}`,
@@ -136,10 +218,15 @@ test('the kept runs become one series per suite/host/key, oldest run first, with
   const create = trends.series.find((s) => s.key === 'domu_create_s')!;
   expect(create).toMatchObject({ suite: 'xen', host: 'emu-xen', unit: 's' });
   expect(create.points.map((p) => p.versions.xen)).toEqual(['4.17.6-pre', '4.17.6-pre', '4.17.6-pre']);
-  expect([plottable('none-boots-at-3'), plottable('12'), plottable('unavailable: x'), plottable(true)]).toEqual([{ value: 2, bound: 'at-most' }, { value: 12 }, null, null]);
+  expect([plottable('none-boots-at-3'), plottable('12'), plottable('unavailable: x'), plottable(true)]).toEqual([
+    { value: 2, bound: 'at-most' },
+    { value: 12 },
+    null,
+    null,
+  ]);
 });
 
-test('the chart has one point per run, at that run\'s value, and loads nothing', async () => {
+test("the chart has one point per run, at that run's value, and loads nothing", async () => {
   const trends = buildTrends((await readKeptRuns(runsDir)).runs);
   const svgOf = (key: string) => trendSvg(trends.series.find((s) => s.key === key)!, trends.runs.length);
 
@@ -152,7 +239,11 @@ test('the chart has one point per run, at that run\'s value, and loads nothing',
   expect(blackout).toContain('<polyline points="');
   expect(blackout).toContain('qemu 7.2.0 → 8.2.1');
 
-  expect(pointsOf(svgOf('ceiling_newest')).map((p) => [p.value, p.bound ?? null])).toEqual([[15, null], [15, null], [29, 'at-least']]);
+  expect(pointsOf(svgOf('ceiling_newest')).map((p) => [p.value, p.bound ?? null])).toEqual([
+    [15, null],
+    [15, null],
+    [29, 'at-least'],
+  ]);
   // A run that recorded words where a number was expected is marked, not drawn as a value.
   const mhz = svgOf('cpu_mhz');
   expect(pointsOf(mhz).map((p) => p.run)).toEqual([nights[0]!.runId, nights[2]!.runId]);
@@ -167,7 +258,9 @@ test('the chart has one point per run, at that run\'s value, and loads nothing',
 
 test('what a host reported is text in the chart, never markup', async () => {
   const dir = join(work, 'hostile-runs');
-  await keepRun(dir, { ...nights[0]!, qemu: '<script>alert(1)</script>' }, [{ suite: 'pcie-root-ports', host: 'emu-arm64', key: 'ceiling_"><image href="https://x.example/a.png"/>', value: 3 }]);
+  await keepRun(dir, { ...nights[0]!, qemu: '<script>alert(1)</script>' }, [
+    { suite: 'pcie-root-ports', host: 'emu-arm64', key: 'ceiling_"><image href="https://x.example/a.png"/>', value: 3 },
+  ]);
   const page = join(work, 'hostile.html');
   await writeTrendsPage(page, { runsDir: dir });
   const html = await readFile(page, 'utf8');
@@ -179,7 +272,12 @@ test('what a host reported is text in the chart, never markup', async () => {
 
 test('the page: every numeric finding charted, the current run as the newest point, nothing from outside', async () => {
   const page = join(work, 'out', TRENDS_PAGE);
-  const current = { runId: 'tonight', createdAt: '2026-07-23T02:40:00.000Z', hosts: {}, findings: [{ suite: 'snapshot-kexec', host: 'emu-x86-pmem', key: 'pmem.vm_blackout_ms', value: 40100, unit: 'ms' }] };
+  const current = {
+    runId: 'tonight',
+    createdAt: '2026-07-23T02:40:00.000Z',
+    hosts: {},
+    findings: [{ suite: 'snapshot-kexec', host: 'emu-x86-pmem', key: 'pmem.vm_blackout_ms', value: 40100, unit: 'ms' }],
+  };
   const made = await writeTrendsPage(page, { runsDir, current });
   expect(made).toMatchObject({ runs: 4, charts: 6 });
   const html = await readFile(page, 'utf8');
@@ -199,12 +297,20 @@ test('the page: every numeric finding charted, the current run as the newest poi
 
   // A runs directory that cannot be read leaves the report its page, with this run alone on it.
   const lone = await writeTrendsPage(join(work, 'lone.html'), { runsDir: join(runsDir, nights[0]!.runId, 'findings.json'), current });
-  expect(lone).toMatchObject({ runs: 1, charts: 1, warnings: [expect.stringContaining('trend charts without the kept runs: cannot read the runs directory')] });
+  expect(lone).toMatchObject({
+    runs: 1,
+    charts: 1,
+    warnings: [expect.stringContaining('trend charts without the kept runs: cannot read the runs directory')],
+  });
 
   // As the dossier of the second night shows it: the trend up to that run, no later.
   const upTo = join(work, 'upto.html');
   expect(await writeTrendsPage(upTo, { runsDir, upTo: nights[1]!.runId })).toMatchObject({ runs: 2 });
-  expect(pointsOf(await readFile(upTo, 'utf8')).filter((p) => p.value === 41200 || p.value === 39800 || p.value === 52300).map((p) => p.value)).toEqual([41200, 39800]);
+  expect(
+    pointsOf(await readFile(upTo, 'utf8'))
+      .filter((p) => p.value === 41200 || p.value === 39800 || p.value === 52300)
+      .map((p) => p.value),
+  ).toEqual([41200, 39800]);
 });
 
 test('labrig trend: a table of run → value with the host versions, and a sparkline', async () => {
@@ -240,7 +346,9 @@ test('labrig trend: an unknown key, host or suite, or no runs, is exit 2 with wh
 
   const elsewhere = await labrigHere('trend', 'domu_create_s', '--host', 'emu-arm64', '--runs', runsDir);
   expect(elsewhere.exitCode).toBe(2);
-  expect(elsewhere.stderr).toContain('no finding "domu_create_s" in 3 runs for host emu-arm64 (recorded by xen/emu-xen); known keys for host emu-arm64:');
+  expect(elsewhere.stderr).toContain(
+    'no finding "domu_create_s" in 3 runs for host emu-arm64 (recorded by xen/emu-xen); known keys for host emu-arm64:',
+  );
   expect(elsewhere.stderr).not.toMatch(/known keys[^\n]*\n[^\n]*pmem\.kexec_ms/);
 
   const host = await labrigHere('trend', 'ceiling_newest', '--host', 'kunpeng920', '--runs', runsDir);
@@ -253,6 +361,11 @@ test('labrig trend: an unknown key, host or suite, or no runs, is exit 2 with wh
 });
 
 test('a sparkline leaves a gap for a run that did not record the finding', () => {
-  const s = { suite: 's', host: 'h', key: 'k', points: [0, 3].map((runIndex, i) => ({ runIndex, runId: `r${runIndex}`, createdAt: null, recorded: i, value: i, versions: {} })) };
+  const s = {
+    suite: 's',
+    host: 'h',
+    key: 'k',
+    points: [0, 3].map((runIndex, i) => ({ runIndex, runId: `r${runIndex}`, createdAt: null, recorded: i, value: i, versions: {} })),
+  };
   expect(sparkline(s, 4)).toBe('▁  █');
 });

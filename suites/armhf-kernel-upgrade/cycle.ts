@@ -10,13 +10,21 @@ import { ProductError } from '../../drivers/errors.js';
 import { Virsh } from '../../drivers/libvirt.js';
 import type { Recorder } from '../../drivers/recorder.js';
 import { shellQuote } from '../../drivers/ssh.js';
-import type { Progress } from '../../images/debs.js';
 import { GUEST_FAILED } from '../../images/contracts/armhf-guest.js';
-import { GuestSession, type GuestBoot } from './guest-session.js';
+import type { Progress } from '../../images/debs.js';
 import { guestMaterial } from './guest-plan.js';
+import { type GuestBoot, GuestSession } from './guest-session.js';
 import { ArmhfHostSide, type HostShell } from './host-side.js';
-import { armhfDomainSpec, armhfPaths, checkKernelMatchesLink, domainProblems, rebootedInPlace, type ArmhfParams, type BootFrom } from './plan.js';
-import { describeView, isMappedSymlink, kernelVersionOf, type HostView } from './share-view.js';
+import {
+  type ArmhfParams,
+  armhfDomainSpec,
+  armhfPaths,
+  type BootFrom,
+  checkKernelMatchesLink,
+  domainProblems,
+  rebootedInPlace,
+} from './plan.js';
+import { describeView, type HostView, isMappedSymlink, kernelVersionOf } from './share-view.js';
 import { Teardown } from './teardown.js';
 
 export interface CycleContext {
@@ -122,15 +130,27 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
 
     let uuid: string | undefined;
     const define = (from: BootFrom) =>
-      step(`define ${vm}: armv7l virt, highmem=off, kernel from the ${from === 'share' ? 'share (virtio-vmlinuz)' : 'installer files'}`, async () => {
-        const spec = armhfDomainSpec({ params, paths, from, cmdline: plan.cmdline, diskFormat: plan.diskFormat, uuid, emulator: ctx.emulator, accel: ctx.accel });
-        const { xml, summary } = await virsh.define(spec);
-        if (uuid && summary.uuid !== uuid) throw fail(`redefining ${vm} gave UUID ${summary.uuid}, not ${uuid}`);
-        uuid = summary.uuid;
-        await recorder.attach(`domain-${from}.xml`, xml, 'application/xml');
-        const problems = domainProblems(summary, spec);
-        if (problems.length) throw fail(`libvirt's definition of ${vm}: ${problems.join('; ')}`);
-      });
+      step(
+        `define ${vm}: armv7l virt, highmem=off, kernel from the ${from === 'share' ? 'share (virtio-vmlinuz)' : 'installer files'}`,
+        async () => {
+          const spec = armhfDomainSpec({
+            params,
+            paths,
+            from,
+            cmdline: plan.cmdline,
+            diskFormat: plan.diskFormat,
+            uuid,
+            emulator: ctx.emulator,
+            accel: ctx.accel,
+          });
+          const { xml, summary } = await virsh.define(spec);
+          if (uuid && summary.uuid !== uuid) throw fail(`redefining ${vm} gave UUID ${summary.uuid}, not ${uuid}`);
+          uuid = summary.uuid;
+          await recorder.attach(`domain-${from}.xml`, xml, 'application/xml');
+          const problems = domainProblems(summary, spec);
+          if (problems.length) throw fail(`libvirt's definition of ${vm}: ${problems.join('; ')}`);
+        },
+      );
     const serialEvidence = async (label: string) => {
       const r = await host.run(`cat ${shellQuote(paths.serialLog)}`, { timeoutMs: 30_000 });
       if (r.code === 0) await recorder.attach(`serial-${label}.log`, r.stdout, 'text/plain');
@@ -171,8 +191,11 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
       for (const [i, v] of views.entries()) {
         const want = `${i === 0 ? 'vmlinuz' : 'initrd.img'}-${kernel}`;
         if (v.type !== 'regular' || linkOf(v).split('/').pop() !== want)
-          throw fail(`${v.path} should be the guest's link to ${want}, stored as a regular file holding the target; it is ${describeView(v)}`);
-        if (v.xattrs !== undefined && !isMappedSymlink(v)) throw fail(`${v.path}: user.virtfs.mode does not say symlink: ${describeView(v)}`);
+          throw fail(
+            `${v.path} should be the guest's link to ${want}, stored as a regular file holding the target; it is ${describeView(v)}`,
+          );
+        if (v.xattrs !== undefined && !isMappedSymlink(v))
+          throw fail(`${v.path}: user.virtfs.mode does not say symlink: ${describeView(v)}`);
       }
       return views;
     };
@@ -187,9 +210,14 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
       out.hostViewAfterHook = describeView(v!);
       await runningKernel('kernel A', a);
       // A real host symlink in a mapped share: the guest's view of it, recorded as found.
-      const seen = await guest.run('ls -l /boot; readlink /boot/virtio-vmlinuz; echo "readlink-exit=$?"; cat /boot/virtio-vmlinuz >/dev/null; echo "read-exit=$?"');
+      const seen = await guest.run(
+        'ls -l /boot; readlink /boot/virtio-vmlinuz; echo "readlink-exit=$?"; cat /boot/virtio-vmlinuz >/dev/null; echo "read-exit=$?"',
+      );
       await recorder.attach('guest-boot-listing.txt', seen.stdout, 'text/plain');
-      out.guestViewOfHostSymlink = seen.stdout.split('\n').filter((l) => /exit=|readlink|cat:/.test(l)).join('; ');
+      out.guestViewOfHostSymlink = seen.stdout
+        .split('\n')
+        .filter((l) => /exit=|readlink|cat:/.test(l))
+        .join('; ');
     });
 
     await step('the hook is idempotent and does nothing for a domain without a boot share', async () => {
@@ -200,13 +228,16 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
         if (r.code !== 0) throw fail(`hook run by hand failed (exit ${r.code}): ${r.stderr}`);
       }
       const after = await side.view('virtio-vmlinuz');
-      if (describeView(after) !== describeView(before)) throw fail(`a second hook run changed virtio-vmlinuz: ${describeView(before)} → ${describeView(after)}`);
+      if (describeView(after) !== describeView(before))
+        throw fail(`a second hook run changed virtio-vmlinuz: ${describeView(before)} → ${describeView(after)}`);
       const last = (await side.hookLog()).slice(-2);
-      if (!last.every((e) => e.links.length === 2 && e.links.every((l) => !l.changed))) throw fail(`hook runs by hand were not no-ops: ${JSON.stringify(last)}`);
+      if (!last.every((e) => e.links.length === 2 && e.links.every((l) => !l.changed)))
+        throw fail(`hook runs by hand were not no-ops: ${JSON.stringify(last)}`);
       const other = `${vm}-noshare`;
       const r = await side.runHook(other, 'prepare', xml.replace(`<name>${vm}</name>`, `<name>${other}</name>`));
       const created = await host.run(`ls -d ${shellQuote(`${params.shareRoot}/${other}-boot`)} 2>/dev/null`);
-      if (r.code !== 0 || created.code === 0) throw fail(`hook for ${other} (no share): exit ${r.code}, share created: ${created.code === 0}`);
+      if (r.code !== 0 || created.code === 0)
+        throw fail(`hook for ${other} (no share): exit ${r.code}, share created: ${created.code === 0}`);
     });
 
     const tCycle = performance.now();
@@ -215,12 +246,16 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
       await guest.run(plan.upgradeCommand, { timeoutMs: params.timeoutsMs.upgrade, check: true });
       const link = (await guest.run('readlink /boot/vmlinuz', { check: true })).stdout.trim();
       b = kernelVersionOf(link) ?? '';
-      if (!b || b === a || (plan.expectTo && b !== plan.expectTo)) throw fail(`after the upgrade /boot/vmlinuz names "${link}" (running ${a}, expected ${plan.expectTo ?? 'a newer kernel'})`);
+      if (!b || b === a || (plan.expectTo && b !== plan.expectTo))
+        throw fail(`after the upgrade /boot/vmlinuz names "${link}" (running ${a}, expected ${plan.expectTo ?? 'a newer kernel'})`);
     });
-    await step(`host view after the upgrade: vmlinuz holds vmlinuz-${b}, virtio-vmlinuz still points at ${a} until the hook runs`, async () => {
-      await mappedLinks(b, 'upgraded');
-      await side.checkHookLinks({ vmlinuz: `vmlinuz-${a}`, initrd: `initrd.img-${a}` });
-    });
+    await step(
+      `host view after the upgrade: vmlinuz holds vmlinuz-${b}, virtio-vmlinuz still points at ${a} until the hook runs`,
+      async () => {
+        await mappedLinks(b, 'upgraded');
+        await side.checkHookLinks({ vmlinuz: `vmlinuz-${a}`, initrd: `initrd.img-${a}` });
+      },
+    );
     await step('shut down from inside the guest', async () => {
       await guest.endWith('poweroff', params.timeoutsMs.shutdown);
       await serialEvidence('kernel-A');
@@ -239,7 +274,8 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
       out.rebootEndState = `${s.state} (${s.reason})`;
       const serial = await serialEvidence('kernel-B-reboot');
       const kernels = serial.match(/Booting Linux on physical CPU/g)?.length ?? 0;
-      if (rebootedInPlace(r.after) || kernels > 1) throw fail(`the guest came back after reboot (console shows a kernel starting again; ${kernels} boots in ${paths.serialLog})`);
+      if (rebootedInPlace(r.after) || kernels > 1)
+        throw fail(`the guest came back after reboot (console shows a kernel starting again; ${kernels} boots in ${paths.serialLog})`);
     });
 
     const log = await side.hookLog();
@@ -252,6 +288,8 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
     try {
       await undo.run(recorder, host.name);
     } catch (e) {
+      // The clean-up's own failure matters only when nothing failed before it.
+      // biome-ignore lint/correctness/noUnsafeFinally: the primary error is already on its way out
       if (!primary) throw e;
       recorder.log(`${(e as Error).message}`);
     }

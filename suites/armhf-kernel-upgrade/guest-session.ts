@@ -7,11 +7,11 @@
 import { Console } from '../../drivers/console.js';
 import { ProductError } from '../../drivers/errors.js';
 import type { Virsh } from '../../drivers/libvirt.js';
+import type { CommandResult } from '../../drivers/local.js';
 import type { Recorder } from '../../drivers/recorder.js';
 import { Shell } from '../../drivers/shell.js';
-import { shellQuote, type SshSession } from '../../drivers/ssh.js';
+import { type SshSession, shellQuote } from '../../drivers/ssh.js';
 import { DEFAULT_PROMPT } from '../../targets/schema.js';
-import type { CommandResult } from '../../drivers/local.js';
 
 export interface GuestBoot {
   /** `virsh start --paused` to the login prompt: what a person waits. */
@@ -61,10 +61,13 @@ export class GuestSession {
     const from = console.received;
     const t1 = performance.now();
     await this.o.virsh.resume(this.o.vm);
-    await console.expect(/login: ?$/m, { timeoutMs: this.o.bootTimeoutMs, what: `the login prompt of ${this.o.vm}` }).catch((e: unknown) => {
-      if (e instanceof ProductError && e.kind === 'timeout') throw new ProductError('did-not-boot', e.message.replace(/^\[product:timeout\] /, ''), { host: this.name });
-      throw e;
-    });
+    await console
+      .expect(/login: ?$/m, { timeoutMs: this.o.bootTimeoutMs, what: `the login prompt of ${this.o.vm}` })
+      .catch((e: unknown) => {
+        if (e instanceof ProductError && e.kind === 'timeout')
+          throw new ProductError('did-not-boot', e.message.replace(/^\[product:timeout\] /, ''), { host: this.name });
+        throw e;
+      });
     const t2 = performance.now();
     this.shell = await Shell.overConsole(
       console,
@@ -107,11 +110,15 @@ export class GuestSession {
     const after = console.text(from);
     await this.close();
     if (!off)
-      throw new ProductError('timeout', `${this.o.vm} still ${await this.o.virsh.state(this.o.vm)} ${timeoutMs} ms after "${command}" in the guest`, {
-        host: this.name,
-        evidence: this.o.logPath,
-        tail: after.split('\n').slice(-20).join('\n'),
-      });
+      throw new ProductError(
+        'timeout',
+        `${this.o.vm} still ${await this.o.virsh.state(this.o.vm)} ${timeoutMs} ms after "${command}" in the guest`,
+        {
+          host: this.name,
+          evidence: this.o.logPath,
+          tail: after.split('\n').slice(-20).join('\n'),
+        },
+      );
     return { ms, after };
   }
 

@@ -99,7 +99,11 @@ export function parseHookLog(text: string, vm: string): HookLogEntry[] {
     if (!m || m[2] !== vm) continue;
     const rest = m[3] ?? '';
     const error = /^error="(.*)"$/.exec(rest)?.[1];
-    const links = [...rest.matchAll(/(\S+)=([^\s:]+):(kept|changed)/g)].map((l) => ({ link: l[1]!, target: l[2]!, changed: l[3] === 'changed' }));
+    const links = [...rest.matchAll(/(\S+)=([^\s:]+):(kept|changed)/g)].map((l) => ({
+      link: l[1]!,
+      target: l[2]!,
+      changed: l[3] === 'changed',
+    }));
     out.push({ at: m[1]!, vm: m[2]!, links, noKernelLink: rest === 'no-kernel-link', error });
   }
   return out;

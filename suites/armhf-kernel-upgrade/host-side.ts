@@ -3,12 +3,13 @@
  * hook (saved, installed, restored), libvirtd restarts so libvirt notices the hook, the share
  * and disk, and the host's view of the share. Each action that makes a mess has its undo here.
  */
-import { LabError, ProductError } from '../../drivers/errors.js';
+
 import type { CommandResult, HostCommands } from '../../drivers/command.js';
-import { shellQuote, type SshSession } from '../../drivers/ssh.js';
-import { BOOT_LINKS, bootShareHook, HOOK_SIGNATURE, parseHookLog, type HookLogEntry } from './hook.js';
+import { LabError, ProductError } from '../../drivers/errors.js';
+import { type SshSession, shellQuote } from '../../drivers/ssh.js';
+import { BOOT_LINKS, bootShareHook, HOOK_SIGNATURE, type HookLogEntry, parseHookLog } from './hook.js';
 import type { ArmhfParams, ArmhfPaths } from './plan.js';
-import { hostViewCommand, parseHostView, type HostView } from './share-view.js';
+import { type HostView, hostViewCommand, parseHostView } from './share-view.js';
 
 /** What the suite needs of a Host (targets/host.ts has all of it). */
 export interface HostShell extends HostCommands {
@@ -68,11 +69,14 @@ export class ArmhfHostSide {
     if (this.hookWasThere) await this.sh(`cp -p ${p} ${q(this.saved)}`);
     await this.sh(`mkdir -p "$(dirname ${p})" ${q(this.params.hookLog.replace(/\/[^/]+$/, '') || '/')}`);
     // Written beside and renamed: libvirtd never sees half a script.
-    await this.host.exec(`cat > ${q(`${this.params.hookPath}.labrig-new`)} && chmod 0755 ${q(`${this.params.hookPath}.labrig-new`)} && mv -f ${q(`${this.params.hookPath}.labrig-new`)} ${p}`, {
-      input: script,
-      check: true,
-      timeoutMs: 30_000,
-    });
+    await this.host.exec(
+      `cat > ${q(`${this.params.hookPath}.labrig-new`)} && chmod 0755 ${q(`${this.params.hookPath}.labrig-new`)} && mv -f ${q(`${this.params.hookPath}.labrig-new`)} ${p}`,
+      {
+        input: script,
+        check: true,
+        timeoutMs: 30_000,
+      },
+    );
   }
 
   /** Puts back what was there before installHook (nothing, or the saved hook). */
@@ -89,7 +93,9 @@ export class ArmhfHostSide {
     const t0 = performance.now();
     const r = await this.host.run(this.params.restartLibvirtd, { timeoutMs: 180_000 });
     if (r.code !== 0)
-      throw new LabError('lab-setup', `restarting libvirtd failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-1000)}`, { host: this.host.name });
+      throw new LabError('lab-setup', `restarting libvirtd failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-1000)}`, {
+        host: this.host.name,
+      });
     return Math.round(performance.now() - t0);
   }
 
@@ -102,11 +108,18 @@ export class ArmhfHostSide {
   /** Runs the installed hook as libvirt does (arguments, domain XML on stdin). */
   async runHook(vm: string, operation: string, xml: string): Promise<CommandResult> {
     // The hook is under test: its hang is the product's.
-    return this.host.exec(`${q(this.params.hookPath)} ${q(vm)} ${q(operation)} begin -`, { input: xml, timeoutMs: 30_000, hangIsProduct: true });
+    return this.host.exec(`${q(this.params.hookPath)} ${q(vm)} ${q(operation)} begin -`, {
+      input: xml,
+      timeoutMs: 30_000,
+      hangIsProduct: true,
+    });
   }
 
   /** The share, writable by the QEMU user (mapped mode creates files as that user), and the disk. */
-  async provision(uploads: ReadonlyArray<{ local: string; remote: string }>, copies: ReadonlyArray<{ from: string; to: string }>): Promise<void> {
+  async provision(
+    uploads: ReadonlyArray<{ local: string; remote: string }>,
+    copies: ReadonlyArray<{ from: string; to: string }>,
+  ): Promise<void> {
     const { share, installDir } = this.paths;
     const user = q(this.params.qemuUser);
     await this.sh(`mkdir -p ${q(share)} ${q(installDir)} && chown ${user}: ${q(share)} && chmod 0755 ${q(share)}`);
@@ -123,7 +136,9 @@ export class ArmhfHostSide {
   /** Whatever of ours is still on the host: empty when cleanup was complete. */
   async leftovers(): Promise<string[]> {
     const { share, disk, installDir } = this.paths;
-    const out = await this.sh(`for p in ${[share, disk, installDir, this.saved].map(q).join(' ')}; do [ -e "$p" ] && echo "$p"; done; true`);
+    const out = await this.sh(
+      `for p in ${[share, disk, installDir, this.saved].map(q).join(' ')}; do [ -e "$p" ] && echo "$p"; done; true`,
+    );
     return out.split('\n').filter(Boolean);
   }
 
@@ -139,9 +154,13 @@ export class ArmhfHostSide {
       const v = await this.view(hostName);
       const want = guestName === 'vmlinuz' ? expectTargets.vmlinuz : expectTargets.initrd;
       if (v.type !== 'symlink' || v.linkTarget !== want || !v.resolvesTo?.endsWith(`/${want}`))
-        throw new ProductError('mismatch', `${v.path}: expected a symlink to ${want} that resolves in the share, found ${v.type} -> ${v.linkTarget ?? '-'} (resolves to ${v.resolvesTo || 'nothing'})`, {
-          host: this.host.name,
-        });
+        throw new ProductError(
+          'mismatch',
+          `${v.path}: expected a symlink to ${want} that resolves in the share, found ${v.type} -> ${v.linkTarget ?? '-'} (resolves to ${v.resolvesTo || 'nothing'})`,
+          {
+            host: this.host.name,
+          },
+        );
       views.push(v);
     }
     return views;

@@ -112,7 +112,8 @@ export function checkKernelMatchesLink(host: string, uname: string, link: string
   if (!named) throw new ProductError('mismatch', `the guest's /boot/vmlinuz names "${link}", which is no vmlinuz-<version>`, { host });
   if (uname.trim() !== named)
     throw new ProductError('mismatch', `the guest runs ${uname.trim()}, but its /boot/vmlinuz names ${named} (${link})`, { host });
-  if (expect && named !== expect) throw new ProductError('mismatch', `the guest's /boot/vmlinuz names ${named}, expected ${expect}`, { host });
+  if (expect && named !== expect)
+    throw new ProductError('mismatch', `the guest's /boot/vmlinuz names ${named}, expected ${expect}`, { host });
   return named;
 }
 

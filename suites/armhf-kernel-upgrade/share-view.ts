@@ -52,7 +52,12 @@ export function hostViewCommand(path: string): string {
   ].join('\n');
 }
 
-const TYPES: Record<string, HostFileType> = { 'regular file': 'regular', 'regular empty file': 'regular', 'symbolic link': 'symlink', directory: 'directory' };
+const TYPES: Record<string, HostFileType> = {
+  'regular file': 'regular',
+  'regular empty file': 'regular',
+  'symbolic link': 'symlink',
+  directory: 'directory',
+};
 
 export function parseHostView(path: string, text: string): HostView {
   const view: HostView = { path, type: 'missing', perm: '', owner: '', sizeBytes: 0, xattrs: {} };
@@ -106,9 +111,17 @@ export function kernelVersionOf(target: string, prefix: 'vmlinuz' | 'initrd.img'
 /** One line for a finding or a message: "regular file 600 libvirt-qemu, holds vmlinuz-…, guest sees symlink". */
 export function describeView(view: HostView): string {
   if (view.type === 'missing') return 'missing';
-  const what = view.type === 'symlink' ? `symlink -> ${view.linkTarget} (${view.resolvesTo ? `resolves to ${view.resolvesTo}` : 'dangling'})` : `${view.type} ${view.perm} ${view.owner}`;
+  const what =
+    view.type === 'symlink'
+      ? `symlink -> ${view.linkTarget} (${view.resolvesTo ? `resolves to ${view.resolvesTo}` : 'dangling'})`
+      : `${view.type} ${view.perm} ${view.owner}`;
   const holds = view.type === 'regular' && view.content !== undefined ? `, holds "${view.content}"` : '';
   const mode = virtfsMode(view);
-  const mapped = mode !== undefined ? `, user.virtfs.mode ${mode.toString(8)} (guest sees ${guestTypeOf(view)})` : view.xattrs === undefined ? ', xattrs unreadable' : '';
+  const mapped =
+    mode !== undefined
+      ? `, user.virtfs.mode ${mode.toString(8)} (guest sees ${guestTypeOf(view)})`
+      : view.xattrs === undefined
+        ? ', xattrs unreadable'
+        : '';
   return `${what}${holds}${mapped}`;
 }

@@ -50,14 +50,20 @@ export function parseDomCapabilities(xml: string): DomCapabilities {
         arch?: string;
         machine?: string;
         domain?: string;
-        cpu?: { mode?: Array<{ '@name': string; '@supported': string; model?: unknown }> | { '@name': string; '@supported': string; model?: unknown } };
+        cpu?: {
+          mode?:
+            | Array<{ '@name': string; '@supported': string; model?: unknown }>
+            | { '@name': string; '@supported': string; model?: unknown };
+        };
         os?: { loader?: { value?: string | string[] } };
       }
     | undefined;
   if (!caps) throw new Error('not a <domainCapabilities> document');
   const modes = asArray(caps.cpu?.mode);
   const custom = modes.find((m) => m['@name'] === 'custom');
-  const models = asArray(custom?.model as Array<{ '#text': string; '@usable'?: string }> | { '#text': string; '@usable'?: string } | undefined).map((m) => ({
+  const models = asArray(
+    custom?.model as Array<{ '#text': string; '@usable'?: string }> | { '#text': string; '@usable'?: string } | undefined,
+  ).map((m) => ({
     name: String(m['#text']),
     usable: (m['@usable'] ?? 'unknown') as CpuModel['usable'],
   }));

@@ -45,9 +45,7 @@ export function contradictions(all: readonly ProbeResult[]): string[] {
   for (const [n, ps] of byN) if (new Set(ps.map((p) => p.ok)).size > 1) out.push(`N=${n} gave ${ps.map((p) => p.outcome).join(' then ')}`);
   const goods = probes.filter((p) => p.ok);
   const bads = probes.filter((p) => !p.ok);
-  for (const g of goods)
-    for (const b of bads)
-      if (g.n > b.n) out.push(`N=${g.n} booted but N=${b.n} did not (${b.outcome}: ${b.reason})`);
+  for (const g of goods) for (const b of bads) if (g.n > b.n) out.push(`N=${g.n} booted but N=${b.n} did not (${b.outcome}: ${b.reason})`);
   return [...new Set(out)];
 }
 

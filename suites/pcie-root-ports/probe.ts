@@ -96,14 +96,28 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
   // The record is returned from inside the try; its times are completed once the clean-up has run.
   let record: ProbeRecord | undefined;
   const done = (outcome: Outcome, reason: string): ProbeRecord =>
-    (record = { n, ok: outcome === 'booted', ...(outcome === 'timeout' ? { unknown: true } : {}), outcome, reason, seconds: 0, xml, consoleText: console?.text(0) ?? '', harnessMs: 0, guestMs: 0, phases });
+    (record = {
+      n,
+      ok: outcome === 'booted',
+      ...(outcome === 'timeout' ? { unknown: true } : {}),
+      outcome,
+      reason,
+      seconds: 0,
+      xml,
+      consoleText: console?.text(0) ?? '',
+      harnessMs: 0,
+      guestMs: 0,
+      phases,
+    });
   try {
     try {
       const defined = await timed('define', () => virsh.define(spec));
       xml = defined.xml;
       const { rootPorts, disks } = defined.summary;
-      if (rootPorts.length !== n) throw new ProductError('mismatch', `asked for ${n} root ports, libvirt made ${rootPorts.length}`, { host: host.name });
-      if (disks[0]?.pciBus !== n) throw new ProductError('mismatch', `the probe disk is on bus ${disks[0]?.pciBus}, not behind root port ${n}`, { host: host.name });
+      if (rootPorts.length !== n)
+        throw new ProductError('mismatch', `asked for ${n} root ports, libvirt made ${rootPorts.length}`, { host: host.name });
+      if (disks[0]?.pciBus !== n)
+        throw new ProductError('mismatch', `the probe disk is on bus ${disks[0]?.pciBus}, not behind root port ${n}`, { host: host.name });
     } catch (e) {
       if (e instanceof DefineRejected) return done('define-rejected', e.libvirtMessage);
       throw e;
@@ -112,12 +126,17 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
     // busy host); a sparse copy made first is the same bytes, and libvirt uses a file that exists.
     // Without GNU cp nothing is left behind and libvirt makes it as before.
     const nvram = shellQuote(spec.uefi!.nvram);
-    await timed('nvram', () => host.run(`cp --sparse=always ${shellQuote(s.firmware.varsTemplate)} ${nvram} 2>/dev/null || rm -f ${nvram}`));
+    await timed('nvram', () =>
+      host.run(`cp --sparse=always ${shellQuote(s.firmware.varsTemplate)} ${nvram} 2>/dev/null || rm -f ${nvram}`),
+    );
     await timed('start', () => virsh.start(name));
     // The serial log is read from its first byte, so following it once the domain runs misses nothing;
     // over the session's kept SFTP channel, not a channel (a login shell on the host) per probe.
     const serial = host.ssh.followFile(spec.serialLog, { intervalMs: SERIAL_POLL_MS });
-    const serialConsole = Console.fromStreams(serial, undefined, { name: host.name, logPath: join(host.opts.logDir, `${name}-serial.log`) });
+    const serialConsole = Console.fromStreams(serial, undefined, {
+      name: host.name,
+      logPath: join(host.opts.logDir, `${name}-serial.log`),
+    });
     console = serialConsole;
     const tStart = performance.now();
     try {
@@ -134,7 +153,10 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
       if (e instanceof ProductError && e.kind === 'timeout') {
         // A boot wait that ran out says nothing about N on a slow lab: 'timeout' is unknown, never a failed probe.
         const started = KERNEL_STARTED.test(console.text(0));
-        return done('timeout', started ? `kernel started but gave no verdict within ${s.timeoutMs} ms` : `no hand-over to the kernel within ${s.timeoutMs} ms`);
+        return done(
+          'timeout',
+          started ? `kernel started but gave no verdict within ${s.timeoutMs} ms` : `no hand-over to the kernel within ${s.timeoutMs} ms`,
+        );
       }
       throw e;
     } finally {
@@ -150,7 +172,11 @@ export async function probeRootPorts(host: Host, virsh: Virsh, n: number, s: Pro
       const totalMs = performance.now() - t0;
       phases.guest = guestMs;
       for (const k of Object.keys(phases)) phases[k] = Math.round(phases[k]!);
-      Object.assign(record, { seconds: +(totalMs / 1000).toFixed(1), guestMs: Math.round(guestMs), harnessMs: Math.round(totalMs - guestMs) });
+      Object.assign(record, {
+        seconds: +(totalMs / 1000).toFixed(1),
+        guestMs: Math.round(guestMs),
+        harnessMs: Math.round(totalMs - guestMs),
+      });
     }
   }
 }

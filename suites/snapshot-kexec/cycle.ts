@@ -12,8 +12,17 @@ import { shellQuote } from '../../drivers/ssh.js';
 import { harnessName } from '../../targets/harness-name.js';
 import type { Host } from '../../targets/host.js';
 import { runContext } from '../../targets/run-context.js';
-import { guestAppend, guestArgv, type GuestSpec, type PmemMode } from './guest.js';
-import { expectedKey, newSeed, parseMarker, passAfterRestore, verifyContinuation, vmStateBytes, type ContinuationVerdict, type Marker } from './marker.js';
+import { type GuestSpec, guestAppend, guestArgv, type PmemMode } from './guest.js';
+import {
+  type ContinuationVerdict,
+  expectedKey,
+  type Marker,
+  newSeed,
+  parseMarker,
+  passAfterRestore,
+  verifyContinuation,
+  vmStateBytes,
+} from './marker.js';
 
 export const SNAPSHOT_TAG = 's0';
 
@@ -92,12 +101,17 @@ export class NestedGuest {
     const restoreArgv = guestArgv({ ...spec, qemu: o.restoreQemu });
     const guest = new NestedGuest(host, rec, o.mode, spec, argv, restoreArgv, seed, { key: expectedKey(seed), mib: o.patternMiB });
     await stopStaleGuests(host, o.workDir);
-    await host.run(`rm -f ${shellQuote(spec.serialLog)} && qemu-img create -q -f qcow2 ${shellQuote(spec.disk)} 64M`, { check: true, timeoutMs: 60_000 });
+    await host.run(`rm -f ${shellQuote(spec.serialLog)} && qemu-img create -q -f qcow2 ${shellQuote(spec.disk)} 64M`, {
+      check: true,
+      timeoutMs: 60_000,
+    });
     const t0 = performance.now();
     await guest.startQemu('cold boot: QEMU start (-S)', argv);
     await rec.step('cold boot: cont', { mode: o.mode }, () => guest.withQmp(async (q) => void (await q.execute('cont'))));
-    await rec.step('cold boot: wait for the pattern and the first tick', { timeoutMs: o.bootTimeoutMs, log: spec.serialLog, patternMiB: o.patternMiB }, () =>
-      guest.waitMarker((m) => m.ticks.length >= 1, o.bootTimeoutMs, 'the first marker line of a cold boot'),
+    await rec.step(
+      'cold boot: wait for the pattern and the first tick',
+      { timeoutMs: o.bootTimeoutMs, log: spec.serialLog, patternMiB: o.patternMiB },
+      () => guest.waitMarker((m) => m.ticks.length >= 1, o.bootTimeoutMs, 'the first marker line of a cold boot'),
     );
     guest.coldBootMs = Math.round(performance.now() - t0);
     return guest;
@@ -108,7 +122,10 @@ export class NestedGuest {
     await this.rec.step(title, { argv: argv.join(' ') }, async () => {
       await this.host.run(`rm -f ${shellQuote(this.spec.qmpSocket)}`);
       const r = await this.host.run(argv.map(shellQuote).join(' '), { timeoutMs: 120_000 });
-      if (r.code !== 0) throw new ProductError('command-failed', `QEMU did not start on the host (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`, { host: this.host.name });
+      if (r.code !== 0)
+        throw new ProductError('command-failed', `QEMU did not start on the host (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`, {
+          host: this.host.name,
+        });
     });
   }
 
@@ -128,7 +145,9 @@ export class NestedGuest {
   }
 
   async qemuRunning(): Promise<boolean> {
-    const r = await this.host.run(`pid=$(cat ${shellQuote(this.spec.pidFile)} 2>/dev/null) && grep -q ${shellQuote(this.spec.qmpSocket)} /proc/$pid/cmdline 2>/dev/null`);
+    const r = await this.host.run(
+      `pid=$(cat ${shellQuote(this.spec.pidFile)} 2>/dev/null) && grep -q ${shellQuote(this.spec.qmpSocket)} /proc/$pid/cmdline 2>/dev/null`,
+    );
     return r.code === 0;
   }
 
@@ -146,11 +165,15 @@ export class NestedGuest {
       const gone = (late || Date.now() - checkedAt > 10_000) && ((checkedAt = Date.now()), !(await this.qemuRunning()));
       if (gone || late) {
         const tail = log.toString('latin1').split('\n').slice(-15).join('\n');
-        throw new ProductError(gone ? 'did-not-boot' : 'timeout', `${gone ? 'the guest QEMU exited' : `no ${what} within ${timeoutMs} ms`} (${marker.ticks.length} tick(s), ${marker.passes.length} verify pass(es) seen)`, {
-          host: this.host.name,
-          evidence: `${this.host.name}:${this.spec.serialLog}`,
-          tail,
-        });
+        throw new ProductError(
+          gone ? 'did-not-boot' : 'timeout',
+          `${gone ? 'the guest QEMU exited' : `no ${what} within ${timeoutMs} ms`} (${marker.ticks.length} tick(s), ${marker.passes.length} verify pass(es) seen)`,
+          {
+            host: this.host.name,
+            evidence: `${this.host.name}:${this.spec.serialLog}`,
+            tail,
+          },
+        );
       }
       await sleep(1000);
     }
@@ -173,10 +196,14 @@ export class NestedGuest {
       return { tStop, savevmMs, logBytesAtStop: log.length, before: parseMarker(log) };
     });
     await this.rec.step('quit: wait for QEMU to exit', { pidFile: this.spec.pidFile }, () => this.waitQemuGone(60_000));
-    const info = (await this.host.run(`qemu-img info --output=json ${shellQuote(this.spec.disk)}`, { check: true, timeoutMs: 60_000 })).stdout;
+    const info = (await this.host.run(`qemu-img info --output=json ${shellQuote(this.spec.disk)}`, { check: true, timeoutMs: 60_000 }))
+      .stdout;
     await this.rec.attach(`qemu-img-info-${this.mode}.json`, info, 'application/json');
     const size = vmStateBytes(info, SNAPSHOT_TAG);
-    if (size === undefined) throw new ProductError('mismatch', `qemu-img info shows no snapshot "${SNAPSHOT_TAG}" in ${this.spec.disk} after savevm`, { host: this.host.name });
+    if (size === undefined)
+      throw new ProductError('mismatch', `qemu-img info shows no snapshot "${SNAPSHOT_TAG}" in ${this.spec.disk} after savevm`, {
+        host: this.host.name,
+      });
     return { ...r, vmStateBytes: size };
   }
 
@@ -189,7 +216,8 @@ export class NestedGuest {
       await q.execute('cont');
       const t = performance.now();
       const { status } = await q.execute<{ status: string }>('query-status');
-      if (status !== 'running') throw new ProductError('mismatch', `after loadvm + cont the guest is "${status}", not running`, { host: this.host.name });
+      if (status !== 'running')
+        throw new ProductError('mismatch', `after loadvm + cont the guest is "${status}", not running`, { host: this.host.name });
       return t;
     });
   }
@@ -198,7 +226,11 @@ export class NestedGuest {
    * Waits for `minAfter` ticks and a full pattern pass begun after the restore (or a pass that
    * found bad words, QEMU's end, the deadline) and checks them.
    */
-  async verify(save: SaveResult, minAfter: number, timeoutMs: number): Promise<ContinuationVerdict & { error?: ProductError; firstSeenAt?: number }> {
+  async verify(
+    save: SaveResult,
+    minAfter: number,
+    timeoutMs: number,
+  ): Promise<ContinuationVerdict & { error?: ProductError; firstSeenAt?: number }> {
     let after: Marker = { ticks: [], passes: [] };
     let error: ProductError | undefined;
     // When the poll first saw a tick after the restore (±1 s: the poll interval).
@@ -208,7 +240,12 @@ export class NestedGuest {
       return m.passes.some((p) => !p.ok) || (m.ticks.length >= minAfter && passAfterRestore(save.before, m) !== undefined);
     };
     try {
-      after = await this.waitMarker(enough, timeoutMs, `${minAfter} ticks and a full pass over the pattern after the restore`, save.logBytesAtStop);
+      after = await this.waitMarker(
+        enough,
+        timeoutMs,
+        `${minAfter} ticks and a full pass over the pattern after the restore`,
+        save.logBytesAtStop,
+      );
     } catch (e) {
       if (!(e instanceof ProductError)) throw e;
       error = e;
@@ -221,7 +258,8 @@ export class NestedGuest {
   async waitQemuGone(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (await this.qemuRunning()) {
-      if (Date.now() > deadline) throw new LabError('lab-timeout', `the guest QEMU is still running ${timeoutMs} ms after quit`, { host: this.host.name });
+      if (Date.now() > deadline)
+        throw new LabError('lab-timeout', `the guest QEMU is still running ${timeoutMs} ms after quit`, { host: this.host.name });
       await sleep(200);
     }
   }

@@ -8,7 +8,6 @@
  */
 import { LabError } from '../../drivers/errors.js';
 
-
 export type PmemMode = 'devdax' | 'fsdax';
 
 export interface GuestSpec {
@@ -35,7 +34,8 @@ export interface GuestSpec {
 
 /** QEMU's option parser splits on commas: a path holding one would silently mean something else. */
 function optionSafe(what: string, value: string): string {
-  if (value.includes(',')) throw new LabError('config', `${what} "${value}" contains a comma, which QEMU's -object/-drive syntax cannot carry`);
+  if (value.includes(','))
+    throw new LabError('config', `${what} "${value}" contains a comma, which QEMU's -object/-drive syntax cannot carry`);
   return value;
 }
 
@@ -52,26 +52,43 @@ export function guestArgv(s: GuestSpec): string[] {
   ].join(',');
   return [
     s.qemu,
-    '-name', s.name,
-    '-machine', s.machine,
-    '-accel', s.accel,
-    '-m', `${s.memoryMiB}M`,
-    '-smp', '1',
+    '-name',
+    s.name,
+    '-machine',
+    s.machine,
+    '-accel',
+    s.accel,
+    '-m',
+    `${s.memoryMiB}M`,
+    '-smp',
+    '1',
     '-nodefaults',
-    '-display', 'none',
+    '-display',
+    'none',
     // A guest that dies after a bad restore must end QEMU, not boot again unnoticed.
     '-no-reboot',
-    '-object', backend,
-    '-numa', 'node,memdev=pmem0',
-    '-kernel', s.kernel,
-    '-initrd', s.initrd,
-    '-append', s.append,
-    '-drive', `if=none,id=disk0,format=qcow2,file=${optionSafe('disk', s.disk)}`,
-    '-device', 'virtio-blk-pci,drive=disk0',
-    '-chardev', `file,id=serial0,path=${optionSafe('serial log', s.serialLog)},append=on`,
-    '-serial', 'chardev:serial0',
-    '-qmp', `unix:${optionSafe('QMP socket', s.qmpSocket)},server=on,wait=off`,
-    '-pidfile', s.pidFile,
+    '-object',
+    backend,
+    '-numa',
+    'node,memdev=pmem0',
+    '-kernel',
+    s.kernel,
+    '-initrd',
+    s.initrd,
+    '-append',
+    s.append,
+    '-drive',
+    `if=none,id=disk0,format=qcow2,file=${optionSafe('disk', s.disk)}`,
+    '-device',
+    'virtio-blk-pci,drive=disk0',
+    '-chardev',
+    `file,id=serial0,path=${optionSafe('serial log', s.serialLog)},append=on`,
+    '-serial',
+    'chardev:serial0',
+    '-qmp',
+    `unix:${optionSafe('QMP socket', s.qmpSocket)},server=on,wait=off`,
+    '-pidfile',
+    s.pidFile,
     '-daemonize',
     // Paused until the suite says `cont` (cold) or `loadvm` + `cont` (restore).
     '-S',

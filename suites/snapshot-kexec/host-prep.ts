@@ -8,9 +8,9 @@
 import { LabError, ProductError } from '../../drivers/errors.js';
 import { shellQuote } from '../../drivers/ssh.js';
 import type { Host } from '../../targets/host.js';
-import { installedKernels, type InstalledKernel } from '../../targets/kexec.js';
+import { type InstalledKernel, installedKernels } from '../../targets/kexec.js';
 import type { PmemMode } from './guest.js';
-import { pinMachine, probeQemu, resolveQemuPath, type QemuFacts } from './qemu-check.js';
+import { pinMachine, probeQemu, type QemuFacts, resolveQemuPath } from './qemu-check.js';
 
 export interface NdNamespace {
   dev: string;
@@ -32,7 +32,9 @@ export function parseNdctlRegions(json: string): NdRegion[] {
   if (!json.trim()) return [];
   const parsed = JSON.parse(json) as unknown;
   const regions = (Array.isArray(parsed) ? parsed : ((parsed as { regions?: unknown[] }).regions ?? [parsed])) as Partial<NdRegion>[];
-  return regions.filter((r) => typeof r.dev === 'string').map((r) => ({ dev: r.dev!, size: Number(r.size ?? 0), namespaces: r.namespaces ?? [] }));
+  return regions
+    .filter((r) => typeof r.dev === 'string')
+    .map((r) => ({ dev: r.dev!, size: Number(r.size ?? 0), namespaces: r.namespaces ?? [] }));
 }
 
 /** The `memmap=<size>!<offset>` reservations of a kernel command line. */
@@ -62,10 +64,18 @@ export interface HostPrep {
 
 const TOOLS = ['ndctl', 'kexec', 'qemu-img', 'mkfs.ext4', 'sync'];
 
-export async function inspectHost(host: Host, o: { qemu: string; restoreQemu?: string; machine: string; accel: 'kvm' | 'tcg'; workDir: string }): Promise<HostPrep> {
+export async function inspectHost(
+  host: Host,
+  o: { qemu: string; restoreQemu?: string; machine: string; accel: 'kvm' | 'tcg'; workDir: string },
+): Promise<HostPrep> {
   const run = async (cmd: string, timeoutMs = 60_000) => host.run(cmd, { timeoutMs });
-  const missing = (await run(`for t in ${[...TOOLS, o.qemu].map(shellQuote).join(' ')}; do command -v "$t" >/dev/null || echo "$t"; done`)).stdout.trim();
-  if (missing) throw new LabError('config', `the host lacks ${missing.split('\n').join(', ')} (seed 003 needs ndctl, kexec-tools, QEMU)`, { host: host.name });
+  const missing = (
+    await run(`for t in ${[...TOOLS, o.qemu].map(shellQuote).join(' ')}; do command -v "$t" >/dev/null || echo "$t"; done`)
+  ).stdout.trim();
+  if (missing)
+    throw new LabError('config', `the host lacks ${missing.split('\n').join(', ')} (seed 003 needs ndctl, kexec-tools, QEMU)`, {
+      host: host.name,
+    });
 
   const cmdline = (await host.read('/proc/cmdline')).trim();
   const regions = parseNdctlRegions((await run('ndctl list -RN')).stdout);
@@ -73,8 +83,15 @@ export async function inspectHost(host: Host, o: { qemu: string; restoreQemu?: s
   const pmemSource = memmap.length ? memmap.join(' ') : regions.length ? `NVDIMM region ${regions.map((r) => r.dev).join(', ')}` : '';
   const drivers = (await run('ls /sys/bus/nd/drivers 2>/dev/null')).stdout.split(/\s+/);
   const modes: HostPrep['modes'] = {
-    devdax: drivers.includes('dax_pmem') ? { ok: true } : { ok: false, reason: `kernel ${(await run('uname -r')).stdout.trim()} has no dax_pmem driver (/sys/bus/nd/drivers: ${drivers.join(' ') || 'none'})` },
-    fsdax: drivers.includes('nd_pmem') ? { ok: true } : { ok: false, reason: `no nd_pmem driver (/sys/bus/nd/drivers: ${drivers.join(' ') || 'none'})` },
+    devdax: drivers.includes('dax_pmem')
+      ? { ok: true }
+      : {
+          ok: false,
+          reason: `kernel ${(await run('uname -r')).stdout.trim()} has no dax_pmem driver (/sys/bus/nd/drivers: ${drivers.join(' ') || 'none'})`,
+        },
+    fsdax: drivers.includes('nd_pmem')
+      ? { ok: true }
+      : { ok: false, reason: `no nd_pmem driver (/sys/bus/nd/drivers: ${drivers.join(' ') || 'none'})` },
   };
 
   const qemu = await probeQemu(host, o.qemu, o.workDir);
@@ -100,7 +117,12 @@ export async function configureNamespace(host: Host, ns: string, mode: PmemMode,
   // A namespace in use cannot be reconfigured: the fsdax filesystem goes first.
   await host.run(`umount ${shellQuote(fsdaxMount)} 2>/dev/null; true`);
   const r = await host.run(`ndctl create-namespace -f -e ${shellQuote(ns)} --mode ${mode} --map mem`, { timeoutMs: 180_000 });
-  if (r.code !== 0) throw new ProductError('command-failed', `ndctl create-namespace --mode ${mode} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`, { host: host.name });
+  if (r.code !== 0)
+    throw new ProductError(
+      'command-failed',
+      `ndctl create-namespace --mode ${mode} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`,
+      { host: host.name },
+    );
   return parseCreatedNamespace(r.stdout);
 }
 
@@ -112,5 +134,6 @@ export async function mountFsdax(host: Host, blockdev: string, mount: string, mk
   if (mkfs) await host.run(`mkfs.ext4 -q -F -b 4096 ${dev}`, { check: true, timeoutMs: 300_000 });
   await host.run(`mkdir -p ${shellQuote(mount)} && mount -o dax ${dev} ${shellQuote(mount)}`, { check: true, timeoutMs: 60_000 });
   const opts = (await host.run(`grep -E ${shellQuote(`^${dev} ${mount} `)} /proc/mounts`, { check: true })).stdout;
-  if (!/[ ,]dax(=always)?[ ,]/.test(opts)) throw new ProductError('mismatch', `${dev} is mounted on ${mount} without dax: ${opts.trim()}`, { host: host.name });
+  if (!/[ ,]dax(=always)?[ ,]/.test(opts))
+    throw new ProductError('mismatch', `${dev} is mounted on ${mount} without dax: ${opts.trim()}`, { host: host.name });
 }

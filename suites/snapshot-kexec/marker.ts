@@ -71,7 +71,16 @@ export function parseMarker(log: Buffer, fromByte = 0): Marker {
       if (t) out.ticks.push({ n: Number(t[1]), bootId: t[2]!, end });
     } else if (m[1] === 'verify') {
       const v = VERIFY.exec(f);
-      if (v) out.passes.push({ pass: Number(v[1]), fromTick: Number(v[2]), toTick: Number(v[3]), ok: v[4] === 'ok', badWords: Number(v[5]), firstBadOffset: v[6] === '-' ? undefined : Number(v[6]), end });
+      if (v)
+        out.passes.push({
+          pass: Number(v[1]),
+          fromTick: Number(v[2]),
+          toTick: Number(v[3]),
+          ok: v[4] === 'ok',
+          badWords: Number(v[5]),
+          firstBadOffset: v[6] === '-' ? undefined : Number(v[6]),
+          end,
+        });
     } else {
       const p = PATTERN.exec(f);
       if (p) out.pattern ??= { mib: Number(p[1]), key: p[2]!, end };
@@ -111,7 +120,9 @@ export function passAfterRestore(before: Marker, after: Marker): VerifyPass | un
 
 export function describePass(p: VerifyPass, mib: number): string {
   const words = (mib * 1024 * 1024) / 8;
-  const what = p.ok ? `all ${words} words intact` : `${p.badWords} of ${words} words differ from the pattern, the first at byte offset ${p.firstBadOffset}`;
+  const what = p.ok
+    ? `all ${words} words intact`
+    : `${p.badWords} of ${words} words differ from the pattern, the first at byte offset ${p.firstBadOffset}`;
   return `pass ${p.pass} (ticks ${p.fromTick}–${p.toTick}) over ${mib} MiB: ${what}`;
 }
 
@@ -128,9 +139,12 @@ export function verifyContinuation(i: ContinuationInput): ContinuationVerdict {
   const pattern = i.before.pattern;
   if (!pattern) problems.push('the guest never reported its memory pattern before the stop');
   else if (pattern.key !== i.expected.key || pattern.mib !== i.expected.mib)
-    problems.push(`the guest wrote a ${pattern.mib} MiB pattern with key ${pattern.key}, expected ${i.expected.mib} MiB with key ${i.expected.key}`);
+    problems.push(
+      `the guest wrote a ${pattern.mib} MiB pattern with key ${pattern.key}, expected ${i.expected.mib} MiB with key ${i.expected.key}`,
+    );
   if (!lastBefore) problems.push('no tick was printed before the stop: the guest was never seen running');
-  if (i.after.ticks.length < i.minAfter) problems.push(`${i.after.ticks.length} tick(s) after the restore, wanted ${i.minAfter}: the guest did not run on`);
+  if (i.after.ticks.length < i.minAfter)
+    problems.push(`${i.after.ticks.length} tick(s) after the restore, wanted ${i.minAfter}: the guest did not run on`);
   if (lastBefore && firstAfter) {
     if (firstAfter.n !== lastBefore.n + 1)
       problems.push(
@@ -138,15 +152,20 @@ export function verifyContinuation(i: ContinuationInput): ContinuationVerdict {
           ? `the counter started again at 1 (it was ${lastBefore.n} before the stop): the guest booted anew`
           : `the first tick after the restore is ${firstAfter.n}, expected ${lastBefore.n + 1} (last before the stop: ${lastBefore.n})`,
       );
-    if (firstAfter.bootId !== lastBefore.bootId) problems.push(`the guest's boot_id changed from ${lastBefore.bootId} to ${firstAfter.bootId}`);
+    if (firstAfter.bootId !== lastBefore.bootId)
+      problems.push(`the guest's boot_id changed from ${lastBefore.bootId} to ${firstAfter.bootId}`);
   }
   for (let k = 1; k < i.after.ticks.length; k++) {
-    if (i.after.ticks[k]!.n !== i.after.ticks[k - 1]!.n + 1) problems.push(`the counter went from ${i.after.ticks[k - 1]!.n} to ${i.after.ticks[k]!.n} after the restore`);
+    if (i.after.ticks[k]!.n !== i.after.ticks[k - 1]!.n + 1)
+      problems.push(`the counter went from ${i.after.ticks[k - 1]!.n} to ${i.after.ticks[k]!.n} after the restore`);
   }
   if (i.after.pattern) problems.push('the guest wrote its pattern again after the restore: it started anew');
   for (const p of [...i.before.passes, ...i.after.passes].filter((x) => !x.ok)) problems.push(describePass(p, i.expected.mib));
   const passAfter = passAfterRestore(i.before, i.after);
-  if (!passAfter && lastBefore) problems.push(`no full pass over the ${i.expected.mib} MiB pattern began after the restore (after tick ${lastBefore.n}): the pattern was not verified`);
+  if (!passAfter && lastBefore)
+    problems.push(
+      `no full pass over the ${i.expected.mib} MiB pattern began after the restore (after tick ${lastBefore.n}): the pattern was not verified`,
+    );
   return { ok: problems.length === 0, problems, lastBefore, firstAfter, passAfter };
 }
 

@@ -45,7 +45,11 @@ export async function buildMemProgram(): Promise<Buffer> {
       ['ld', '-static', '-nostdlib', '-o', join(dir, 'labrig-mem'), join(dir, 'mem.o')],
     ]) {
       const r = await runLocal(argv, { check: false });
-      if (r.code !== 0) throw new LabError('runner-tool', `${argv[0]} failed building the guest's memory program (install binutils): ${(r.stderr || r.stdout).trim()}`);
+      if (r.code !== 0)
+        throw new LabError(
+          'runner-tool',
+          `${argv[0]} failed building the guest's memory program (install binutils): ${(r.stderr || r.stdout).trim()}`,
+        );
     }
     return await readFile(join(dir, 'labrig-mem'));
   } finally {

@@ -9,14 +9,14 @@ import { LabError, ProductError } from '../../drivers/errors.js';
 import { QmpError } from '../../drivers/qmp.js';
 import type { Recorder } from '../../drivers/recorder.js';
 import { shellQuote } from '../../drivers/ssh.js';
+import { guestInitramfs, isStaticElf } from '../../images/snapshot-guest.js';
 import { qemuBuildBinary } from '../../targets/components.js';
 import type { Host } from '../../targets/host.js';
 import { kexecInto } from '../../targets/kexec.js';
-import { suiteParamsSchema, type HostConfig } from '../../targets/schema.js';
+import { type HostConfig, suiteParamsSchema } from '../../targets/schema.js';
 import { NestedGuest, type SaveResult } from './cycle.js';
-import { guestInitramfs, isStaticElf } from '../../images/snapshot-guest.js';
 import type { PmemMode } from './guest.js';
-import { configureNamespace, mountFsdax, namespaceOf, type HostPrep, type NdNamespace } from './host-prep.js';
+import { configureNamespace, type HostPrep, mountFsdax, type NdNamespace, namespaceOf } from './host-prep.js';
 import type { ContinuationVerdict } from './marker.js';
 import { buildMemProgram } from './mem-program.js';
 import { pmemOnRefused } from './qemu-check.js';
@@ -39,9 +39,13 @@ export interface GuestFiles {
 
 export async function uploadGuest(host: Host, p: SnapshotKexecParams, running: string): Promise<GuestFiles> {
   const busybox = await readFile(RUNNER_BUSYBOX).catch((e: Error) => {
-    throw new LabError('config', `the guest's busybox ${RUNNER_BUSYBOX} is not readable on the runner (install busybox-static): ${e.message}`);
+    throw new LabError(
+      'config',
+      `the guest's busybox ${RUNNER_BUSYBOX} is not readable on the runner (install busybox-static): ${e.message}`,
+    );
   });
-  if (!isStaticElf(busybox)) throw new LabError('config', `${RUNNER_BUSYBOX} on the runner is not a static x86_64 ELF (install busybox-static)`);
+  if (!isStaticElf(busybox))
+    throw new LabError('config', `${RUNNER_BUSYBOX} on the runner is not a static x86_64 ELF (install busybox-static)`);
   const initrd = `${p.workDir}/guest-initrd.cpio`;
   await host.run(`mkdir -p ${shellQuote(p.workDir)}`, { check: true });
   await host.ssh.writeFile(initrd, guestInitramfs(busybox, await buildMemProgram()));
@@ -60,7 +64,11 @@ export function requirePmemOn(host: Host, p: SnapshotKexecParams, prep: HostPrep
   const roles = [
     { role: 'saving' as const, qemu: prep.qemu, underValidation: Boolean(qemuDir && prep.qemu.binary.startsWith(qemuDir)) },
     // A distinct restoring QEMU is the upgrade the run validates.
-    { role: 'restoring' as const, qemu: prep.restoreQemu, underValidation: prep.restoreQemu !== prep.qemu || Boolean(qemuDir && prep.restoreQemu.binary.startsWith(qemuDir)) },
+    {
+      role: 'restoring' as const,
+      qemu: prep.restoreQemu,
+      underValidation: prep.restoreQemu !== prep.qemu || Boolean(qemuDir && prep.restoreQemu.binary.startsWith(qemuDir)),
+    },
   ];
   for (const r of roles) if (!r.qemu.pmem.ok) throw pmemOnRefused({ host: host.name, ...r });
 }
@@ -77,21 +85,37 @@ export async function prepareMode(host: Host, rec: Recorder, p: SnapshotKexecPar
   return rec.step(`pmem: ${p.namespace} as ${mode}`, { namespace: p.namespace, mode }, async () => {
     const ns = await configureNamespace(host, p.namespace, mode, p.fsdaxMount);
     if (mode === 'devdax') {
-      if (!ns.chardev) throw new ProductError('mismatch', `namespace ${p.namespace} in devdax mode has no dax device: ${JSON.stringify(ns)}`, { host: host.name });
+      if (!ns.chardev)
+        throw new ProductError('mismatch', `namespace ${p.namespace} in devdax mode has no dax device: ${JSON.stringify(ns)}`, {
+          host: host.name,
+        });
       const alignBytes = Number((await host.read(`/sys/bus/dax/devices/${ns.chardev}/align`).catch(() => '2097152')).trim());
       return { mode, namespace: ns, memPath: `/dev/${ns.chardev}`, align: `${alignBytes / 1024 / 1024}M` };
     }
-    if (!ns.blockdev) throw new ProductError('mismatch', `namespace ${p.namespace} in fsdax mode has no block device: ${JSON.stringify(ns)}`, { host: host.name });
+    if (!ns.blockdev)
+      throw new ProductError('mismatch', `namespace ${p.namespace} in fsdax mode has no block device: ${JSON.stringify(ns)}`, {
+        host: host.name,
+      });
     await mountFsdax(host, ns.blockdev, p.fsdaxMount, true);
     // Written in full before the guest starts: on a fresh DAX file every first touch of a page
     // allocates and zeroes a block, which would be counted in the cold boot (75 s more here).
     const memPath = `${p.fsdaxMount}/labrig-guest-ram`;
-    await host.run(`dd if=/dev/zero of=${shellQuote(memPath)} bs=1M count=${p.guest.memoryMiB} conv=fsync 2>&1`, { check: true, timeoutMs: 300_000 });
+    await host.run(`dd if=/dev/zero of=${shellQuote(memPath)} bs=1M count=${p.guest.memoryMiB} conv=fsync 2>&1`, {
+      check: true,
+      timeoutMs: 300_000,
+    });
     return { mode, namespace: ns, memPath };
   });
 }
 
-export async function coldBootOn(host: Host, rec: Recorder, p: SnapshotKexecParams, prep: HostPrep, files: GuestFiles, backing: ModeBacking): Promise<NestedGuest> {
+export async function coldBootOn(
+  host: Host,
+  rec: Recorder,
+  p: SnapshotKexecParams,
+  prep: HostPrep,
+  files: GuestFiles,
+  backing: ModeBacking,
+): Promise<NestedGuest> {
   return NestedGuest.coldBoot(host, rec, {
     mode: backing.mode,
     memPath: backing.memPath,
@@ -127,36 +151,76 @@ export interface CycleResult {
 }
 
 /** x-ignore-shared on → stop → savevm → quit → kexec → pmem checked → (overwrite) → restore → verify. */
-export async function saveKexecRestore(host: Host, rec: Recorder, p: SnapshotKexecParams, guest: NestedGuest, backing: ModeBacking, opts: { overwritePmem?: boolean } = {}): Promise<CycleResult> {
+export async function saveKexecRestore(
+  host: Host,
+  rec: Recorder,
+  p: SnapshotKexecParams,
+  guest: NestedGuest,
+  backing: ModeBacking,
+  opts: { overwritePmem?: boolean } = {},
+): Promise<CycleResult> {
   const before = await rec.step('guest runs its marker', { mode: backing.mode, patternMiB: guest.expected.mib }, () =>
     guest.waitMarker((m) => m.pattern !== undefined && m.ticks.length >= 2, p.timeoutsMs.restore, 'the pattern written and two ticks'),
   );
-  rec.log(`guest wrote ${before.pattern!.mib} MiB (key ${before.pattern!.key}), at tick ${before.ticks.at(-1)!.n}, boot_id ${before.ticks.at(-1)!.bootId}`);
+  rec.log(
+    `guest wrote ${before.pattern!.mib} MiB (key ${before.pattern!.key}), at tick ${before.ticks.at(-1)!.n}, boot_id ${before.ticks.at(-1)!.bootId}`,
+  );
   const save = await rec.step('save: x-ignore-shared on, stop, savevm s0, quit', { tag: 's0' }, () => guest.save());
   const kexec = await rec.step('host: kexec into the other kernel', { target: p.targetKernel ?? 'the other installed kernel' }, () =>
     kexecInto(host, { kernel: p.targetKernel, timeoutMs: p.timeoutsMs.kexec, recorder: rec }),
   );
   await rec.step('host back: pmem still there', { kernel: kexec.to }, () => checkPmemAfterKexec(host, p, backing));
-  if (opts.overwritePmem) await rec.step('negative control: overwrite the guest RAM on pmem', { memPath: backing.memPath }, () => overwrite(host, p, backing));
+  if (opts.overwritePmem)
+    await rec.step('negative control: overwrite the guest RAM on pmem', { memPath: backing.memPath }, () => overwrite(host, p, backing));
   let running: number;
   try {
-    running = await rec.step('restore: same argv (-S), x-ignore-shared on, loadvm s0, cont', { qemu: guest.restoreArgv[0], machine: guest.spec.machine }, () => guest.restore());
+    running = await rec.step(
+      'restore: same argv (-S), x-ignore-shared on, loadvm s0, cont',
+      { qemu: guest.restoreArgv[0], machine: guest.spec.machine },
+      () => guest.restore(),
+    );
   } catch (e) {
     if (!(e instanceof ProductError || e instanceof QmpError)) throw e;
-    return { save, kernelBefore: kexec.from, kernelAfter: kexec.to, kexecMs: kexec.kexecMs, blackoutMs: Math.round(performance.now() - save.tStop), restoreError: e };
+    return {
+      save,
+      kernelBefore: kexec.from,
+      kernelAfter: kexec.to,
+      kexecMs: kexec.kexecMs,
+      blackoutMs: Math.round(performance.now() - save.tStop),
+      restoreError: e,
+    };
   }
-  const verdict = await rec.step('verify: counter goes on, guest boot_id, a full pattern pass after the restore', { patternMiB: guest.expected.mib, patternKey: guest.expected.key }, () =>
-    guest.verify(save, 3, p.timeoutsMs.restore),
+  const verdict = await rec.step(
+    'verify: counter goes on, guest boot_id, a full pattern pass after the restore',
+    { patternMiB: guest.expected.mib, patternKey: guest.expected.key },
+    () => guest.verify(save, 3, p.timeoutsMs.restore),
   );
   const resumeMarkerMs = verdict.firstSeenAt === undefined ? undefined : Math.round(verdict.firstSeenAt - save.tStop);
-  return { save, kernelBefore: kexec.from, kernelAfter: kexec.to, kexecMs: kexec.kexecMs, blackoutMs: Math.round(running - save.tStop), resumeMarkerMs, verdict };
+  return {
+    save,
+    kernelBefore: kexec.from,
+    kernelAfter: kexec.to,
+    kexecMs: kexec.kexecMs,
+    blackoutMs: Math.round(running - save.tStop),
+    resumeMarkerMs,
+    verdict,
+  };
 }
 
 /** The seed's premise: what was on pmem before the kexec is still there, at the same path. */
 async function checkPmemAfterKexec(host: Host, p: SnapshotKexecParams, b: ModeBacking): Promise<void> {
   const ns = await namespaceOf(host, p.namespace);
-  const same = ns && ns.mode === b.mode && ns.size === b.namespace.size && (b.mode === 'devdax' ? ns.chardev === b.namespace.chardev : ns.blockdev === b.namespace.blockdev);
-  if (!same) throw new ProductError('mismatch', `after the kexec ${p.namespace} is ${JSON.stringify(ns)}, before it was ${JSON.stringify(b.namespace)}`, { host: host.name });
+  const same =
+    ns &&
+    ns.mode === b.mode &&
+    ns.size === b.namespace.size &&
+    (b.mode === 'devdax' ? ns.chardev === b.namespace.chardev : ns.blockdev === b.namespace.blockdev);
+  if (!same)
+    throw new ProductError(
+      'mismatch',
+      `after the kexec ${p.namespace} is ${JSON.stringify(ns)}, before it was ${JSON.stringify(b.namespace)}`,
+      { host: host.name },
+    );
   if (b.mode === 'fsdax') await mountFsdax(host, ns.blockdev!, p.fsdaxMount, false);
   const r = await host.run(`test -e ${shellQuote(b.memPath)} && ls -l ${shellQuote(b.memPath)}`);
   if (r.code !== 0) throw new ProductError('mismatch', `${b.memPath} is gone after the kexec`, { host: host.name });
@@ -165,6 +229,9 @@ async function checkPmemAfterKexec(host: Host, p: SnapshotKexecParams, b: ModeBa
 async function overwrite(host: Host, p: SnapshotKexecParams, b: ModeBacking): Promise<void> {
   const mib = p.guest.memoryMiB;
   // devdax has no write(2): daxio maps the device. A file on the dax mount takes dd.
-  const cmd = b.mode === 'devdax' ? `daxio -z -o ${shellQuote(b.memPath)} -l ${mib * 1024 * 1024}` : `dd if=/dev/zero of=${shellQuote(b.memPath)} bs=1M count=${mib} conv=notrunc && sync`;
+  const cmd =
+    b.mode === 'devdax'
+      ? `daxio -z -o ${shellQuote(b.memPath)} -l ${mib * 1024 * 1024}`
+      : `dd if=/dev/zero of=${shellQuote(b.memPath)} bs=1M count=${mib} conv=notrunc && sync`;
   await host.run(cmd, { check: true, timeoutMs: 300_000 });
 }

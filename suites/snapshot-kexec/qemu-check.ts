@@ -33,14 +33,26 @@ export function parseMachineHelp(text: string): Map<string, string | undefined> 
 
 /** The versioned type `wanted` means on this QEMU: an alias resolved, a versioned type kept. */
 export function pinMachine(machines: Map<string, string | undefined>, wanted: string, qemu: string): string {
-  if (!machines.has(wanted)) throw new LabError('config', `suites.snapshotKexec.machine "${wanted}" is not a machine type of ${qemu} (it has ${[...machines.keys()].filter((m) => /q35|pc/.test(m)).slice(0, 8).join(', ')}…)`);
+  if (!machines.has(wanted))
+    throw new LabError(
+      'config',
+      `suites.snapshotKexec.machine "${wanted}" is not a machine type of ${qemu} (it has ${[...machines.keys()]
+        .filter((m) => /q35|pc/.test(m))
+        .slice(0, 8)
+        .join(', ')}…)`,
+    );
   return machines.get(wanted) ?? wanted;
 }
 
 /** The probe's exit code and output → pmem=on taken, refused for want of libpmem, or failed otherwise. */
 export function classifyPmemProbe(code: number, output: string): PmemProbe {
   if (code === 0) return { ok: true };
-  const reason = output.split('\n').filter((l) => l.trim() && !l.startsWith('{')).join(' ').trim() || `exit ${code}`;
+  const reason =
+    output
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('{'))
+      .join(' ')
+      .trim() || `exit ${code}`;
   // Older QEMU refuses with "Lack of libpmem support"; a build that drops the property when
   // CONFIG_LIBPMEM is off says "Property 'memory-backend-file.pmem' not found".
   return { ok: false, libpmemMissing: /libpmem|memory-backend-file\.pmem' not found/i.test(output), reason };
@@ -56,9 +68,15 @@ export function pmemOnRefused(o: { host: string; role: 'saving' | 'restoring'; q
   const field = o.role === 'saving' ? 'suites.snapshotKexec.qemu' : 'suites.snapshotKexec.restoreQemu';
   const probe = o.qemu.pmem.reason;
   const what = `the ${o.role} QEMU ${o.qemu.binary} (${o.qemu.version}) refuses pmem=on`;
-  if (!o.qemu.pmem.libpmemMissing) return new ProductError('command-failed', `${what}: a memory-backend-file with pmem=on did not start: ${probe}`, { host: o.host });
-  if (o.underValidation) return new ProductError('mismatch', `${what}: the QEMU under validation was built without libpmem (${probe})`, { host: o.host });
-  return new LabError('config', `suites.snapshotKexec.pmemOn is true but ${what}: it was built without libpmem (${probe}); point ${field} at a QEMU built with --enable-libpmem, or set pmemOn: false`, { host: o.host });
+  if (!o.qemu.pmem.libpmemMissing)
+    return new ProductError('command-failed', `${what}: a memory-backend-file with pmem=on did not start: ${probe}`, { host: o.host });
+  if (o.underValidation)
+    return new ProductError('mismatch', `${what}: the QEMU under validation was built without libpmem (${probe})`, { host: o.host });
+  return new LabError(
+    'config',
+    `suites.snapshotKexec.pmemOn is true but ${what}: it was built without libpmem (${probe}); point ${field} at a QEMU built with --enable-libpmem, or set pmemOn: false`,
+    { host: o.host },
+  );
 }
 
 /** Version, machine types and a real start with pmem=on on a scratch file (`-machine none`). */
@@ -66,7 +84,10 @@ export async function probeQemu(host: Host, binary: string, workDir: string): Pr
   const run = (cmd: string) => host.run(cmd, { timeoutMs: 120_000 });
   const q = shellQuote(binary);
   const v = await run(`${q} --version`);
-  if (v.code !== 0) throw new LabError('config', `${binary} does not run on the host (exit ${v.code}): ${(v.stderr || v.stdout).trim().split('\n')[0]}`, { host: host.name });
+  if (v.code !== 0)
+    throw new LabError('config', `${binary} does not run on the host (exit ${v.code}): ${(v.stderr || v.stdout).trim().split('\n')[0]}`, {
+      host: host.name,
+    });
   const machines = parseMachineHelp((await run(`${q} -machine help`)).stdout);
   const probe = `${workDir}/pmem-probe.img`;
   const backend = `memory-backend-file,id=probe,size=2M,mem-path=${probe},share=on,pmem=on`;

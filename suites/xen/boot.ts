@@ -119,6 +119,9 @@ export function hvmSupport(virtCaps: readonly string[]): { usable: boolean; why:
   const caps = `xl info virt_caps "${virtCaps.join(' ')}"`;
   if (!virtCaps.includes('hvm')) return { usable: false, why: `${caps}: no hvm (no usable vmx/svm)` };
   if (!virtCaps.includes('hap') && !virtCaps.includes('shadow'))
-    return { usable: false, why: `${caps}: hvm without hap or shadow paging, so libxl refuses HVM guests (no EPT/NPT, and this Xen is built without shadow paging)` };
+    return {
+      usable: false,
+      why: `${caps}: hvm without hap or shadow paging, so libxl refuses HVM guests (no EPT/NPT, and this Xen is built without shadow paging)`,
+    };
   return { usable: true, why: `${caps}: hvm with ${virtCaps.includes('hap') ? 'hap' : 'shadow paging'}` };
 }

@@ -27,5 +27,8 @@ export function processNamesScript(os: OsFamily): string {
 }
 
 export function parseProcessNames(output: string): string[] {
-  return output.split('\n').map((l) => l.trim()).filter(Boolean);
+  return output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }

@@ -26,7 +26,7 @@ export function leftoversScript(os: OsFamily = 'linux'): string {
     os === 'freebsd'
       ? 'ps -axww -o pid=,args='
       : // argv of every process, NULs as spaces (busybox ps truncates arguments)
-        "for p in /proc/[0-9]*; do a=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); [ -n \"$a\" ] && echo \"${p#/proc/} $a\"; done; true";
+        'for p in /proc/[0-9]*; do a=$(tr \'\\0\' \' \' < $p/cmdline 2>/dev/null); [ -n "$a" ] && echo "${p#/proc/} $a"; done; true';
   return [`echo '@@xenstore'; xenstore-ls -f 2>&1 | cut -c1-300`, `echo '@@net'; ${net}`, `echo '@@procs'; ${procs}`].join('; ');
 }
 
@@ -90,8 +90,7 @@ export interface Leftovers {
 
 export function findLeftovers(scriptOutput: string, d: DomainIdentity): Leftovers {
   const s = sections(scriptOutput);
-  for (const name of ['xenstore', 'net', 'procs'])
-    if (!s.has(name)) throw new Error(`leftovers script output lacks its @@${name} section`);
+  for (const name of ['xenstore', 'net', 'procs']) if (!s.has(name)) throw new Error(`leftovers script output lacks its @@${name} section`);
   // An empty section would pass as "nothing left": each must show its probe saw the live system.
   const proofs: Array<[string, RegExp, string]> = [
     ['xenstore', /^\/local\/domain\/0(?: |$)/, "dom0's own /local/domain/0 (xenstore-ls failed?)"],
@@ -100,7 +99,9 @@ export function findLeftovers(scriptOutput: string, d: DomainIdentity): Leftover
   ];
   for (const [name, proof, what] of proofs)
     if (!s.get(name)!.some((l) => proof.test(l)))
-      throw new Error(`leftovers probe @@${name} did not work: its output lacks ${what}: ${JSON.stringify(s.get(name)!.slice(0, 3).join(' | ').slice(0, 200))}`);
+      throw new Error(
+        `leftovers probe @@${name} did not work: its output lacks ${what}: ${JSON.stringify(s.get(name)!.slice(0, 3).join(' | ').slice(0, 200))}`,
+      );
   return {
     xenstore: xenstoreLeftovers(s.get('xenstore')!, d),
     vifs: vifLeftovers(s.get('net')!, d),

@@ -10,10 +10,10 @@ import { Console } from '../../drivers/console.js';
 import { ProductError } from '../../drivers/errors.js';
 import { Shell } from '../../drivers/shell.js';
 import { shellQuote } from '../../drivers/ssh.js';
-import { xlFailureReason, type Xl, type XlDomain, type XlDomainSpec } from '../../drivers/xl.js';
+import { type Xl, type XlDomain, type XlDomainSpec, xlFailureReason } from '../../drivers/xl.js';
 import type { Host } from '../../targets/host.js';
 import { DEFAULT_PROMPT } from '../../targets/schema.js';
-import { findLeftovers, leftoversScript, type DomainIdentity, type Leftovers } from './leftovers.js';
+import { type DomainIdentity, findLeftovers, type Leftovers, leftoversScript } from './leftovers.js';
 
 /** How evidence reaches the report (the spec passes test.info().attach). */
 export type Attach = (name: string, body: string) => Promise<void>;
@@ -46,12 +46,20 @@ export interface CreatedDomain {
  * `xl -vvv create -p`, the guest's console attached, then `xl unpause`. A failed create
  * attaches xl's -vvv output and the domain's logs before throwing.
  */
-export async function createDomain(host: Host, xl: Xl, spec: XlDomainSpec, o: { cfgPath: string; consoleLog: string; consoleType: 'pv' | 'serial'; timeoutMs: number }, attach: Attach): Promise<CreatedDomain> {
+export async function createDomain(
+  host: Host,
+  xl: Xl,
+  spec: XlDomainSpec,
+  o: { cfgPath: string; consoleLog: string; consoleType: 'pv' | 'serial'; timeoutMs: number },
+  attach: Attach,
+): Promise<CreatedDomain> {
   const created = await xl.create(o.cfgPath, { paused: true, timeoutMs: o.timeoutMs });
   if (!created.ok) {
     await attach(`xl -vvv create ${spec.name}.txt`, created.output);
     await attachDomainLogs(host, spec.name, attach);
-    throw new ProductError('did-not-boot', `xl create ${o.cfgPath} failed (exit ${created.code}): ${xlFailureReason(created.output)}`, { host: host.name });
+    throw new ProductError('did-not-boot', `xl create ${o.cfgPath} failed (exit ${created.code}): ${xlFailureReason(created.output)}`, {
+      host: host.name,
+    });
   }
   const long = (await xl.listLong()).find((d) => d.name === spec.name);
   const dom = (await xl.list()).find((d) => d.name === spec.name);

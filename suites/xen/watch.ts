@@ -18,15 +18,13 @@ export function watchForDeath(console: Console, what: string, timeoutMs = 60 * 6
   const ac = new AbortController();
   let died: ProductError | undefined;
   // A pattern that never matches: only the death strings (or the console ending) end this wait.
-  const death = console
-    .expect(/(?!)/, { from: console.received, timeoutMs, what, signal: ac.signal })
-    .then(
-      () => undefined,
-      (e: unknown) => {
-        if (e instanceof ProductError && e.kind === 'panic') died = e;
-        return died;
-      },
-    );
+  const death = console.expect(/(?!)/, { from: console.received, timeoutMs, what, signal: ac.signal }).then(
+    () => undefined,
+    (e: unknown) => {
+      if (e instanceof ProductError && e.kind === 'panic') died = e;
+      return died;
+    },
+  );
   const deathOnly = death.then((e) => (e ? Promise.reject(e) : new Promise<never>(() => {})));
   deathOnly.catch(() => undefined);
   return {

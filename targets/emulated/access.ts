@@ -11,13 +11,13 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { createPower } from '../../drivers/power.js';
-import type { Recorder } from '../../drivers/recorder.js';
-import { BMC_CIPHER_SUITE, bmcHealthy, bmcQemuArgs, startBmc, stopBmc, type BmcRecord } from './bmc.js';
-import type { HostInput, VmHostRecord } from './hosts.js';
 import { isOurProcess } from '../../drivers/proc.js';
-import { assertPortFree } from './probe.js';
-import { qemuArgv, vmPaths, type RunningVm, type VmSpec } from './qemu-vm.js';
+import type { Recorder } from '../../drivers/recorder.js';
 import { powerSchema } from '../schema.js';
+import { BMC_CIPHER_SUITE, type BmcRecord, bmcHealthy, bmcQemuArgs, startBmc, stopBmc } from './bmc.js';
+import type { HostInput, VmHostRecord } from './hosts.js';
+import { assertPortFree } from './probe.js';
+import { qemuArgv, type RunningVm, type VmSpec, vmPaths } from './qemu-vm.js';
 import { ser2netHealthy, stopSer2net } from './ser2net.js';
 
 export const BMC_PASSWORD_ENV = 'LABRIG_EMU_BMC_PASSWORD';
@@ -31,7 +31,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The password the BMCs of this run dir use (set at lab up). */
 export async function bmcPassword(runDir: string): Promise<string> {
-  const pw = process.env[BMC_PASSWORD_ENV] || (await readFile(passwordFile(runDir), 'utf8').catch(() => '')).trim() || randomBytes(8).toString('hex');
+  const pw =
+    process.env[BMC_PASSWORD_ENV] ||
+    (await readFile(passwordFile(runDir), 'utf8').catch(() => '')).trim() ||
+    randomBytes(8).toString('hex');
   await writeFile(passwordFile(runDir), `${pw}\n`, { mode: 0o600 });
   return pw;
 }
@@ -48,12 +51,30 @@ export function exportBmcPassword(runDir: string): void {
 }
 
 export function bmcPowerConfig(b: BmcRecord): NonNullable<HostInput['power']> & { kind: 'ipmi' } {
-  return { kind: 'ipmi', address: b.address, port: b.lanPort, user: b.user, passwordEnv: BMC_PASSWORD_ENV, cipherSuite: BMC_CIPHER_SUITE, interface: 'lanplus', minOffMs: 1000 };
+  return {
+    kind: 'ipmi',
+    address: b.address,
+    port: b.lanPort,
+    user: b.user,
+    passwordEnv: BMC_PASSWORD_ENV,
+    cipherSuite: BMC_CIPHER_SUITE,
+    interface: 'lanplus',
+    minOffMs: 1000,
+  };
 }
 
 /** takeOver: a SOL session left by a killed run of ours must not lock the host's console. */
 export function solConsoleConfig(b: BmcRecord): NonNullable<HostInput['console']> {
-  return { kind: 'ipmi-sol', address: b.address, port: b.lanPort, user: b.user, passwordEnv: BMC_PASSWORD_ENV, cipherSuite: BMC_CIPHER_SUITE, takeOver: true, login: { user: 'root' } };
+  return {
+    kind: 'ipmi-sol',
+    address: b.address,
+    port: b.lanPort,
+    user: b.user,
+    passwordEnv: BMC_PASSWORD_ENV,
+    cipherSuite: BMC_CIPHER_SUITE,
+    takeOver: true,
+    login: { user: 'root' },
+  };
 }
 
 /** QEMU's PID now: a BMC's power on starts a new QEMU, which writes its -pidfile. */
@@ -81,14 +102,28 @@ export async function stopAccess(r: VmHostRecord): Promise<void> {
  * Boots a host the way a BMC does: ipmi_sim is started with QEMU's argv as its power-on
  * command, and `ipmitool chassis power on` (the lab's ipmi power driver) starts QEMU.
  */
-export async function bootThroughBmc(spec: VmSpec, runDir: string, sshPort: number, address: string, recorder: Recorder): Promise<{ vm: RunningVm; bmc: BmcRecord }> {
+export async function bootThroughBmc(
+  spec: VmSpec,
+  runDir: string,
+  sshPort: number,
+  address: string,
+  recorder: Recorder,
+): Promise<{ vm: RunningVm; bmc: BmcRecord }> {
   const ports = accessPorts(sshPort);
   for (const p of [ports.vm, ports.sol]) await assertPortFree(spec.name, p, address);
   const paths = vmPaths(runDir, spec.name);
-  const full: VmSpec = { ...spec, paused: false, serialTcp: { address, port: ports.sol }, extraArgs: [...(spec.extraArgs ?? []), ...bmcQemuArgs(address, ports.vm)] };
+  const full: VmSpec = {
+    ...spec,
+    paused: false,
+    serialTcp: { address, port: ports.sol },
+    extraArgs: [...(spec.extraArgs ?? []), ...bmcQemuArgs(address, ports.vm)],
+  };
   const argv = qemuArgv(full, paths);
   for (const p of [paths.qmpSocket, paths.labQmpSocket, paths.pidFile]) await rm(p, { force: true });
-  const consoleOffset = await stat(paths.consoleLog).then((s) => s.size, () => 0);
+  const consoleOffset = await stat(paths.consoleLog).then(
+    (s) => s.size,
+    () => 0,
+  );
   const password = await bmcPassword(runDir);
   const bmc = await startBmc({
     host: spec.name,
@@ -108,7 +143,11 @@ export async function bootThroughBmc(spec: VmSpec, runDir: string, sshPort: numb
     for (;;) {
       const pid = Number((await readFile(paths.pidFile, 'utf8').catch(() => '')).trim());
       if (isOurProcess(pid, paths.qmpSocket)) return { vm: { name: spec.name, pid, argv, paths, pty: '', consoleOffset }, bmc };
-      if (Date.now() > deadline) throw new LabError('lab-setup', `BMC power on of ${spec.name}: no QEMU pidfile within 30 s`, { host: spec.name, evidence: paths.qemuLog });
+      if (Date.now() > deadline)
+        throw new LabError('lab-setup', `BMC power on of ${spec.name}: no QEMU pidfile within 30 s`, {
+          host: spec.name,
+          evidence: paths.qemuLog,
+        });
       await sleep(100);
     }
   } catch (e) {

@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
-import { runLocal } from '../../drivers/local.js';
 import { ipmitoolBase } from '../../drivers/ipmi.js';
+import { runLocal } from '../../drivers/local.js';
 import { isOurProcess, stopProcess } from '../../drivers/proc.js';
 
 export interface BmcSpec {
@@ -51,16 +51,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** QEMU's side of the BMC (x86 ISA KCS, as on most x86 servers; QEMU 7.2 docs/specs/ipmi). */
 export function bmcQemuArgs(address: string, vmPort: number): string[] {
   return [
-    '-chardev', `socket,id=ipmi0,host=${address},port=${vmPort},reconnect=10`,
-    '-device', 'ipmi-bmc-extern,id=bmc0,chardev=ipmi0',
-    '-device', 'isa-ipmi-kcs,bmc=bmc0',
+    '-chardev',
+    `socket,id=ipmi0,host=${address},port=${vmPort},reconnect=10`,
+    '-device',
+    'ipmi-bmc-extern,id=bmc0,chardev=ipmi0',
+    '-device',
+    'isa-ipmi-kcs,bmc=bmc0',
   ];
 }
 
 export function lanConf(spec: BmcSpec, startScript: string | undefined): string {
-  for (const [field, v] of [['password', spec.password], ['user', spec.user], ['dir', spec.dir]] as const)
-    if (/["\s\\]/.test(v)) throw new LabError('config', `BMC of ${spec.host}: the ${field} must not hold quotes, spaces or backslashes`, { host: spec.host });
-  if (spec.password.length > 20) throw new LabError('config', `BMC of ${spec.host}: an IPMI 2.0 password has at most 20 characters`, { host: spec.host });
+  for (const [field, v] of [
+    ['password', spec.password],
+    ['user', spec.user],
+    ['dir', spec.dir],
+  ] as const)
+    if (/["\s\\]/.test(v))
+      throw new LabError('config', `BMC of ${spec.host}: the ${field} must not hold quotes, spaces or backslashes`, { host: spec.host });
+  if (spec.password.length > 20)
+    throw new LabError('config', `BMC of ${spec.host}: an IPMI 2.0 password has at most 20 characters`, { host: spec.host });
   const auths = 'none md2 md5 straight';
   return [
     `name "${spec.host}"`,
@@ -79,14 +88,24 @@ export function lanConf(spec: BmcSpec, startScript: string | undefined): string 
   ].join('\n');
 }
 
-const EMU = ['mc_setbmc 0x20', 'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr', 'sel_enable 0x20 1000 0x0a', 'mc_enable 0x20', ''].join('\n');
+const EMU = [
+  'mc_setbmc 0x20',
+  'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr',
+  'sel_enable 0x20 1000 0x0a',
+  'mc_enable 0x20',
+  '',
+].join('\n');
 
 export async function startBmc(spec: BmcSpec, timeoutMs = 20_000): Promise<BmcRecord> {
   await mkdir(join(spec.dir, 'state'), { recursive: true, mode: 0o700 });
   let script: string | undefined;
   if (spec.startArgv) {
     script = join(spec.dir, 'power-on.sh');
-    await writeFile(script, `#!/bin/sh\n# chassis power on (ipmi_sim startcmd)\nexec ${spec.startArgv.map(quote).join(' ')}${spec.startLog ? ` >>${quote(spec.startLog)} 2>&1` : ''}\n`, { mode: 0o700 });
+    await writeFile(
+      script,
+      `#!/bin/sh\n# chassis power on (ipmi_sim startcmd)\nexec ${spec.startArgv.map(quote).join(' ')}${spec.startLog ? ` >>${quote(spec.startLog)} 2>&1` : ''}\n`,
+      { mode: 0o700 },
+    );
   }
   const configFile = join(spec.dir, 'lan.conf');
   await writeFile(configFile, lanConf(spec, script), { mode: 0o600 });
@@ -95,7 +114,10 @@ export async function startBmc(spec: BmcSpec, timeoutMs = 20_000): Promise<BmcRe
   const log = join(spec.dir, 'ipmi_sim.log');
   const fh = await open(log, 'a');
   // -n: no console on stdio; detached, so it outlives `lab up`.
-  const child = spawn('ipmi_sim', ['-n', '-c', configFile, '-f', emuFile, '-s', join(spec.dir, 'state')], { detached: true, stdio: ['ignore', fh.fd, fh.fd] });
+  const child = spawn('ipmi_sim', ['-n', '-c', configFile, '-f', emuFile, '-s', join(spec.dir, 'state')], {
+    detached: true,
+    stdio: ['ignore', fh.fd, fh.fd],
+  });
   child.unref();
   // Listening before any await: 'spawn' fires on the next tick.
   const spawnedP = new Promise<Error | undefined>((r) => {
@@ -104,17 +126,43 @@ export async function startBmc(spec: BmcSpec, timeoutMs = 20_000): Promise<BmcRe
   });
   await fh.close();
   const spawned = await spawnedP;
-  if (spawned || !child.pid) throw new LabError('runner-tool', `cannot start ipmi_sim (Debian package openipmi): ${spawned?.message ?? 'no pid'}`, { host: spec.host });
-  const record: BmcRecord = { pid: child.pid, configFile, address: spec.address, lanPort: spec.lanPort, vmPort: spec.vmPort, user: spec.user, log };
+  if (spawned || !child.pid)
+    throw new LabError('runner-tool', `cannot start ipmi_sim (Debian package openipmi): ${spawned?.message ?? 'no pid'}`, {
+      host: spec.host,
+    });
+  const record: BmcRecord = {
+    pid: child.pid,
+    configFile,
+    address: spec.address,
+    lanPort: spec.lanPort,
+    vmPort: spec.vmPort,
+    user: spec.user,
+    log,
+  };
   const deadline = Date.now() + timeoutMs;
-  const argv = [...ipmitoolBase({ address: spec.address, port: spec.lanPort, user: spec.user, passwordEnv: 'IPMI_PASSWORD', cipherSuite: BMC_CIPHER_SUITE }), 'mc', 'info'];
+  const argv = [
+    ...ipmitoolBase({
+      address: spec.address,
+      port: spec.lanPort,
+      user: spec.user,
+      passwordEnv: 'IPMI_PASSWORD',
+      cipherSuite: BMC_CIPHER_SUITE,
+    }),
+    'mc',
+    'info',
+  ];
   for (;;) {
-    if (!isOurProcess(child.pid, configFile)) throw new LabError('lab-setup', `ipmi_sim of ${spec.host} exited during start-up`, { host: spec.host, evidence: log });
+    if (!isOurProcess(child.pid, configFile))
+      throw new LabError('lab-setup', `ipmi_sim of ${spec.host} exited during start-up`, { host: spec.host, evidence: log });
     const r = await runLocal(argv, { env: { IPMI_PASSWORD: spec.password }, timeoutMs: 10_000, check: false }).catch(() => undefined);
     if (r?.code === 0) return record;
     if (Date.now() > deadline) {
       await stopBmc(record);
-      throw new LabError('lab-setup', `ipmi_sim of ${spec.host} does not answer on ${spec.address}:${spec.lanPort} within ${timeoutMs} ms: ${r?.stderr.trim() ?? ''}`, { host: spec.host, evidence: log });
+      throw new LabError(
+        'lab-setup',
+        `ipmi_sim of ${spec.host} does not answer on ${spec.address}:${spec.lanPort} within ${timeoutMs} ms: ${r?.stderr.trim() ?? ''}`,
+        { host: spec.host, evidence: log },
+      );
     }
     await sleep(200);
   }
@@ -124,4 +172,5 @@ export async function stopBmc(r: BmcRecord): Promise<void> {
   await stopProcess(r.pid, r.configFile);
 }
 
-export const bmcHealthy = (r: BmcRecord): string | undefined => (isOurProcess(r.pid, r.configFile) ? undefined : `ipmi_sim ${r.pid} is gone`);
+export const bmcHealthy = (r: BmcRecord): string | undefined =>
+  isOurProcess(r.pid, r.configFile) ? undefined : `ipmi_sim ${r.pid} is gone`;

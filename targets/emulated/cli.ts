@@ -6,7 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { isLabError, type LabError } from '../../drivers/errors.js';
 import { consoleRecorder } from '../../drivers/recorder.js';
-import { labDown, labStatus, labUp, type HostStatus } from './lab.js';
+import { type HostStatus, labDown, labStatus, labUp } from './lab.js';
 
 function print(rows: readonly HostStatus[]): void {
   const width = Math.max(...rows.map((r) => r.name.length), 4);

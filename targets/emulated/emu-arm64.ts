@@ -4,13 +4,14 @@
  * under TCG (its facts say x86_64: the suites must not assume KVM). There is no systemd here,
  * so the lab starts virtlogd and libvirtd itself, and stops them by PID only if it started them.
  */
-import { readFile } from 'node:fs/promises';
+
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
-import type { HostInput } from './hosts.js';
 import { isOurProcess, stopProcess } from '../../drivers/proc.js';
+import type { HostInput } from './hosts.js';
 import { assertPortFree, waitForSsh, writeKnownHosts } from './probe.js';
 import { startSshd } from './sshd.js';
 import type { Arm64HostRecord, DaemonRecord } from './state.js';
@@ -49,7 +50,9 @@ async function startDaemons(): Promise<DaemonRecord[]> {
     out.push({ name: d.name, bin: d.bin, pidFile: d.pidFile, ours: !already });
   }
   // The first connection probes capabilities (≈12 s, FIELD-NOTES); do it now, not in a test.
-  await runLocal(['virsh', '-c', 'qemu:///system', 'domcapabilities', '--arch', 'aarch64', '--virttype', 'qemu', '--machine', 'virt'], { timeoutMs: 180_000 });
+  await runLocal(['virsh', '-c', 'qemu:///system', 'domcapabilities', '--arch', 'aarch64', '--virttype', 'qemu', '--machine', 'virt'], {
+    timeoutMs: 180_000,
+  });
   return out;
 }
 
@@ -76,8 +79,19 @@ export async function startEmuArm64(runDir: string, port: number): Promise<Arm64
     throw e;
   }
   return {
-    kind: 'sshd', name: EMU_ARM64, pid: sshd.pid, address: sshd.address, port, user: sshd.user, identityFile: sshd.identityFile,
-    hostKey: sshd.hostKey, knownHosts, dir, configFile, daemons, startedAt: new Date().toISOString(),
+    kind: 'sshd',
+    name: EMU_ARM64,
+    pid: sshd.pid,
+    address: sshd.address,
+    port,
+    user: sshd.user,
+    identityFile: sshd.identityFile,
+    hostKey: sshd.hostKey,
+    knownHosts,
+    dir,
+    configFile,
+    daemons,
+    startedAt: new Date().toISOString(),
   };
 }
 

@@ -3,16 +3,17 @@
  * initramfs, dropbear with a host key made at build time (so the lab can pin it) and a
  * getty on the serial console. Root has an empty password: a test VM holds no secret.
  */
-import { join } from 'node:path';
+
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
-import { cachedImage, clientKey, debCacheDir, imageKey, sshFingerprint, type BuiltImage } from '../../images/cache.js';
+import { type BuiltImage, cachedImage, clientKey, debCacheDir, imageKey, sshFingerprint } from '../../images/cache.js';
 import { CONSOLE_AND_NULL, writeInitramfs } from '../../images/cpio.js';
-import { fetchDebs, hostApt, resolvePackages, unpackDeb, type Progress } from '../../images/debs.js';
-import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
+import { fetchDebs, hostApt, type Progress, resolvePackages, unpackDeb } from '../../images/debs.js';
 import { RootfsBuilder } from '../../images/rootfs.js';
 import { bmcPowerConfig, solConsoleConfig } from './access.js';
+import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
 
 /** The Debian kernel ABI of emu-mini (apt-cache search linux-image-6.1.0 lists the choices). */
 export const EMU_MINI_KERNEL = '6.1.0-56-amd64';
@@ -37,7 +38,23 @@ export const BUSYBOX_DROPBEAR_PACKAGES = [
 const PACKAGES = [`linux-image-${EMU_MINI_KERNEL}`, ...BUSYBOX_DROPBEAR_PACKAGES];
 
 /** What suites and drivers run on the guest; checked against busybox at build time. */
-const REQUIRED_APPLETS = ['sh', 'setsid', 'stty', 'kill', 'sleep', 'cat', 'uname', 'dmesg', 'mount', 'ip', 'getty', 'login', 'init', 'insmod', 'hostname'];
+const REQUIRED_APPLETS = [
+  'sh',
+  'setsid',
+  'stty',
+  'kill',
+  'sleep',
+  'cat',
+  'uname',
+  'dmesg',
+  'mount',
+  'ip',
+  'getty',
+  'login',
+  'init',
+  'insmod',
+  'hostname',
+];
 
 const HOST_KEY = '/etc/dropbear/dropbear_ed25519_host_key';
 
@@ -69,7 +86,13 @@ ip route add default via 10.0.2.2
 echo "rcS: emu-mini up, boot_id $(cat /proc/sys/kernel/random/boot_id)"
 `;
 
-async function buildImage(tmp: string, work: string, progress: Progress, pubKey: string, pkgs: Awaited<ReturnType<typeof resolvePackages>>) {
+async function buildImage(
+  tmp: string,
+  work: string,
+  progress: Progress,
+  pubKey: string,
+  pkgs: Awaited<ReturnType<typeof resolvePackages>>,
+) {
   const debs = await fetchDebs(pkgs, debCacheDir(hostApt.arch), hostApt, progress);
   const pkgRoot = join(work, 'pkgs');
   for (const [i, deb] of debs.entries()) {
@@ -77,7 +100,20 @@ async function buildImage(tmp: string, work: string, progress: Progress, pubKey:
     await unpackDeb(deb, pkgRoot);
   }
   const root = new RootfsBuilder(join(work, 'root'), pkgRoot);
-  await root.mkdirs(['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/dropbear', 'proc', 'sys', 'dev', 'run', 'var/log', 'lib/modules']);
+  await root.mkdirs([
+    'bin',
+    'sbin',
+    'usr/bin',
+    'usr/sbin',
+    'etc/init.d',
+    'etc/dropbear',
+    'proc',
+    'sys',
+    'dev',
+    'run',
+    'var/log',
+    'lib/modules',
+  ]);
   await root.mkdirs(['tmp'], 0o1777);
   await root.mkdirs(['root', 'root/.ssh'], 0o700);
   progress('assembling the initramfs: busybox, dropbear, flock, modules');
@@ -92,7 +128,10 @@ async function buildImage(tmp: string, work: string, progress: Progress, pubKey:
   const dropbearkey = join(pkgRoot, 'usr/bin/dropbearkey');
   await runLocal([dropbearkey, '-t', 'ed25519', '-f', keyFile], { env: { LD_LIBRARY_PATH: libs } });
   const { stdout } = await runLocal([dropbearkey, '-y', '-f', keyFile], { env: { LD_LIBRARY_PATH: libs } });
-  const publicKey = stdout.split('\n').find((l) => l.startsWith('ssh-ed25519 '))?.trim();
+  const publicKey = stdout
+    .split('\n')
+    .find((l) => l.startsWith('ssh-ed25519 '))
+    ?.trim();
   if (!publicKey) throw new LabError('lab-setup', `dropbearkey -y printed no public key:\n${stdout}`);
   await root.write(HOST_KEY, await readFile(keyFile), 0o600);
 
@@ -110,11 +149,7 @@ async function buildImage(tmp: string, work: string, progress: Progress, pubKey:
 
   progress('writing kernel and initramfs');
   await copyFile(join(pkgRoot, 'boot', `vmlinuz-${EMU_MINI_KERNEL}`), join(tmp, 'vmlinuz'));
-  const size = await writeInitramfs(
-    root.dir,
-    CONSOLE_AND_NULL,
-    join(tmp, 'initrd.img'),
-  );
+  const size = await writeInitramfs(root.dir, CONSOLE_AND_NULL, join(tmp, 'initrd.img'));
   progress(`initramfs: ${(size / 1e6).toFixed(1)} MB, modules: ${modules.length}`);
   await writeFile(join(tmp, 'hostkey.pub'), `${publicKey}\n`);
   return {
@@ -163,7 +198,10 @@ export const emuMini: EmulatedVmHost = {
     ssh: { address: r.address ?? '127.0.0.1', port: r.sshPort, user: 'root', identityFile: r.identityFile, hostKey: r.hostKey },
     ...(r.bmc
       ? { console: solConsoleConfig(r.bmc), power: bmcPowerConfig(r.bmc) }
-      : { console: { kind: 'serial', path: r.ttyLink, baud: 115200, login: { user: 'root' } }, power: { kind: 'qmp', socket: r.qmpSocket, start: r.startArgv } }),
+      : {
+          console: { kind: 'serial', path: r.ttyLink, baud: 115200, login: { user: 'root' } },
+          power: { kind: 'qmp', socket: r.qmpSocket, start: r.startArgv },
+        }),
     expect: { arch: 'x86_64', absent: ['kvm'] },
   }),
 };

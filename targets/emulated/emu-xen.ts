@@ -7,12 +7,12 @@
  * does once dom0 is up.
  */
 import type { z } from 'zod';
-import { clientKey, cachedImage, imageKey, type BuiltImage } from '../../images/cache.js';
-import { hostApt, resolvePackages, type Progress } from '../../images/debs.js';
-import { BUSYBOX_DROPBEAR_PACKAGES, EMU_MINI_KERNEL } from './emu-mini.js';
-import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
+import { type BuiltImage, cachedImage, clientKey, imageKey } from '../../images/cache.js';
+import { hostApt, type Progress, resolvePackages } from '../../images/debs.js';
 import { buildXenImage, DOMU_DIR, XEN_BRIDGE } from '../../images/xen-dom0.js';
 import type { suiteParamsSchema } from '../schema.js';
+import { BUSYBOX_DROPBEAR_PACKAGES, EMU_MINI_KERNEL } from './emu-mini.js';
+import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
 
 type XenParams = NonNullable<z.input<typeof suiteParamsSchema>['xen']>;
 
@@ -43,7 +43,10 @@ export function xenCommandline(b: Pick<XenParams, 'dom0Mem' | 'dom0MaxVcpus' | '
     ['loglvl', b.loglvl],
     ['guest_loglvl', b.guestLoglvl],
   ];
-  return opts.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(' ');
+  return opts
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
 }
 
 const VM_MEMORY_MIB = 1024;
@@ -83,7 +86,13 @@ export async function emuXenImage(progress: Progress): Promise<BuiltImage> {
   const { publicKeyText } = await clientKey();
   const key = imageKey('emu-xen', RECIPE_VERSION, pkgs, [publicKeyText, xenCommandline(EMU_XEN_BOOT)]);
   return cachedImage('emu-xen', key, progress, (tmp, work) =>
-    buildXenImage(tmp, work, progress, { name: 'emu-xen', recipeVersion: RECIPE_VERSION, kernelVersion: EMU_XEN_KERNEL, packages: pkgs, clientPublicKey: publicKeyText }),
+    buildXenImage(tmp, work, progress, {
+      name: 'emu-xen',
+      recipeVersion: RECIPE_VERSION,
+      kernelVersion: EMU_XEN_KERNEL,
+      packages: pkgs,
+      clientPublicKey: publicKeyText,
+    }),
   );
 }
 
@@ -124,7 +133,14 @@ export const emuXen: EmulatedVmHost = {
     suites: {
       xen: {
         ...EMU_XEN_BOOT,
-        pvGuest: { kernel: `${DOMU_DIR}/vmlinuz`, ramdisk: `${DOMU_DIR}/initrd.img`, extra: 'console=hvc0', memoryMiB: 128, vcpus: 1, bridge: XEN_BRIDGE },
+        pvGuest: {
+          kernel: `${DOMU_DIR}/vmlinuz`,
+          ramdisk: `${DOMU_DIR}/initrd.img`,
+          extra: 'console=hvc0',
+          memoryMiB: 128,
+          vcpus: 1,
+          bridge: XEN_BRIDGE,
+        },
         // Everything is emulated (TCG), and the domU kernel boots inside that.
         timeoutsMs: { create: 180_000, marker: 240_000, shutdown: 90_000 },
       },

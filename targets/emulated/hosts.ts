@@ -3,15 +3,16 @@
  * QEMU spec, what its console shows when it is ready, and how it appears in the lab
  * config. emu-x86-pmem, emu-xen and emu-arm64 join this list the same way emu-mini did.
  */
-import type { LabInput } from '../schema.js';
+
 import type { BuiltImage } from '../../images/cache.js';
 import type { Progress } from '../../images/debs.js';
-import type { VmSpec } from './qemu-vm.js';
+import type { LabInput } from '../schema.js';
 import type { BmcRecord } from './bmc.js';
-import type { Ser2netRecord } from './ser2net.js';
 import { emuMini } from './emu-mini.js';
-import { emuXen } from './emu-xen.js';
 import { emuX86Pmem } from './emu-x86-pmem.js';
+import { emuXen } from './emu-xen.js';
+import type { VmSpec } from './qemu-vm.js';
+import type { Ser2netRecord } from './ser2net.js';
 
 export type HostInput = LabInput['hosts'][number];
 

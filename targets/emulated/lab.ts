@@ -4,24 +4,24 @@
  * real (process ours, QEMU running, SSH answering with the pinned key). A host that fails
  * any check is stopped and started again by labUp, never reused as it is.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabError } from '../../drivers/errors.js';
-import { Qmp } from '../../drivers/qmp.js';
-import { silentRecorder, type Recorder } from '../../drivers/recorder.js';
-import type { LabInput } from '../schema.js';
-import { clientKey } from '../../images/cache.js';
-import { stderrProgress, type Progress } from '../../images/debs.js';
-import { vmHost, vmHosts, type EmulatedVmHost, type HostAccess, type HostInput, type VmHostRecord } from './hosts.js';
 import { acquireLock, isOurProcess, stopProcess } from '../../drivers/proc.js';
-import { assertPortFree, sshBootId, waitForSsh, writeKnownHosts } from './probe.js';
-import { launchVm, logTail, waitForConsole, type RunningVm } from './qemu-vm.js';
-import { ensureRunDir, markerOf, readState, removeState, runDirOf, writeState, type HostRecord, type LabState } from './state.js';
+import { Qmp } from '../../drivers/qmp.js';
+import { type Recorder, silentRecorder } from '../../drivers/recorder.js';
+import { clientKey } from '../../images/cache.js';
+import { type Progress, stderrProgress } from '../../images/debs.js';
+import type { LabInput } from '../schema.js';
 import { accessHealthy, accessPorts, bootThroughBmc, exportBmcPassword, stopAccess, vmPid } from './access.js';
-import { startSer2net, type Ser2netRecord } from './ser2net.js';
 import type { BmcRecord } from './bmc.js';
 import { daemonsHealthy, EMU_ARM64, emuArm64LabHost, startEmuArm64, stopDaemons } from './emu-arm64.js';
+import { type EmulatedVmHost, type HostAccess, type HostInput, type VmHostRecord, vmHost, vmHosts } from './hosts.js';
+import { assertPortFree, sshBootId, waitForSsh, writeKnownHosts } from './probe.js';
+import { launchVm, logTail, type RunningVm, waitForConsole } from './qemu-vm.js';
+import { type Ser2netRecord, startSer2net } from './ser2net.js';
+import { ensureRunDir, type HostRecord, type LabState, markerOf, readState, removeState, runDirOf, writeState } from './state.js';
 
 export const EMU_ARM64_SSH_PORT = 2222;
 /** The emulated lab's hosts: what `lab up` brings up when no host is named. */
@@ -65,7 +65,14 @@ function startArgv(runDir: string, host: string): string[] {
   return ['/usr/bin/env', ...env, process.execPath, '--import', import.meta.resolve('tsx'), cli, 'up', host];
 }
 
-async function startVm(def: EmulatedVmHost, runDir: string, port: number, access: HostAccess['kind'], recorder: Recorder, progress: Progress): Promise<VmHostRecord> {
+async function startVm(
+  def: EmulatedVmHost,
+  runDir: string,
+  port: number,
+  access: HostAccess['kind'],
+  recorder: Recorder,
+  progress: Progress,
+): Promise<VmHostRecord> {
   const image = await def.image(progress);
   // A pty host keeps 127.0.0.1 (what it always had); the BMC and console-server hosts live on their own address.
   const address = access === 'pty' ? '127.0.0.1' : (def.address ?? '127.0.0.1');
@@ -77,7 +84,10 @@ async function startVm(def: EmulatedVmHost, runDir: string, port: number, access
   const knownHosts = join(runDir, `${def.name}.known_hosts`);
   const identityFile = (await clientKey()).privateKey;
   try {
-    if (access === 'bmc') ({ vm, bmc } = await recorder.step(`${def.name}: power on through its BMC (ipmi_sim)`, { address }, () => bootThroughBmc(spec, runDir, port, address, recorder)));
+    if (access === 'bmc')
+      ({ vm, bmc } = await recorder.step(`${def.name}: power on through its BMC (ipmi_sim)`, { address }, () =>
+        bootThroughBmc(spec, runDir, port, address, recorder),
+      ));
     else vm = await launchVm(spec, runDir, { recorder });
     const booted = vm;
     await recorder.step(`${def.name}: wait for the login prompt`, { log: booted.paths.consoleLog }, () =>
@@ -89,12 +99,22 @@ async function startVm(def: EmulatedVmHost, runDir: string, port: number, access
       try {
         await waitForSsh(def.name, target, 60_000, () => isOurProcess(booted.pid, booted.paths.qmpSocket));
       } catch (e) {
-        throw new LabError('unreachable', (e as Error).message.replace(/^\[lab:\S+\] (host \S+: )?/, ''), { host: def.name, evidence: booted.paths.consoleLog, tail: await logTail(booted.paths.consoleLog) });
+        throw new LabError('unreachable', (e as Error).message.replace(/^\[lab:\S+\] (host \S+: )?/, ''), {
+          host: def.name,
+          evidence: booted.paths.consoleLog,
+          tail: await logTail(booted.paths.consoleLog),
+        });
       }
     });
     if (access === 'ser2net')
       ser2net = await recorder.step(`${def.name}: ser2net on ${address}`, {}, () =>
-        startSer2net({ host: def.name, dir: join(runDir, `${def.name}-ser2net`), device: booted.paths.ttyLink, address, port: accessPorts(port).ser2net }),
+        startSer2net({
+          host: def.name,
+          dir: join(runDir, `${def.name}-ser2net`),
+          device: booted.paths.ttyLink,
+          address,
+          port: accessPorts(port).ser2net,
+        }),
       );
   } catch (e) {
     if (vm) await stopProcess(vm.pid, vm.paths.qmpSocket);
@@ -138,10 +158,14 @@ async function checkHost(r: HostRecord): Promise<HostStatus> {
   const address = r.kind === 'qemu' ? (r.address ?? '127.0.0.1') : '127.0.0.1';
   const ssh = await sshBootId({ address, port, user: 'root', identityFile: r.identityFile, knownHosts: r.knownHosts }, 15_000);
   if (!ssh.ok) return broken(`ssh ${address}:${port}: ${ssh.reason}`);
-  const where = r.kind !== 'qemu' ? `ssh ${address}:${port}`
-    : r.bmc ? `ssh ${address}:${port}, BMC (ipmi_sim ${r.bmc.pid}) ${r.bmc.address}:${r.bmc.lanPort}/udp with SOL, qmp ${r.qmpSocket}`
-    : r.ser2net ? `ssh ${address}:${port}, console telnet ${r.ser2net.address}:${r.ser2net.port} (ser2net ${r.ser2net.pid}) → ${r.pty}, qmp ${r.qmpSocket}`
-    : `ssh ${address}:${port}, console ${r.ttyLink} → ${r.pty}, qmp ${r.qmpSocket}`;
+  const where =
+    r.kind !== 'qemu'
+      ? `ssh ${address}:${port}`
+      : r.bmc
+        ? `ssh ${address}:${port}, BMC (ipmi_sim ${r.bmc.pid}) ${r.bmc.address}:${r.bmc.lanPort}/udp with SOL, qmp ${r.qmpSocket}`
+        : r.ser2net
+          ? `ssh ${address}:${port}, console telnet ${r.ser2net.address}:${r.ser2net.port} (ser2net ${r.ser2net.pid}) → ${r.pty}, qmp ${r.qmpSocket}`
+          : `ssh ${address}:${port}, console ${r.ttyLink} → ${r.pty}, qmp ${r.qmpSocket}`;
   return { name: r.name, state: 'up', detail: `${where}, pid ${pid}, boot_id ${ssh.bootId}` };
 }
 
@@ -221,10 +245,12 @@ export async function labDown(opts: { runDir?: string; hosts?: readonly string[]
 export async function labStatus(opts: { runDir?: string } = {}): Promise<HostStatus[]> {
   const state = readState(runDirOf(opts.runDir));
   const names = [...new Set([...labHostNames, ...Object.keys(state?.hosts ?? {})])];
-  return Promise.all(names.map((name) => {
-    const r = state?.hosts[name];
-    return r ? checkHost(r) : Promise.resolve<HostStatus>({ name, state: 'down', detail: 'not running' });
-  }));
+  return Promise.all(
+    names.map((name) => {
+      const r = state?.hosts[name];
+      return r ? checkHost(r) : Promise.resolve<HostStatus>({ name, state: 'down', detail: 'not running' });
+    }),
+  );
 }
 
 /**
@@ -234,7 +260,11 @@ export async function labStatus(opts: { runDir?: string } = {}): Promise<HostSta
 export function emulatedLab(opts: { runDir?: string } = {}): LabInput {
   const state = readState(runDirOf(opts.runDir));
   const records = Object.values(state?.hosts ?? {});
-  if (!records.some((r) => isOurProcess(r.kind === 'qemu' ? vmPid(r) : r.pid, markerOf(r)) || (r.kind === 'qemu' && r.bmc && !accessHealthy(r))))
+  if (
+    !records.some(
+      (r) => isOurProcess(r.kind === 'qemu' ? vmPid(r) : r.pid, markerOf(r)) || (r.kind === 'qemu' && r.bmc && !accessHealthy(r)),
+    )
+  )
     throw new LabError('lab-setup', 'the emulated lab is not up: run `npx labrig lab up`');
   const hosts = records.map((r): HostInput => {
     if (r.kind === 'sshd') return emuArm64LabHost(r);

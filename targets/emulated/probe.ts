@@ -3,8 +3,9 @@
  * against a known_hosts we generate), so bring-up proves exactly what a run relies on. A
  * TCP connect alone proves nothing here: QEMU's host forward accepts before the guest does.
  */
-import { createServer } from 'node:net';
+
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { LabError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
 
@@ -17,7 +18,10 @@ export interface SshTarget {
 }
 
 /** One known_hosts line per host: `[addr]:port <public key>`. */
-export async function writeKnownHosts(path: string, entries: readonly { address: string; port: number; publicKey: string }[]): Promise<void> {
+export async function writeKnownHosts(
+  path: string,
+  entries: readonly { address: string; port: number; publicKey: string }[],
+): Promise<void> {
   const lines = entries.map((e) => `[${e.address}]:${e.port} ${e.publicKey.split(/\s+/).slice(0, 2).join(' ')}`);
   await writeFile(path, `${lines.join('\n')}\n`, { mode: 0o600 });
 }
@@ -25,14 +29,22 @@ export async function writeKnownHosts(path: string, entries: readonly { address:
 export function sshArgv(t: SshTarget, command: string, connectTimeoutS = 5): string[] {
   return [
     'ssh',
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${t.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', `ConnectTimeout=${connectTimeoutS}`,
-    '-o', 'IdentitiesOnly=yes',
-    '-i', t.identityFile,
-    '-p', String(t.port),
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${t.knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    `ConnectTimeout=${connectTimeoutS}`,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-i',
+    t.identityFile,
+    '-p',
+    String(t.port),
     `${t.user}@${t.address}`,
     command,
   ];

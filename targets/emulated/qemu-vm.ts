@@ -6,12 +6,12 @@
  * before `cont` therefore loses nothing, and the log has everything even if none is.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, rm, stat, symlink, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
-import { Qmp } from '../../drivers/qmp.js';
-import { silentRecorder, type Recorder } from '../../drivers/recorder.js';
 import { isOurProcess, stopProcess } from '../../drivers/proc.js';
+import { Qmp } from '../../drivers/qmp.js';
+import { type Recorder, silentRecorder } from '../../drivers/recorder.js';
 
 export interface VmSpec {
   /** Host name; names the files in the run directory. */
@@ -64,29 +64,44 @@ export function vmPaths(runDir: string, name: string): VmPaths {
 export function qemuArgv(spec: VmSpec, paths: VmPaths): string[] {
   const argv = [
     spec.binary,
-    '-name', spec.name,
-    '-machine', spec.machine,
+    '-name',
+    spec.name,
+    '-machine',
+    spec.machine,
     // KVM guests hang on these machines (FIELD-NOTES): TCG always.
-    '-accel', 'tcg',
-    '-cpu', spec.cpu,
-    '-m', `${spec.memoryMiB}M`,
-    '-smp', String(spec.smp),
+    '-accel',
+    'tcg',
+    '-cpu',
+    spec.cpu,
+    '-m',
+    `${spec.memoryMiB}M`,
+    '-smp',
+    String(spec.smp),
     '-nodefaults',
-    '-display', 'none',
+    '-display',
+    'none',
     ...(spec.paused === false ? [] : ['-S']),
-    '-pidfile', paths.pidFile,
-    '-qmp', `unix:${paths.qmpSocket},server=on,wait=off`,
-    '-qmp', `unix:${paths.labQmpSocket},server=on,wait=off`,
-    '-chardev', spec.serialTcp
+    '-pidfile',
+    paths.pidFile,
+    '-qmp',
+    `unix:${paths.qmpSocket},server=on,wait=off`,
+    '-qmp',
+    `unix:${paths.labQmpSocket},server=on,wait=off`,
+    '-chardev',
+    spec.serialTcp
       ? `socket,id=con0,host=${spec.serialTcp.address},port=${spec.serialTcp.port},server=on,wait=off,logfile=${paths.consoleLog},logappend=on`
       : `pty,id=con0,logfile=${paths.consoleLog},logappend=on`,
-    '-serial', 'chardev:con0',
+    '-serial',
+    'chardev:con0',
   ];
   if (spec.kernel) argv.push('-kernel', spec.kernel);
   if (spec.initrd) argv.push('-initrd', spec.initrd);
   if (spec.append) argv.push('-append', spec.append);
   if (spec.sshForwardPort)
-    argv.push('-nic', `user,model=${spec.nicModel ?? 'e1000'},hostfwd=tcp:${spec.sshForwardAddress ?? '127.0.0.1'}:${spec.sshForwardPort}-:22`);
+    argv.push(
+      '-nic',
+      `user,model=${spec.nicModel ?? 'e1000'},hostfwd=tcp:${spec.sshForwardAddress ?? '127.0.0.1'}:${spec.sshForwardPort}-:22`,
+    );
   argv.push(...(spec.extraArgs ?? []));
   return argv;
 }
@@ -107,7 +122,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The last lines of a log, for error messages. */
 export async function logTail(path: string, lines = 30): Promise<string> {
   const text = await readFile(path, 'utf8').catch(() => '');
-  return text.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split('\n').slice(-lines).join('\n');
+  return text
+    .replace(/\r/g, '')
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .split('\n')
+    .slice(-lines)
+    .join('\n');
 }
 
 export interface LaunchOptions {
@@ -126,7 +146,10 @@ export async function launchVm(spec: VmSpec, runDir: string, opts: LaunchOptions
     await mkdir(runDir, { recursive: true });
     for (const p of [paths.qmpSocket, paths.labQmpSocket]) await rm(p, { force: true });
     await rm(paths.pidFile, { force: true });
-    const consoleOffset = await stat(paths.consoleLog).then((s) => s.size, () => 0);
+    const consoleOffset = await stat(paths.consoleLog).then(
+      (s) => s.size,
+      () => 0,
+    );
     const log = await open(paths.qemuLog, 'a');
     await log.write(`--- ${new Date().toISOString()} ${JSON.stringify(argv)}\n`);
     // Detached, in its own session, so it outlives the process that started it (lab up).
@@ -136,7 +159,12 @@ export async function launchVm(spec: VmSpec, runDir: string, opts: LaunchOptions
     const pid = child.pid;
     const fail = async (what: string, cause?: unknown) => {
       if (pid) await stopProcess(pid, paths.qmpSocket, 2000).catch(() => {});
-      return new LabError('lab-setup', `QEMU of ${spec.name}: ${what}`, { host: spec.name, evidence: paths.qemuLog, tail: await logTail(paths.qemuLog, 15) }, { cause });
+      return new LabError(
+        'lab-setup',
+        `QEMU of ${spec.name}: ${what}`,
+        { host: spec.name, evidence: paths.qemuLog, tail: await logTail(paths.qemuLog, 15) },
+        { cause },
+      );
     };
     if (!pid) throw await fail('did not start');
     const deadline = Date.now() + timeoutMs;
@@ -178,11 +206,15 @@ export async function waitForConsole(vm: RunningVm, pattern: RegExp, what: strin
     if (m) return text;
     const gone = !isOurProcess(vm.pid, vm.paths.qmpSocket);
     if (gone || Date.now() > deadline) {
-      throw new LabError(gone ? 'lab-setup' : 'lab-timeout', gone ? `QEMU exited while waiting for ${what}` : `no ${what} on the console within ${timeoutMs} ms`, {
-        host: vm.name,
-        evidence: vm.paths.consoleLog,
-        tail: (await logTail(vm.paths.consoleLog)).trim() || '(nothing on the console yet)',
-      });
+      throw new LabError(
+        gone ? 'lab-setup' : 'lab-timeout',
+        gone ? `QEMU exited while waiting for ${what}` : `no ${what} on the console within ${timeoutMs} ms`,
+        {
+          host: vm.name,
+          evidence: vm.paths.consoleLog,
+          tail: (await logTail(vm.paths.consoleLog)).trim() || '(nothing on the console yet)',
+        },
+      );
     }
     await sleep(200);
   }

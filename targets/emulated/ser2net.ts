@@ -3,8 +3,8 @@
  * as a lab's console server does. One client at a time: a second is told "Port already in use".
  */
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
 import { mkdir, open, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { isOurProcess, stopProcess } from '../../drivers/proc.js';
@@ -28,7 +28,10 @@ export interface Ser2netRecord {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function ser2netYaml(spec: Ser2netSpec): string {
-  if (/[\s,"']/.test(spec.device)) throw new LabError('config', `ser2net of ${spec.host}: device path ${spec.device} must not hold spaces, commas or quotes`, { host: spec.host });
+  if (/[\s,"']/.test(spec.device))
+    throw new LabError('config', `ser2net of ${spec.host}: device path ${spec.device} must not hold spaces, commas or quotes`, {
+      host: spec.host,
+    });
   return [
     `connection: &${spec.host}`,
     `  accepter: telnet(rfc2217=false),tcp,${spec.address},${spec.port}`,
@@ -62,14 +65,20 @@ export async function startSer2net(spec: Ser2netSpec, timeoutMs = 10_000): Promi
   });
   await fh.close();
   const spawned = await spawnedP;
-  if (spawned || !child.pid) throw new LabError('runner-tool', `cannot start ser2net (Debian package ser2net): ${spawned?.message ?? 'no pid'}`, { host: spec.host });
+  if (spawned || !child.pid)
+    throw new LabError('runner-tool', `cannot start ser2net (Debian package ser2net): ${spawned?.message ?? 'no pid'}`, {
+      host: spec.host,
+    });
   const record: Ser2netRecord = { pid: child.pid, configFile, address: spec.address, port: spec.port, log };
   const deadline = Date.now() + timeoutMs;
   // A probe connection is a client too: ser2net opens the device for it, then closes it again.
   while (!(await listening(spec.address, spec.port))) {
     if (!isOurProcess(child.pid, configFile) || Date.now() > deadline) {
       await stopSer2net(record);
-      throw new LabError('lab-setup', `ser2net of ${spec.host} is not listening on ${spec.address}:${spec.port}`, { host: spec.host, evidence: log });
+      throw new LabError('lab-setup', `ser2net of ${spec.host} is not listening on ${spec.address}:${spec.port}`, {
+        host: spec.host,
+        evidence: log,
+      });
     }
     await sleep(100);
   }
@@ -80,4 +89,5 @@ export async function stopSer2net(r: Ser2netRecord): Promise<void> {
   await stopProcess(r.pid, r.configFile);
 }
 
-export const ser2netHealthy = (r: Ser2netRecord): string | undefined => (isOurProcess(r.pid, r.configFile) ? undefined : `ser2net ${r.pid} is gone`);
+export const ser2netHealthy = (r: Ser2netRecord): string | undefined =>
+  isOurProcess(r.pid, r.configFile) ? undefined : `ser2net ${r.pid} is gone`;

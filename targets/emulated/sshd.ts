@@ -4,8 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { createConnection } from 'node:net';
+import { join } from 'node:path';
 import { ensureKeyPair, fingerprintOf } from '../../drivers/ssh-keygen.js';
 
 export interface SshdHandle {
@@ -55,7 +55,7 @@ export async function startSshd(opts: SshdOptions): Promise<SshdHandle> {
   const config = join(dir, 'sshd_config');
   await writeFile(
     config,
-    [
+    `${[
       `ListenAddress 127.0.0.1:${port}`,
       `HostKey ${hostKey}`,
       `AuthorizedKeysFile ${authorized}`,
@@ -69,7 +69,7 @@ export async function startSshd(opts: SshdOptions): Promise<SshdHandle> {
       'AllowStreamLocalForwarding yes',
       'LogLevel INFO',
       ...(opts.extraConfig ?? []),
-    ].join('\n') + '\n',
+    ].join('\n')}\n`,
   );
   const log = join(dir, 'sshd.log');
   const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config, '-E', log], { stdio: 'ignore', detached: true });

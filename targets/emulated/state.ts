@@ -10,8 +10,8 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
-import type { VmHostRecord } from './hosts.js';
 import { checkPrivateDir, ensurePrivateDir } from '../../drivers/private-dir.js';
+import type { VmHostRecord } from './hosts.js';
 
 /** A daemon the lab needs on a host; stopped by the lab only when it started it. */
 export interface DaemonRecord {
@@ -65,7 +65,8 @@ export function readState(runDir: string): LabState | undefined {
   let text: string;
   try {
     const st = lstatSync(path);
-    if (!st.isFile() || st.uid !== (process.getuid?.() ?? 0)) throw new LabError('lab-setup', `refusing ${path}: not a regular file of ours`);
+    if (!st.isFile() || st.uid !== (process.getuid?.() ?? 0))
+      throw new LabError('lab-setup', `refusing ${path}: not a regular file of ours`);
     text = readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -75,7 +76,12 @@ export function readState(runDir: string): LabState | undefined {
   try {
     parsed = JSON.parse(text) as LabState;
   } catch (e) {
-    throw new LabError('lab-setup', `${path} is not valid JSON (${(e as Error).message}): the emulated lab's state is unreadable; remove the file and stop what is left of the lab by hand`, {}, { cause: e });
+    throw new LabError(
+      'lab-setup',
+      `${path} is not valid JSON (${(e as Error).message}): the emulated lab's state is unreadable; remove the file and stop what is left of the lab by hand`,
+      {},
+      { cause: e },
+    );
   }
   return parsed.version === 1 ? parsed : undefined;
 }

@@ -5,15 +5,16 @@
  * is read or run; a lab file that does not parse (state.json, quarantine.json, an attempt
  * record, a cached image manifest) is a lab failure naming the file.
  */
-import { test, expect } from '@playwright/test';
+
 import { chmod, chown, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
 import { LabError } from '../../drivers/errors.js';
-import { loadLab } from '../../targets/config.js';
 import { cachedImage } from '../../images/cache.js';
+import { loadLab } from '../../targets/config.js';
 import { emulatedLab, labStatus, labUp } from '../../targets/emulated/lab.js';
 import { ensureRunDir, readState, runDirOf } from '../../targets/emulated/state.js';
 import { readQuarantine } from '../../targets/quarantine.js';
@@ -47,9 +48,19 @@ function expectLabSetup(e: unknown, ...fragments: string[]): void {
 /** A run dir as `lab up` leaves it, with a client key pair and a state.json whose startArgv runs a command. */
 async function plantRunDir(dir: string): Promise<void> {
   await mkdir(join(dir, 'emu-arm64'), { recursive: true });
-  await writeFile(join(dir, 'emu-arm64', 'id_ed25519'), '-----BEGIN OPENSSH PRIVATE KEY-----\nplanted\n-----END OPENSSH PRIVATE KEY-----\n');
+  await writeFile(
+    join(dir, 'emu-arm64', 'id_ed25519'),
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nplanted\n-----END OPENSSH PRIVATE KEY-----\n',
+  );
   await writeFile(join(dir, 'emu-arm64', 'id_ed25519.pub'), 'ssh-ed25519 AAAAplanted attacker\n');
-  const host = { kind: 'qemu', name: 'emu-mini', pid: process.pid, startArgv: ['/bin/sh', '-c', 'touch /tmp/pwned'], qmpSocket: 'x', labQmpSocket: 'y' };
+  const host = {
+    kind: 'qemu',
+    name: 'emu-mini',
+    pid: process.pid,
+    startArgv: ['/bin/sh', '-c', 'touch /tmp/pwned'],
+    qmpSocket: 'x',
+    labQmpSocket: 'y',
+  };
   await writeFile(join(dir, 'state.json'), JSON.stringify({ version: 1, runDir: dir, hosts: { 'emu-mini': host } }));
 }
 
@@ -64,18 +75,50 @@ test.afterAll(async () => {
 });
 
 const malformed: Array<[string, Record<string, unknown>, Record<string, unknown>, string]> = [
-  ['console baud misspelt', { console: { kind: 'serial', path: '/dev/ttyS0', buad: 115200 } }, {}, 'hosts[0].console: Unrecognized key: "buad"'],
-  ['console telnet misspelt', { console: { kind: 'tcp', address: 'ser2net', port: 7001, telent: true } }, {}, 'hosts[0].console: Unrecognized key: "telent"'],
-  ['lease TTL below the heartbeat', {}, { lease: { ttlMs: 10_000, heartbeatMs: 20_000 } }, 'lease.ttlMs: must be more than lease.heartbeatMs (20000)'],
+  [
+    'console baud misspelt',
+    { console: { kind: 'serial', path: '/dev/ttyS0', buad: 115200 } },
+    {},
+    'hosts[0].console: Unrecognized key: "buad"',
+  ],
+  [
+    'console telnet misspelt',
+    { console: { kind: 'tcp', address: 'ser2net', port: 7001, telent: true } },
+    {},
+    'hosts[0].console: Unrecognized key: "telent"',
+  ],
+  [
+    'lease TTL below the heartbeat',
+    {},
+    { lease: { ttlMs: 10_000, heartbeatMs: 20_000 } },
+    'lease.ttlMs: must be more than lease.heartbeatMs (20000)',
+  ],
   ['lease path relative', {}, { lease: { path: 'labrig.lease' } }, 'lease.path: an absolute path on the host'],
   ['keepalive zero', { ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: key, keepaliveMs: 0 } }, {}, 'hosts[0].ssh.keepaliveMs:'],
-  ['a password where secretEnv wants a name', { power: { kind: 'command', on: ['a'], off: ['b'], status: ['c'], secretEnv: ['s3cr3t pass'] } }, {}, 'hosts[0].power.secretEnv[0]: an environment variable NAME'],
+  [
+    'a password where secretEnv wants a name',
+    { power: { kind: 'command', on: ['a'], off: ['b'], status: ['c'], secretEnv: ['s3cr3t pass'] } },
+    {},
+    'hosts[0].power.secretEnv[0]: an environment variable NAME',
+  ],
 ];
 
 for (const [what, hostOver, labOver, path] of malformed) {
   test(`a lab config file with ${what} is refused naming ${path.split(':')[0]}`, async () => {
     const file = join(work, `${what.replace(/\W+/g, '-')}.config.mjs`);
-    const lab = { name: 'bad', hosts: [{ name: 'h1', role: 'local', ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: key }, expect: { arch: 'x86_64' }, ...hostOver }], ...labOver };
+    const lab = {
+      name: 'bad',
+      hosts: [
+        {
+          name: 'h1',
+          role: 'local',
+          ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: key },
+          expect: { arch: 'x86_64' },
+          ...hostOver,
+        },
+      ],
+      ...labOver,
+    };
     await writeFile(file, `export const lab = ${JSON.stringify(lab)};\n`);
     const e = await thrown(() => loadLab(file));
     expect(e).toBeInstanceOf(LabError);
@@ -87,7 +130,18 @@ for (const [what, hostOver, labOver, path] of malformed) {
 
 test('labrig doctor on a config with a console typo: exit 1, the file and the field named', async () => {
   const file = join(work, 'typo.config.mjs');
-  const lab = { name: 'bad', hosts: [{ name: 'h1', role: 'local', ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: key }, expect: { arch: 'x86_64' }, console: { kind: 'serial', path: '/dev/ttyS0', buad: 9600 } }] };
+  const lab = {
+    name: 'bad',
+    hosts: [
+      {
+        name: 'h1',
+        role: 'local',
+        ssh: { address: '127.0.0.1', identityFile: '/k', hostKey: key },
+        expect: { arch: 'x86_64' },
+        console: { kind: 'serial', path: '/dev/ttyS0', buad: 9600 },
+      },
+    ],
+  };
   await writeFile(file, `export const lab = ${JSON.stringify(lab)};\n`);
   const r = await labrig(['doctor'], { LABRIG_CONFIG: file });
   expect(r.exitCode).not.toBe(0);
@@ -117,7 +171,7 @@ test('a new run dir is made 0700; one of ours that others can read is tightened 
   expect((await stat(loose)).mode & 0o777).toBe(0o700);
 });
 
-test("a run dir another user owns, with a planted key pair and state.json: refused, nothing of it read or run", async () => {
+test('a run dir another user owns, with a planted key pair and state.json: refused, nothing of it read or run', async () => {
   const planted = join(work, 'planted-owner');
   await plantRunDir(planted);
   await chmod(planted, 0o700);
@@ -190,7 +244,16 @@ test('quarantine.json, an attempt record or a cached image manifest that does no
     const image = join(work, 'cache', 'images', 'broken-0123');
     await mkdir(image, { recursive: true });
     await writeFile(join(image, 'manifest.json'), '{"name":');
-    const e = await thrown(() => cachedImage('broken', '0123', () => undefined, async () => { throw new Error('not reached'); }));
+    const e = await thrown(() =>
+      cachedImage(
+        'broken',
+        '0123',
+        () => undefined,
+        async () => {
+          throw new Error('not reached');
+        },
+      ),
+    );
     expectLabSetup(e, `cached image manifest ${join(image, 'manifest.json')} is unreadable`);
   } finally {
     if (saved === undefined) delete process.env.LABRIG_CACHE;

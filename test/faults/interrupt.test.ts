@@ -3,12 +3,13 @@
  * down, and the run says it was interrupted (exit 3). Afterwards no QEMU of the run is alive
  * and the lab's state lists no host. On a private emulated lab (emu-mini).
  */
-import { expect, test } from '@playwright/test';
-import { execa } from 'execa';
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect, test } from '@playwright/test';
+import { execa } from 'execa';
 import { isOurProcess } from '../../drivers/proc.js';
 import { readState } from '../../targets/emulated/state.js';
 import { takeQemuSlot } from '../helpers/qemu-slot.js';
@@ -33,10 +34,14 @@ test('SIGINT while the tests run: teardown, lab down, exit 3, nothing left runni
   const child = execa(process.execPath, [join(repoRoot, 'bin/labrig.mjs'), 'run', '--project=emu-mini', '--grep', '@facts'], {
     reject: false,
     all: true,
-    env: { LABRIG_RUN_DIR: runDir, LABRIG_OUT_DIR: join(work, 'out'), LABRIG_RUNS_DIR: join(work, 'runs'), LABRIG_HISTORY: join(work, 'history.jsonl') },
+    env: {
+      LABRIG_RUN_DIR: runDir,
+      LABRIG_OUT_DIR: join(work, 'out'),
+      LABRIG_RUNS_DIR: join(work, 'runs'),
+      LABRIG_HISTORY: join(work, 'history.jsonl'),
+    },
   });
   let output = '';
-  let qemuPid: number | undefined;
   const started = new Promise<void>((resolve) => {
     child.all!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
@@ -45,7 +50,7 @@ test('SIGINT while the tests run: teardown, lab down, exit 3, nothing left runni
     });
   });
   await Promise.race([started, child]);
-  qemuPid = readState(runDir)?.hosts['emu-mini']?.pid;
+  const qemuPid = readState(runDir)?.hosts['emu-mini']?.pid;
   expect(qemuPid ?? 0, output).toBeGreaterThan(0);
   child.kill('SIGINT');
   const r = await child;

@@ -4,17 +4,18 @@
  * of a test with a second runner trying to take the host meanwhile, and a holder file planted
  * by a hostile local user. Last, one real reboot of an emulated host (emu-mini, QEMU).
  */
-import { expect, test } from '@playwright/test';
+
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { LabError } from '../../drivers/errors.js';
-import { silentRecorder, type Recorder } from '../../drivers/recorder.js';
+import { type Recorder, silentRecorder } from '../../drivers/recorder.js';
 import { SshSession } from '../../drivers/ssh.js';
-import { Host } from '../../targets/host.js';
-import { acquireLease, readLease, type LeaseOptions } from '../../targets/lease.js';
 import { parseLab } from '../../targets/config.js';
 import { emulatedLab, labDown, labUp } from '../../targets/emulated/lab.js';
+import { Host } from '../../targets/host.js';
+import { acquireLease, type LeaseOptions, readLease } from '../../targets/lease.js';
 import { hostSchema, type Lab } from '../../targets/schema.js';
 import { takeQemuSlot } from '../helpers/qemu-slot.js';
 import { alive, simulateReboot } from '../helpers/reboot.js';
@@ -40,7 +41,11 @@ let n = 0;
 async function place(): Promise<Place> {
   const dir = join(root, `lease-${++n}`);
   await mkdir(join(dir, 'persist'), { recursive: true });
-  return { lockDir: join(dir, 'lock'), path: join(dir, 'lock', 'labrig.lease'), reservePath: join(dir, 'persist', 'labrig.lease.reserved') };
+  return {
+    lockDir: join(dir, 'lock'),
+    path: join(dir, 'lock', 'labrig.lease'),
+    reservePath: join(dir, 'persist', 'labrig.lease.reserved'),
+  };
 }
 const opts = (p: Place, runId: string, over: Partial<LeaseOptions> = {}): LeaseOptions => ({
   path: p.path,
@@ -54,7 +59,11 @@ const opts = (p: Place, runId: string, over: Partial<LeaseOptions> = {}): LeaseO
 });
 const logged = (lines: string[]): Recorder => ({ ...silentRecorder, log: (l) => lines.push(l) });
 const leaseLog = (p: Place) => readFile(`${p.path}.log`, 'utf8').catch(() => '');
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 test.beforeAll(async () => {
   env = await testSshd();
@@ -75,11 +84,13 @@ test('lease held by another run → [lab:lease-held] naming the holder, after wa
   expect(err).toBeInstanceOf(LabError);
   expect((err as LabError).kind).toBe('lease-held');
   expect((err as Error).message).toMatch(
-    new RegExp(`^\\[lab:lease-held\\] host runner-b: the lease at ${p.path} is held by \\S+@\\S+ pid ${process.pid} \\(run run-A\\) since \\S+Z, heartbeat \\d+ s ago; waited 3000 ms$`),
+    new RegExp(
+      `^\\[lab:lease-held\\] host runner-b: the lease at ${p.path} is held by \\S+@\\S+ pid ${process.pid} \\(run run-A\\) since \\S+Z, heartbeat \\d+ s ago; waited 3000 ms$`,
+    ),
   );
   await a.release();
   const log = await leaseLog(p);
-  expect(log).toMatch(/ acquired .*"runId":"run-A"[^]* released .*"runId":"run-A"/);
+  expect(log).toMatch(/ acquired .*"runId":"run-A"[\s\S]* released .*"runId":"run-A"/);
   expect(log).not.toContain('"runId":"run-B"');
 });
 
@@ -92,7 +103,9 @@ test('stale lease (holder hung past the TTL) → broken, logged on both sides; t
   const b = await acquireLease(session('runner-b'), opts(p, 'run-B', { ttlMs: 2000, waitMs: 30_000, recorder: logged(lines) }));
   expect(b.holder.runId).toBe('run-B');
   expect(lines.join('\n')).toMatch(/breaking stale lease of \S+@\S+ pid \d+ \(run run-A\): heartbeat \d+ s old > TTL 2 s/);
-  expect(await leaseLog(p)).toMatch(/ broken by .*\(run run-B\): breaking stale lease of .*\(run run-A\)[^]* acquired .*"runId":"run-B"/);
+  expect(await leaseLog(p)).toMatch(
+    / broken by .*\(run run-B\): breaking stale lease of .*\(run run-A\)[\s\S]* acquired .*"runId":"run-B"/,
+  );
   expect(await alive(a.holder.pid)).toBe(false);
   // A's next command: the lease is not A's any more, and A does not take it back.
   await expect(a.check()).rejects.toThrow(/^\[lab:lease-lost\] host runner-a: the lease at \S+ is not ours any more: /);
@@ -104,7 +117,9 @@ test('stale lease (holder hung past the TTL) → broken, logged on both sides; t
 
 test('lease across a simulated reboot → still ours; a competing acquire in the window and after is refused', async () => {
   const p = await place();
-  const host = new Host(hostSchema.parse({ name: 'rebooter', role: 'local', ssh: env.config, expect: { arch: 'x86_64' } }), { logDir: root });
+  const host = new Host(hostSchema.parse({ name: 'rebooter', role: 'local', ssh: env.config, expect: { arch: 'x86_64' } }), {
+    logDir: root,
+  });
   const lines: string[] = [];
   const lease = await acquireLease(host, opts(p, 'run-A', { recorder: logged(lines) }));
   const before = { ...lease.holder };
@@ -114,7 +129,9 @@ test('lease across a simulated reboot → still ours; a competing acquire in the
     await simulateReboot({ holderPid: before.pid, sshdPid: env.sshd.pid, wipe: [p.lockDir] });
 
     const inWindow = await acquireLease(session('runner-b'), opts(p, 'run-B')).catch((e: Error) => e);
-    expect(String(inWindow)).toMatch(/\[lab:lease-held\] host runner-b: the lease at \S+ is reserved by \S+@\S+ pid \d+ \(run run-A\) across a reboot or kexec until \S+Z; waited 0 ms/);
+    expect(String(inWindow)).toMatch(
+      /\[lab:lease-held\] host runner-b: the lease at \S+ is reserved by \S+@\S+ pid \d+ \(run run-A\) across a reboot or kexec until \S+Z; waited 0 ms/,
+    );
 
     // The local boot_id cannot change: a stale previous id stands for the old boot.
     await host.waitForReturn('boot-before-the-simulated-reboot', 60_000);
@@ -168,7 +185,9 @@ test('hostile holder, heartbeat, reservation and log files → nothing they say 
   await writeFile(p.path, `{"holder":"x","runId":"y","since":0,"pid":"1; touch ${pwned(6)}"}\n$(touch ${pwned(7)})`);
   await writeFile(`${p.path}.heartbeat`, `0 $(touch ${pwned(8)})`);
   const refused = await acquireLease(session('runner-c'), opts(p, 'run-C', { ttlMs: 1000, waitMs: 2000 })).catch((e: Error) => e);
-  expect(String(refused)).toMatch(/\[lab:lease-held\] .*held by an unknown holder \(holder file: ".*touch .*pwned-6.*"\), heartbeat \? s ago; waited 2000 ms$/);
+  expect(String(refused)).toMatch(
+    /\[lab:lease-held\] .*held by an unknown holder \(holder file: ".*touch .*pwned-6.*"\), heartbeat \? s ago; waited 2000 ms$/,
+  );
   expect(String(refused).split('\n')).toHaveLength(1);
   expect(await readLease(session('doctor'), p)).toMatch(/^held by an unknown holder/);
   expect(await alive(squatterPid)).toBe(true);
@@ -218,7 +237,7 @@ test.describe('on the emulated lab', () => {
       expect(back.ms).toBeGreaterThan(0);
       expect(lease.lost).toBeUndefined();
       expect(lease.holder.token).toBe(token);
-      expect(lines.join('\n')).toMatch(/reserved across the transition[^]*taken again, still ours/);
+      expect(lines.join('\n')).toMatch(/reserved across the transition[\s\S]*taken again, still ours/);
       // The boot emptied the tmpfs: the new log starts with our reclaim, the acquire is gone.
       const log = (await host.run(`cat ${lab.lease.path}.log`)).stdout;
       expect(log).toMatch(new RegExp(`^\\S+ reclaimed .*"token":"${token}"`));

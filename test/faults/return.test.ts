@@ -9,10 +9,11 @@
  * emu-mini has no kexec (busybox, one kernel), so a reboot is the transition here; kexecInto
  * ends in the same waitForReturn. After each case the VM runs on and the host is usable again.
  */
-import { expect, test } from '@playwright/test';
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { LabError, ProductError } from '../../drivers/errors.js';
 import { Qmp } from '../../drivers/qmp.js';
 import { parseLab } from '../../targets/config.js';
@@ -42,7 +43,12 @@ async function qmp(command: 'stop' | 'cont'): Promise<void> {
 async function usableAgain(): Promise<void> {
   await qmp('cont');
   host.broken = undefined;
-  await expect.poll(async () => (await host.exec('echo back', { timeoutMs: 20_000 }).catch(() => undefined))?.stdout, { timeout: 180_000, intervals: [1000] }).toBe('back\n');
+  await expect
+    .poll(async () => (await host.exec('echo back', { timeoutMs: 20_000 }).catch(() => undefined))?.stdout, {
+      timeout: 180_000,
+      intervals: [1000],
+    })
+    .toBe('back\n');
 }
 
 test.beforeAll(async () => {
@@ -75,7 +81,9 @@ test('the new kernel prints its banner and hangs: [product:did-not-boot], the ba
   expect(failed).toBeInstanceOf(ProductError);
   expect((failed as ProductError).kind).toBe('did-not-boot');
   const text = String(failed);
-  expect(text).toMatch(/^ProductError: \[product:did-not-boot\] host emu-mini: no SSH with a new boot_id within 45000 ms; console shows 'Linux version 6\.1\.0-\d+-amd64 …'/);
+  expect(text).toMatch(
+    /^ProductError: \[product:did-not-boot\] host emu-mini: no SSH with a new boot_id within 45000 ms; console shows 'Linux version 6\.1\.0-\d+-amd64 …'/,
+  );
   expect(text).toMatch(/then nothing for \d+ s: the kernel started booting and never answered SSH/);
   expect(text).toContain(`full log: ${console.logPath}`);
   // The tail attached is what followed the transition: the new kernel's own boot output, its printk clock at 0 again.
@@ -94,7 +102,9 @@ test('nothing on the console since the transition: [lab:did-not-return], the sil
   const failed = await host.waitForReturn(before, 30_000).catch((e: unknown) => e);
   expect(failed).toBeInstanceOf(LabError);
   expect((failed as LabError).kind).toBe('did-not-return');
-  expect(String(failed)).toMatch(/^LabError: \[lab:did-not-return\] host emu-mini: no SSH with a new boot_id within 30000 ms; console silent since the transition \(nothing for \d+ s\)/);
+  expect(String(failed)).toMatch(
+    /^LabError: \[lab:did-not-return\] host emu-mini: no SSH with a new boot_id within 30000 ms; console silent since the transition \(nothing for \d+ s\)/,
+  );
   await usableAgain();
   expect(await host.bootId()).toBe(before);
 });

@@ -8,29 +8,40 @@
  * them its own way. The grep here is independent of the code under test: each secret's bytes
  * as raw UTF-8, JSON (plain, \u-escaped, nested) and XML/HTML would write them.
  */
-import { test, expect } from '@playwright/test';
+
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
 import { archiveRun } from '../../cli/archive.js';
 import { buildDossier } from '../../reports/dossier.js';
 import { finalizeReport } from '../../reports/finalize.js';
 import { redactRunOutput } from '../../reports/redact.js';
 import { readTarGz } from '../../reports/tar.js';
+import { FAULT_HOST, type FaultRun, runFaultProject } from '../fixtures/faults/run.js';
 import { testSshd } from '../helpers/sshd.js';
-import { FAULT_HOST, runFaultProject, type FaultRun } from '../fixtures/faults/run.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const SECRETS = { LABRIG_FAULT_BMC: 'Bmc"<&é-4711', LABRIG_FAULT_CONSOLE: "Con'sole\\pass>0815", LABRIG_FAULT_LOGIN: 'Lögin<pw>&"ünïcode' };
 
 /** How a writer may have put `s` into a file. */
 function forms(s: string): Buffer[] {
-  const xml = (t: string, apos: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, apos);
+  const xml = (t: string, apos: string) =>
+    t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, apos);
   const json = JSON.stringify(s).slice(1, -1);
   const asciiJson = json.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  const texts = [s, json, asciiJson, JSON.stringify(json).slice(1, -1), xml(s, '&apos;'), xml(s, '&#39;'), xml(s, "'"), s.replace(/&/g, '&amp;').replace(/</g, '&lt;')];
+  const texts = [
+    s,
+    json,
+    asciiJson,
+    JSON.stringify(json).slice(1, -1),
+    xml(s, '&apos;'),
+    xml(s, '&#39;'),
+    xml(s, "'"),
+    s.replace(/&/g, '&amp;').replace(/</g, '&lt;'),
+  ];
   return [...new Set(texts)].map((t) => Buffer.from(t, 'utf8'));
 }
 const NEEDLES = Object.entries(SECRETS).flatMap(([name, s]) => forms(s).map((bytes) => ({ name, bytes })));
@@ -72,7 +83,7 @@ test.afterAll(async () => {
 
 test('the reporters were handed redacted errors, console tails, stdout, stderr and attachments', async () => {
   // What the run printed is the reporters' output too.
-  expect(hitsIn(Buffer.from(run.output), 'the nested run\'s terminal output')).toEqual([]);
+  expect(hitsIn(Buffer.from(run.output), "the nested run's terminal output")).toEqual([]);
   const junit = await readFile(join(run.outDir, 'junit.xml'), 'utf8');
   expect(junit).toContain('the BMC answered *** *** ***');
   expect(junit).toMatch(/stderr: \*\*\* \*\*\* \*\*\*/);
@@ -101,7 +112,14 @@ test('after redactRunOutput, a grep over the whole output folder finds no secret
 test('the report, the archived run and the dossier made from it: no secret, and the dossier verifies', async () => {
   test.setTimeout(300_000);
   const historyPath = join(work, 'history.jsonl');
-  await finalizeReport({ resultsDirs: [join(run.outDir, 'allure-results')], outDir: run.outDir, runId: run.runId, gitRevision: 'test', historyPath, runsDir: join(work, 'runs') });
+  await finalizeReport({
+    resultsDirs: [join(run.outDir, 'allure-results')],
+    outDir: run.outDir,
+    runId: run.runId,
+    gitRevision: 'test',
+    historyPath,
+    runsDir: join(work, 'runs'),
+  });
   const archived = await archiveRun({ outDir: run.outDir, runId: run.runId, runsDir: join(work, 'runs'), historyPath, lab: run.lab });
   expect((await grepTree(run.outDir)).hits).toEqual([]);
   expect((await grepTree(archived)).hits).toEqual([]);
@@ -110,7 +128,9 @@ test('the report, the archived run and the dossier made from it: no secret, and 
   const made = await buildDossier({ run: archived, out: archive, env: SECRETS });
   expect(made.unscanned).toEqual([]);
   const entries = await readTarGz(archive);
-  expect(entries.map((e) => e.name)).toEqual(expect.arrayContaining(['junit.xml', `logs/${FAULT_HOST}-console.log`, 'report.html', 'lab.json']));
+  expect(entries.map((e) => e.name)).toEqual(
+    expect.arrayContaining(['junit.xml', `logs/${FAULT_HOST}-console.log`, 'report.html', 'lab.json']),
+  );
   const hits = entries.flatMap((e) => hitsIn(e.data, e.name));
   // The page inlines every result and attachment base64-encoded: decoded, they hold no secret either.
   const html = entries.find((e) => e.name === 'report.html')!.data.toString('utf8');
@@ -120,6 +140,10 @@ test('the report, the archived run and the dossier made from it: no secret, and 
   expect(hits).toEqual([]);
   expect(embedded.some((m) => Buffer.from(m[2]!, 'base64').toString('utf8').includes('the BMC answered *** *** ***'))).toBe(true);
 
-  const verified = await execa(process.execPath, [join(repoRoot, 'bin', 'labrig.mjs'), 'dossier', '--verify', archive], { cwd: repoRoot, reject: false, timeout: 120_000 });
+  const verified = await execa(process.execPath, [join(repoRoot, 'bin', 'labrig.mjs'), 'dossier', '--verify', archive], {
+    cwd: repoRoot,
+    reject: false,
+    timeout: 120_000,
+  });
   expect(verified.exitCode, verified.stdout + verified.stderr).toBe(0);
 });

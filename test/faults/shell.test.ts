@@ -4,12 +4,13 @@
  * the sshd process serving it, a second writer on the console's tty, and the failures that
  * are the lab's (a silent console, a hung exec, a runner tool). Each row prints its counts.
  */
-import { expect, test } from '@playwright/test';
+
 import { closeSync, constants, openSync, readlinkSync, writeSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { Console } from '../../drivers/console.js';
 import { LabError, ProductError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
@@ -23,7 +24,11 @@ import { childrenOf, testSshd } from '../helpers/sshd.js';
 
 const login = { user: 'root', prompt: new RegExp(DEFAULT_PROMPT, 'm'), timeoutMs: 20_000 };
 const row = (line: string): void => void process.stdout.write(`[faults/shell] ${line}\n`);
-const caught = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const caught = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 
 interface Tally {
   codes: number;
@@ -35,7 +40,9 @@ interface Tally {
 /** Runs each hostile case then a probe; a probe that is not exactly itself is a desync. */
 async function hostileRun(
   run: (command: string) => Promise<{ code: number | null; stdout: string; stdoutBytes?: Buffer }>,
-  want: (c: ReturnType<typeof hostileCases>[number]) => Promise<{ code: number; same: (r: { stdout: string; stdoutBytes?: Buffer }) => boolean }>,
+  want: (
+    c: ReturnType<typeof hostileCases>[number],
+  ) => Promise<{ code: number; same: (r: { stdout: string; stdoutBytes?: Buffer }) => boolean }>,
 ): Promise<Tally & { ms: number }> {
   const tally: Tally = { codes: 0, outputs: 0, desyncs: 0, wrong: [] };
   let ms = 0;
@@ -65,7 +72,9 @@ test.describe('over the SSH shell (real sshd)', () => {
 
   test.beforeAll(async () => {
     env = await testSshd();
-    host = new Host(hostSchema.parse({ name: 'faulty', role: 'local', ssh: env.config, expect: { arch: 'x86_64' } }), { logDir: await mkdtemp(join(tmpdir(), 'labrig-faults-')) });
+    host = new Host(hostSchema.parse({ name: 'faulty', role: 'local', ssh: env.config, expect: { arch: 'x86_64' } }), {
+      logDir: await mkdtemp(join(tmpdir(), 'labrig-faults-')),
+    });
   });
   test.afterAll(async () => {
     await host?.close();
@@ -80,7 +89,9 @@ test.describe('over the SSH shell (real sshd)', () => {
         return { code: o.code, same: (r) => r.stdoutBytes!.equals(o.stdout) };
       },
     );
-    row(`hostile over SSH: ${t.codes}/100 exit codes right, ${t.outputs}/100 outputs exact, ${t.desyncs} desyncs, ms/command ${t.ms.toFixed(2)}`);
+    row(
+      `hostile over SSH: ${t.codes}/100 exit codes right, ${t.outputs}/100 outputs exact, ${t.desyncs} desyncs, ms/command ${t.ms.toFixed(2)}`,
+    );
     expect(t.wrong).toEqual([]);
   });
 
@@ -100,7 +111,9 @@ test.describe('over the SSH shell (real sshd)', () => {
     const next = await host.run('echo back; exit 3');
     const reconnectMs = performance.now() - t1;
     expect(next).toMatchObject({ stdout: 'back\n', code: 3 });
-    row(`ssh dropped mid-command: ${(err as Error).message.split('\n')[0]} after ${detectMs.toFixed(0)} ms; reconnected and ran the next command in ${reconnectMs.toFixed(0)} ms`);
+    row(
+      `ssh dropped mid-command: ${(err as Error).message.split('\n')[0]} after ${detectMs.toFixed(0)} ms; reconnected and ran the next command in ${reconnectMs.toFixed(0)} ms`,
+    );
   });
 
   test('an SSH exec that hangs is a lab timeout, and the host stays usable', async () => {
@@ -115,7 +128,10 @@ test.describe('over the SSH shell (real sshd)', () => {
 test.describe('over the console shell (interactive sh on a real pty)', () => {
   async function consoleShell(): Promise<{ shell: Shell; console: Console; stop(): Promise<void> }> {
     const pty = await startPtyProgram('/bin/sh -i');
-    const console = await Console.open({ kind: 'serial', path: pty.path, baud: 115200 }, { name: 'pty', logPath: join(await mkdtemp(join(tmpdir(), 'labrig-faults-')), 'console.log') });
+    const console = await Console.open(
+      { kind: 'serial', path: pty.path, baud: 115200 },
+      { name: 'pty', logPath: join(await mkdtemp(join(tmpdir(), 'labrig-faults-')), 'console.log') },
+    );
     const stop = async (): Promise<void> => {
       await console.close();
       await pty.stop();
@@ -143,7 +159,9 @@ test.describe('over the console shell (interactive sh on a real pty)', () => {
           return { code: o.code, same: (r) => c.binary === true || withoutShellMessages(r.stdout) === withoutShellMessages(o.stdout) };
         },
       );
-      row(`hostile over the console: ${t.codes}/100 exit codes right, ${t.outputs}/100 outputs exact (binary: framing only), ${t.desyncs} desyncs, ms/command ${t.ms.toFixed(1)}`);
+      row(
+        `hostile over the console: ${t.codes}/100 exit codes right, ${t.outputs}/100 outputs exact (binary: framing only), ${t.desyncs} desyncs, ms/command ${t.ms.toFixed(1)}`,
+      );
       expect(t.wrong).toEqual([]);
     } finally {
       await stop();
@@ -178,13 +196,16 @@ test.describe('over the console shell (interactive sh on a real pty)', () => {
   });
 });
 
-test.describe('failures that are the lab\'s, not the product\'s', () => {
+test.describe("failures that are the lab's, not the product's", () => {
   test('a console wait with not one byte received: [lab:console-silent]', async () => {
     const sockets: import('node:net').Socket[] = [];
     const server = createServer((s) => sockets.push(s)); // accepts, never speaks: a dead ser2net
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as { port: number }).port;
-    const console = await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'mute', logPath: join(await mkdtemp(join(tmpdir(), 'labrig-faults-')), 'mute.log') });
+    const console = await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), {
+      name: 'mute',
+      logPath: join(await mkdtemp(join(tmpdir(), 'labrig-faults-')), 'mute.log'),
+    });
     try {
       const err = await caught(console.expect(/login: /, { timeoutMs: 500, what: 'the login prompt' }));
       expect((err as LabError).kind).toBe('console-silent');
@@ -197,11 +218,21 @@ test.describe('failures that are the lab\'s, not the product\'s', () => {
   });
 
   test('runner tools: a failing power command, a failing QMP start, a hung tool: lab failures', async () => {
-    const power = createPower(powerSchema.parse({ kind: 'command', on: ['sh', '-c', 'echo "PDU refused" >&2; exit 3'], off: ['true'], status: ['echo', 'off'], minOffMs: 0 }));
+    const power = createPower(
+      powerSchema.parse({
+        kind: 'command',
+        on: ['sh', '-c', 'echo "PDU refused" >&2; exit 3'],
+        off: ['true'],
+        status: ['echo', 'off'],
+        minOffMs: 0,
+      }),
+    );
     const onErr = await caught(power.on());
     expect((onErr as LabError).kind).toBe('runner-tool');
     expect((onErr as Error).message).toContain('PDU refused');
-    const qmp = createPower(powerSchema.parse({ kind: 'qmp', socket: join(tmpdir(), `labrig-no-qemu-${process.pid}.sock`), start: ['false'] }));
+    const qmp = createPower(
+      powerSchema.parse({ kind: 'qmp', socket: join(tmpdir(), `labrig-no-qemu-${process.pid}.sock`), start: ['false'] }),
+    );
     const startErr = await caught(qmp.on());
     expect((startErr as LabError).kind).toBe('runner-tool');
     const hung = await caught(runLocal(['sleep', '30'], { timeoutMs: 300 }));

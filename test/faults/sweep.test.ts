@@ -7,11 +7,12 @@
  * another program carrying the name on its command line, a mount outside our folders.
  * `doctor` runs; the leftovers are gone and named, the look-alikes are untouched.
  */
-import { expect, test } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
+
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { runLocal } from '../../drivers/local.js';
 import { parseLab } from '../../targets/config.js';
 import { doctor } from '../../targets/doctor.js';
@@ -66,7 +67,11 @@ test.beforeAll(async () => {
   await labUp({ runDir, hosts: ['emu-arm64'], ports: { 'emu-arm64': 30000 + Math.floor(Math.random() * 10000) } });
   const parsed = parseLab(emulatedLab({ runDir }));
   // Private state folder and lease: nothing another test uses on this machine.
-  lab = { ...parsed, hostStateDir: join(runDir, 'state'), lease: { ...parsed.lease, path: join(runDir, 'lock', 'labrig.lease'), waitMs: 0 } };
+  lab = {
+    ...parsed,
+    hostStateDir: join(runDir, 'state'),
+    lease: { ...parsed.lease, path: join(runDir, 'lock', 'labrig.lease'), waitMs: 0 },
+  };
 });
 
 test.afterAll(async () => {
@@ -94,7 +99,9 @@ test('the health check removes and names what an earlier run left, and leaves ev
   const otherMount = join(runDir!, 'not-ours-mnt');
   await mountTmpfs(leftMount);
   await mountTmpfs(otherMount);
-  await expect.poll(async () => (await readFile(`/proc/${leftQemu.pid}/cmdline`, 'utf8').catch(() => '')).includes(leftQemuName)).toBe(true);
+  await expect
+    .poll(async () => (await readFile(`/proc/${leftQemu.pid}/cmdline`, 'utf8').catch(() => '')).includes(leftQemuName))
+    .toBe(true);
 
   const saved = process.env.LABRIG_RUN_ID;
   process.env.LABRIG_RUN_ID = current;

@@ -5,16 +5,17 @@
  * killed build left; images and initramfs archives (which carry guest host private keys) are
  * readable by us only.
  */
-import { test, expect } from '@playwright/test';
+
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
 import { LabError } from '../../drivers/errors.js';
-import { parseLab } from '../../targets/config.js';
-import { doctor } from '../../targets/doctor.js';
 import { cachedImage } from '../../images/cache.js';
 import { CONSOLE_AND_NULL, writeInitramfs } from '../../images/cpio.js';
+import { parseLab } from '../../targets/config.js';
+import { doctor } from '../../targets/doctor.js';
 import { testSshd } from '../helpers/sshd.js';
 
 let work = '';
@@ -51,11 +52,24 @@ test('doctor removes its temporary log folder; given a log folder, it keeps the 
     const lab = parseLab({
       name: 'temp',
       lease: { path: join(work, 'lock', 'labrig.lease') },
-      hosts: [{ name: 'doc-host', role: 'local', ssh, console: { kind: 'command', argv: ['sh', '-c', 'echo ready; exec cat'] }, expect: { arch: process.arch === 'x64' ? 'x86_64' : 'aarch64' } }],
+      hosts: [
+        {
+          name: 'doc-host',
+          role: 'local',
+          ssh,
+          console: { kind: 'command', argv: ['sh', '-c', 'echo ready; exec cat'] },
+          expect: { arch: process.arch === 'x64' ? 'x86_64' : 'aarch64' },
+        },
+      ],
     });
     let checks: Awaited<ReturnType<typeof doctor>> = [];
     expect(await leftIn('doctor-tmp', async () => void (checks = await doctor(lab)))).toEqual([]);
-    expect(checks.map((c) => [c.check, c.ok])).toEqual(expect.arrayContaining([['ssh', true], ['console', true]]));
+    expect(checks.map((c) => [c.check, c.ok])).toEqual(
+      expect.arrayContaining([
+        ['ssh', true],
+        ['console', true],
+      ]),
+    );
 
     const kept = join(work, 'doctor-logs');
     expect(await leftIn('doctor-tmp-2', async () => void (checks = await doctor(lab, undefined, kept)))).toEqual([]);
@@ -77,20 +91,37 @@ test('an image build leaves no .tmp or .work folder, built or failed, and sweeps
     await mkdir(join(images, `old-0000.work-${dead}`), { recursive: true });
     await mkdir(join(images, `other-1111.work-${alive}`), { recursive: true });
 
-    const failure = await cachedImage('failing', 'aaaa', () => undefined, async (tmp, workDir) => {
-      await writeFile(join(tmp, 'half-built'), 'x');
-      await writeFile(join(workDir, 'unpacked'), 'x');
-      throw new Error('dpkg-deb: archive truncated');
-    }).catch((e: unknown) => e);
+    const failure = await cachedImage(
+      'failing',
+      'aaaa',
+      () => undefined,
+      async (tmp, workDir) => {
+        await writeFile(join(tmp, 'half-built'), 'x');
+        await writeFile(join(workDir, 'unpacked'), 'x');
+        throw new Error('dpkg-deb: archive truncated');
+      },
+    ).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(LabError);
     expect((failure as Error).message).toContain('[lab:lab-setup] building image failing failed: dpkg-deb: archive truncated');
     expect((await readdir(images)).sort()).toEqual([`other-1111.work-${alive}`]);
 
-    const built = await cachedImage('fine', 'bbbb', () => undefined, async (tmp, workDir) => {
-      await writeFile(join(workDir, 'scratch'), 'x');
-      await writeFile(join(tmp, 'hostkey'), 'private\n', { mode: 0o600 });
-      return { name: 'fine', recipeVersion: 1, packages: [], kernelVersion: 'k', files: { hostKey: 'hostkey' }, hostKey: { publicKey: 'ssh-ed25519 AAAA', fingerprint: 'SHA256:x' } };
-    });
+    const built = await cachedImage(
+      'fine',
+      'bbbb',
+      () => undefined,
+      async (tmp, workDir) => {
+        await writeFile(join(workDir, 'scratch'), 'x');
+        await writeFile(join(tmp, 'hostkey'), 'private\n', { mode: 0o600 });
+        return {
+          name: 'fine',
+          recipeVersion: 1,
+          packages: [],
+          kernelVersion: 'k',
+          files: { hostKey: 'hostkey' },
+          hostKey: { publicKey: 'ssh-ed25519 AAAA', fingerprint: 'SHA256:x' },
+        };
+      },
+    );
     expect((await readdir(images)).sort()).toEqual(['fine-bbbb', `other-1111.work-${alive}`]);
     expect((await stat(images)).mode & 0o777).toBe(0o700);
     expect((await stat(built.dir)).mode & 0o777).toBe(0o700);

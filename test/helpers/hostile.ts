@@ -36,7 +36,7 @@ const cases: HostileCase[] = [
   { name: 'stray brace', command: '}' },
   { name: 'stray done', command: 'done' },
   { name: 'unclosed command substitution', command: 'echo $(' },
-  { name: 'eval of an unbalanced quote', command: "eval \"echo 'unbalanced\"" },
+  { name: 'eval of an unbalanced quote', command: 'eval "echo \'unbalanced"' },
   { name: 'exit code', command: 'echo a; exit 7' },
   { name: 'exit 255', command: 'exit 255' },
   { name: 'exit 300', command: 'exit 300' },
@@ -61,10 +61,17 @@ const cases: HostileCase[] = [
   { name: 'control characters in the command', command: "printf '%s' '<\x01\x03\x04\x15\x17\x7f\x1b[0m>' | od -An -c | tr -s ' '" },
   { name: 'carriage return in the command', command: "echo 'x\ry' | od -An -c | tr -s ' '" },
   { name: 'stdout closed', command: 'exec 1>&-; echo gone; exit 4' },
-  { name: '1 MiB of output', command: `yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde 2>/dev/null | head -c ${oneMiB}` },
+  {
+    name: '1 MiB of output',
+    command: `yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde 2>/dev/null | head -c ${oneMiB}`,
+  },
   { name: 'binary output', command: "printf '\\000\\001\\002\\377\\376\\200abc\\r\\n\\r'", binary: true },
   { name: 'background writer (stdout)', command: '(sleep 0.3; echo late-out) & echo early', expected: { code: 0, stdout: 'early\n' } },
-  { name: 'background writer (stderr)', command: '(sleep 0.2; echo late-err >&2) & echo ok; exit 5', expected: { code: 5, stdout: 'ok\n' } },
+  {
+    name: 'background writer (stderr)',
+    command: '(sleep 0.2; echo late-err >&2) & echo ok; exit 5',
+    expected: { code: 5, stdout: 'ok\n' },
+  },
   { name: 'background job that keeps stdout', command: '(sleep 2; echo very-late) & echo quick', expected: { code: 0, stdout: 'quick\n' } },
   { name: 'background writer, then a syntax error', command: "(sleep 0.1; echo late) &\necho 'oops", expected: { code: 2, stdout: '' } },
 ];
@@ -83,7 +90,13 @@ export interface Oracle {
 export async function oracle(shell: readonly string[], c: HostileCase): Promise<Oracle> {
   if (c.expected) return { code: c.expected.code, stdout: Buffer.from(c.expected.stdout) };
   const [file, ...args] = shell;
-  const r = await execa(file!, [...args, '-c', c.command], { stdin: 'ignore', reject: false, encoding: 'buffer', stripFinalNewline: false, timeout: 20_000 });
+  const r = await execa(file!, [...args, '-c', c.command], {
+    stdin: 'ignore',
+    reject: false,
+    encoding: 'buffer',
+    stripFinalNewline: false,
+    timeout: 20_000,
+  });
   return { code: r.exitCode ?? 128 + 15, stdout: Buffer.from(r.stdout) };
 }
 
@@ -94,7 +107,12 @@ export async function oracle(shell: readonly string[], c: HostileCase): Promise<
 export async function ttyOracle(shell: readonly string[], c: HostileCase): Promise<{ code: number; stdout: string }> {
   if (c.expected) return c.expected;
   const [file, ...args] = shell;
-  const r = await execa(file!, [...args, '-c', '(eval "$1") </dev/null 2>&1', file!, c.command], { stdin: 'ignore', reject: false, stripFinalNewline: false, timeout: 20_000 });
+  const r = await execa(file!, [...args, '-c', '(eval "$1") </dev/null 2>&1', file!, c.command], {
+    stdin: 'ignore',
+    reject: false,
+    stripFinalNewline: false,
+    timeout: 20_000,
+  });
   return { code: r.exitCode ?? 128 + 15, stdout: String(r.stdout) };
 }
 

@@ -9,6 +9,9 @@ import { acquireLease, type LeaseOptions } from '../../targets/lease.js';
 import { sshSchema } from '../../targets/schema.js';
 
 const o = JSON.parse(process.argv[2]!) as Omit<LeaseOptions, 'recorder'>;
-const lease = await acquireLease(new SshSession('runner-process', sshSchema.parse(JSON.parse(process.argv[3]!))), { ...o, recorder: silentRecorder });
+const lease = await acquireLease(new SshSession('runner-process', sshSchema.parse(JSON.parse(process.argv[3]!))), {
+  ...o,
+  recorder: silentRecorder,
+});
 process.stdout.write(`held ${lease.holder.pid}\n`);
 setInterval(() => undefined, 60_000);

@@ -23,10 +23,13 @@ async function killTree(pid: number): Promise<void> {
   }
 }
 
-export async function localPipeShell(argv: readonly string[], logDir: string): Promise<{ shell: Shell; pid: number; stop(): Promise<void> }> {
+export async function localPipeShell(
+  argv: readonly string[],
+  logDir: string,
+): Promise<{ shell: Shell; pid: number; stop(): Promise<void> }> {
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   const name = argv.join(' ');
-  const base = join(logDir, argv[0]!.replace(/\W+/g, '_') + '-' + child.pid);
+  const base = join(logDir, `${argv[0]!.replace(/\W+/g, '_')}-${child.pid}`);
   const stdout = Console.fromStreams(child.stdout, child.stdin, { name, logPath: `${base}.out.log`, failOn: [], encoding: 'latin1' });
   const stderr = Console.fromStreams(child.stderr, undefined, { name, logPath: `${base}.err.log`, failOn: [], encoding: 'latin1' });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -35,9 +38,6 @@ export async function localPipeShell(argv: readonly string[], logDir: string): P
     await exited;
     await Promise.all([stdout.close(), stderr.close()]);
   };
-  const shell = await Shell.overPipe(
-    { stdout, stderr, write: (d) => stdout.write(d), killTree, close: stop },
-    { host: name },
-  );
+  const shell = await Shell.overPipe({ stdout, stderr, write: (d) => stdout.write(d), killTree, close: stop }, { host: name });
   return { shell, pid: child.pid!, stop };
 }

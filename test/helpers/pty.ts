@@ -7,7 +7,7 @@
  * - openPeer(): the test's end of a pty, opened through serialport (raw, non-blocking).
  * Every socat is stopped by its PID in stop(); call it in a finally/afterAll.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { lstat, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,7 +58,14 @@ async function startSocat(addresses: [string, string], links: string[], dir: str
   };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const present = await Promise.all(links.map((l) => lstat(l).then(() => true, () => false)));
+    const present = await Promise.all(
+      links.map((l) =>
+        lstat(l).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
     if (present.every(Boolean)) break;
     if (exited || Date.now() > deadline) {
       await stop();
@@ -120,7 +127,9 @@ export async function openPeer(path: string): Promise<PtyPeer> {
       const deadline = Date.now() + timeoutMs;
       while (!received().toString('utf8').includes(text)) {
         if (Date.now() > deadline)
-          throw new Error(`pty peer ${path}: waited ${timeoutMs} ms for ${JSON.stringify(text)}; got ${JSON.stringify(received().toString('utf8').slice(-500))}`);
+          throw new Error(
+            `pty peer ${path}: waited ${timeoutMs} ms for ${JSON.stringify(text)}; got ${JSON.stringify(received().toString('utf8').slice(-500))}`,
+          );
         await sleep(10);
       }
     },

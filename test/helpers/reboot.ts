@@ -4,7 +4,7 @@
  * boot dies (the holder), and the tmpfs lock folder is emptied. Only processes our own sshd
  * started are killed, found by PID through /proc.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 
 async function parentOf(pid: number): Promise<number> {
@@ -47,7 +47,12 @@ export async function simulateReboot(o: { holderPid: number; sshdPid: number; wi
  */
 export async function spawnWithPid(pid: number, tries = 500): Promise<ChildProcess> {
   for (let i = 0; i < tries; i++) {
-    if (await readFile(`/proc/${pid}/stat`).then(() => true, () => false)) {
+    if (
+      await readFile(`/proc/${pid}/stat`).then(
+        () => true,
+        () => false,
+      )
+    ) {
       await new Promise((r) => setTimeout(r, 50));
       continue;
     }

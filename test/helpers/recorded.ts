@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 export function recordedOutput(path: string): string {
   const text = readFileSync(new URL(`../recorded/${path}`, import.meta.url), 'utf8');
   const at = text.indexOf('\n---\n');
-  if (!text.startsWith('# RECORDED') || at < 0) throw new Error(`${path}: a recorded fixture opens with "# RECORDED …" source lines and a "---" line`);
+  if (!text.startsWith('# RECORDED') || at < 0)
+    throw new Error(`${path}: a recorded fixture opens with "# RECORDED …" source lines and a "---" line`);
   return text.slice(at + '\n---\n'.length);
 }

@@ -2,14 +2,20 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSshd, type SshdHandle } from '../../targets/emulated/sshd.js';
-import { sshSchema, type SshConfig } from '../../targets/schema.js';
+import { type SshdHandle, startSshd } from '../../targets/emulated/sshd.js';
+import { type SshConfig, sshSchema } from '../../targets/schema.js';
 
 export async function testSshd(extraConfig: string[] = []): Promise<{ sshd: SshdHandle; config: SshConfig; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'labrig-sshd-'));
   const port = 20000 + Math.floor(Math.random() * 20000);
   const sshd = await startSshd({ dir, port, extraConfig });
-  const config = sshSchema.parse({ address: sshd.address, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, hostKey: sshd.hostKey });
+  const config = sshSchema.parse({
+    address: sshd.address,
+    port: sshd.port,
+    user: sshd.user,
+    identityFile: sshd.identityFile,
+    hostKey: sshd.hostKey,
+  });
   return {
     sshd,
     config,
