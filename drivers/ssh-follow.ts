@@ -51,6 +51,22 @@ export function followRemoteFile(sftp: () => Promise<SFTPWrapper>, path: string,
       cb(err);
     },
   });
+  // A request written to a channel that has just closed may never be answered: the channel's
+  // own close ends every wait at once.
+  let lose: (e: Error) => void = () => undefined;
+  const lost = new Promise<never>((_, reject) => {
+    lose = reject;
+  });
+  lost.catch(() => undefined);
+  const watched = new WeakSet<SFTPWrapper>();
+  const watch = (s: SFTPWrapper) => {
+    if (watched.has(s)) return;
+    watched.add(s);
+    // The channel ends (`end`) before it closes; a request sent after the end is never answered.
+    for (const event of ['end', 'close'])
+      s.once(event, () => lose(new Error(`the SFTP channel ${event === 'end' ? 'ended' : 'closed'} (connection lost)`)));
+  };
+  const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, lost]);
   void (async () => {
     // A handle belongs to its channel: once open, a lost channel is an error, never a new one.
     let open: { s: SFTPWrapper; handle: Buffer } | undefined;
@@ -60,29 +76,30 @@ export function followRemoteFile(sftp: () => Promise<SFTPWrapper>, path: string,
       while (!stopped) {
         if (!open) {
           const s = await sftp();
-          const handle = await call<Buffer>((cb) => s.open(path, 'r', cb)).catch(unlessMissing);
+          watch(s);
+          const handle = await guard(call<Buffer>((cb) => s.open(path, 'r', cb))).catch(unlessMissing);
           if (!handle) {
-            await sleep(intervalMs);
+            await guard(sleep(intervalMs));
             continue;
           }
           open = { s, handle };
         }
         const { s, handle } = open;
-        const n = await call<number>((cb) => s.read(handle, buf, 0, CHUNK, offset, cb));
+        const n = await guard(call<number>((cb) => s.read(handle, buf, 0, CHUNK, offset, cb)));
         if (stopped) break;
         if (n > 0) {
           offset += n;
           out.push(Buffer.from(buf.subarray(0, n)));
           continue;
         }
-        const size = await call<{ size?: number }>((cb) => s.stat(path, cb)).then((a) => a.size, unlessMissing);
+        const size = await guard(call<{ size?: number }>((cb) => s.stat(path, cb))).then((a) => a.size, unlessMissing);
         if (size !== undefined && size < offset) {
           closeQuietly(s, handle);
           open = undefined;
           offset = 0;
           continue;
         }
-        await sleep(intervalMs);
+        await guard(sleep(intervalMs));
       }
     } catch (e) {
       if (!stopped) out.destroy(new Error(`following ${path} over SFTP failed: ${(e as Error).message}`));

@@ -55,7 +55,13 @@ test.beforeAll(async () => {
   test.setTimeout(20 * 60_000);
   releaseSlot = await takeQemuSlot('faults/return.test');
   runDir = await mkdtemp(join(tmpdir(), 'labrig-lab-test-'));
-  await labUp({ runDir, hosts: ['emu-mini'], ports: { 'emu-mini': 30000 + Math.floor(Math.random() * 10000) } });
+  // The QMP power (stop/cont) is what freezes the VM: emu-mini on its pty and QMP, not behind its BMC.
+  await labUp({
+    runDir,
+    hosts: ['emu-mini'],
+    ports: { 'emu-mini': 30000 + Math.floor(Math.random() * 10000) },
+    access: { 'emu-mini': 'pty' },
+  });
   config = parseLab(emulatedLab({ runDir })).hosts.find((h) => h.name === 'emu-mini')!;
   host = new Host(config, { logDir: join(runDir, 'logs') });
 });
