@@ -3,6 +3,8 @@
  * process after a crash, so each check also requires a marker (a path only our process has
  * on its command line) before the process counts as ours — we never signal a stranger.
  */
+
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { LabError } from './errors.js';
@@ -64,6 +66,27 @@ function ancestors(): number[] {
     }
   }
   return out;
+}
+
+/**
+ * Starts a daemon detached from us (it outlives the command that started it), its stdout and
+ * stderr appended to `log`; resolves with its PID once it runs. One that cannot start is the
+ * lab's tool failing: `[lab:runner-tool]` naming `what`.
+ */
+export async function spawnDetached(argv: readonly string[], log: string, o: { what: string; host?: string }): Promise<number> {
+  const fh = await open(log, 'a');
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', fh.fd, fh.fd] });
+  child.unref();
+  // Listening before any await: 'spawn' fires on the next tick.
+  const spawned = new Promise<Error | undefined>((r) => {
+    child.once('spawn', () => r(undefined));
+    child.once('error', r);
+  });
+  await fh.close();
+  const failed = await spawned;
+  if (failed || !child.pid)
+    throw new LabError('runner-tool', `cannot start ${o.what}: ${failed?.message ?? 'no pid'}`, o.host ? { host: o.host } : {});
+  return child.pid;
 }
 
 /** The one QEMU workload at a time that the harness's tests and benches share on a 2-core machine. */

@@ -4,13 +4,12 @@
  * through `startcmd`. QEMU talks to it over `ipmi-bmc-extern` (the VM codec, TCP). Its config
  * holds the password, so it lives in the private run dir (0600), never in the repo or a log.
  */
-import { spawn } from 'node:child_process';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { ipmitoolBase } from '../../drivers/ipmi.js';
 import { runLocal } from '../../drivers/local.js';
-import { isOurProcess, stopProcess } from '../../drivers/proc.js';
+import { isOurProcess, spawnDetached, stopProcess } from '../../drivers/proc.js';
 
 export interface BmcSpec {
   host: string;
@@ -112,26 +111,13 @@ export async function startBmc(spec: BmcSpec, timeoutMs = 20_000): Promise<BmcRe
   const emuFile = join(spec.dir, 'bmc.emu');
   await writeFile(emuFile, EMU, { mode: 0o600 });
   const log = join(spec.dir, 'ipmi_sim.log');
-  const fh = await open(log, 'a');
   // -n: no console on stdio; detached, so it outlives `lab up`.
-  const child = spawn('ipmi_sim', ['-n', '-c', configFile, '-f', emuFile, '-s', join(spec.dir, 'state')], {
-    detached: true,
-    stdio: ['ignore', fh.fd, fh.fd],
+  const pid = await spawnDetached(['ipmi_sim', '-n', '-c', configFile, '-f', emuFile, '-s', join(spec.dir, 'state')], log, {
+    what: 'ipmi_sim (Debian package openipmi)',
+    host: spec.host,
   });
-  child.unref();
-  // Listening before any await: 'spawn' fires on the next tick.
-  const spawnedP = new Promise<Error | undefined>((r) => {
-    child.once('spawn', () => r(undefined));
-    child.once('error', r);
-  });
-  await fh.close();
-  const spawned = await spawnedP;
-  if (spawned || !child.pid)
-    throw new LabError('runner-tool', `cannot start ipmi_sim (Debian package openipmi): ${spawned?.message ?? 'no pid'}`, {
-      host: spec.host,
-    });
   const record: BmcRecord = {
-    pid: child.pid,
+    pid,
     configFile,
     address: spec.address,
     lanPort: spec.lanPort,
@@ -152,7 +138,7 @@ export async function startBmc(spec: BmcSpec, timeoutMs = 20_000): Promise<BmcRe
     'info',
   ];
   for (;;) {
-    if (!isOurProcess(child.pid, configFile))
+    if (!isOurProcess(pid, configFile))
       throw new LabError('lab-setup', `ipmi_sim of ${spec.host} exited during start-up`, { host: spec.host, evidence: log });
     const r = await runLocal(argv, { env: { IPMI_PASSWORD: spec.password }, timeoutMs: 10_000, check: false }).catch(() => undefined);
     if (r?.code === 0) return record;

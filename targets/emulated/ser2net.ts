@@ -2,12 +2,11 @@
  * ser2net for an emulated host: its serial line (QEMU's pty) served over telnet on a TCP port,
  * as a lab's console server does. One client at a time: a second is told "Port already in use".
  */
-import { spawn } from 'node:child_process';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
-import { isOurProcess, stopProcess } from '../../drivers/proc.js';
+import { isOurProcess, spawnDetached, stopProcess } from '../../drivers/proc.js';
 
 export interface Ser2netSpec {
   host: string;
@@ -55,25 +54,12 @@ export async function startSer2net(spec: Ser2netSpec, timeoutMs = 10_000): Promi
   const configFile = join(spec.dir, 'ser2net.yaml');
   await writeFile(configFile, ser2netYaml(spec), { mode: 0o600 });
   const log = join(spec.dir, 'ser2net.log');
-  const fh = await open(log, 'a');
-  const child = spawn('ser2net', ['-n', '-c', configFile], { detached: true, stdio: ['ignore', fh.fd, fh.fd] });
-  child.unref();
-  // Listening before any await: 'spawn' fires on the next tick.
-  const spawnedP = new Promise<Error | undefined>((r) => {
-    child.once('spawn', () => r(undefined));
-    child.once('error', r);
-  });
-  await fh.close();
-  const spawned = await spawnedP;
-  if (spawned || !child.pid)
-    throw new LabError('runner-tool', `cannot start ser2net (Debian package ser2net): ${spawned?.message ?? 'no pid'}`, {
-      host: spec.host,
-    });
-  const record: Ser2netRecord = { pid: child.pid, configFile, address: spec.address, port: spec.port, log };
+  const pid = await spawnDetached(['ser2net', '-n', '-c', configFile], log, { what: 'ser2net (Debian package ser2net)', host: spec.host });
+  const record: Ser2netRecord = { pid, configFile, address: spec.address, port: spec.port, log };
   const deadline = Date.now() + timeoutMs;
   // A probe connection is a client too: ser2net opens the device for it, then closes it again.
   while (!(await listening(spec.address, spec.port))) {
-    if (!isOurProcess(child.pid, configFile) || Date.now() > deadline) {
+    if (!isOurProcess(pid, configFile) || Date.now() > deadline) {
       await stopSer2net(record);
       throw new LabError('lab-setup', `ser2net of ${spec.host} is not listening on ${spec.address}:${spec.port}`, {
         host: spec.host,
