@@ -1,4 +1,4 @@
-/** `npx labrig <command>`: doctor, localize, console, power, ssh, lock/unlock/who, state, report, compare, trend, dossier, lab up/down/status, run. */
+/** `npx labrig <command>`: doctor, localize, console, power, ssh, lock/unlock/who, state, report, compare, trend, dossier, images build/list, lab up/down/status, run. */
 import { Command, CommanderError } from 'commander';
 import { isLabError } from '../drivers/errors.js';
 import { reportCommand } from '../reports/cli.js';
@@ -14,6 +14,7 @@ import { registerComponentsCommands } from './components.js';
 import { attachConsole } from './console.js';
 import { commandAction, pickHosts, UsageError } from './host-args.js';
 import { registerHostCommands } from './host-commands.js';
+import { registerImagesCommands } from './images.js';
 import { onInterrupt } from './interrupt.js';
 import { runCommand } from './run.js';
 import { registerValidateCommand } from './validate.js';
@@ -103,6 +104,7 @@ export async function main(argv: string[]): Promise<number> {
 
   registerHostCommands(program, (c) => (code = c));
   registerComponentsCommands(program, (c) => (code = c));
+  registerImagesCommands(program, (c) => (code = c));
   registerValidateCommand(program, (c) => (code = c));
 
   program

@@ -6,7 +6,7 @@
  * so a half-built image is never mistaken for a cached one.
  */
 import { createHash } from 'node:crypto';
-import { access, chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { isLabError, LabError } from '../drivers/errors.js';
@@ -58,6 +58,8 @@ export interface ImageManifest {
 export interface BuiltImage {
   dir: string;
   manifest: ImageManifest;
+  /** Found complete in the cache (built earlier, or by another process while this one waited for the lock). */
+  cached: boolean;
   /** Absolute path of a file named in manifest.files. */
   file(key: string): string;
 }
@@ -70,10 +72,11 @@ export function imageKey(name: string, recipeVersion: number, packages: readonly
   return h.digest('hex').slice(0, 16);
 }
 
-function loaded(dir: string, manifest: ImageManifest): BuiltImage {
+function loaded(dir: string, manifest: ImageManifest, cached: boolean): BuiltImage {
   return {
     dir,
     manifest,
+    cached,
     file(key) {
       const rel = manifest.files[key];
       if (!rel) throw new Error(`image ${manifest.name} has no file "${key}"`);
@@ -115,7 +118,7 @@ export async function cachedImage(
   await mkdir(images, { recursive: true, mode: 0o700 });
   await chmod(images, 0o700);
   const manifestPath = join(dir, 'manifest.json');
-  const read = async () => {
+  const read = async (cached: boolean) => {
     let manifest: ImageManifest;
     try {
       manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as ImageManifest;
@@ -127,7 +130,7 @@ export async function cachedImage(
         { cause: e },
       );
     }
-    return loaded(dir, manifest);
+    return loaded(dir, manifest, cached);
   };
   if (
     await access(manifestPath).then(
@@ -136,7 +139,7 @@ export async function cachedImage(
     )
   ) {
     progress(`using cached image ${dir}`);
-    return read();
+    return read(true);
   }
   // Two runs building the same image at once would each do the whole job; let one wait.
   const release = await acquireLock(`${dir}.lock`, { timeoutMs: 30 * 60_000, what: `building image ${name}` });
@@ -146,8 +149,10 @@ export async function cachedImage(
         () => true,
         () => false,
       )
-    )
-      return read();
+    ) {
+      progress(`using cached image ${dir} (built meanwhile by another process)`);
+      return read(true);
+    }
     await sweepStaleBuilds(images);
     const tmp = `${dir}.tmp-${process.pid}`;
     const work = `${dir}.work-${process.pid}`;
@@ -170,8 +175,40 @@ export async function cachedImage(
     } finally {
       await rm(work, { recursive: true, force: true });
     }
-    return read();
+    return read(false);
   } finally {
     await release();
   }
+}
+
+/** A complete image found in the cache (a build in progress has no manifest.json in place yet). */
+export interface CachedImageEntry {
+  name: string;
+  dir: string;
+  sizeBytes: number;
+  builtAt: string;
+}
+
+async function sizeOf(path: string): Promise<number> {
+  const s = await lstat(path);
+  if (!s.isDirectory()) return s.size;
+  let total = 0;
+  for (const entry of await readdir(path)) total += await sizeOf(join(path, entry));
+  return total;
+}
+
+/** Every complete image of `name` in the cache, newest first. */
+export async function cachedImagesOf(name: string): Promise<CachedImageEntry[]> {
+  const images = join(cacheRoot(), 'images');
+  const found: CachedImageEntry[] = [];
+  for (const entry of await readdir(images).catch(() => [] as string[])) {
+    if (!new RegExp(`^${name.replace(/[.+-]/g, '\\$&')}-[0-9a-f]{16}$`).test(entry)) continue;
+    const dir = join(images, entry);
+    const manifest = await readFile(join(dir, 'manifest.json'), 'utf8').then(
+      (t) => JSON.parse(t) as ImageManifest,
+      () => undefined,
+    );
+    if (manifest) found.push({ name, dir, sizeBytes: await sizeOf(dir), builtAt: manifest.builtAt });
+  }
+  return found.sort((a, b) => b.builtAt.localeCompare(a.builtAt));
 }

@@ -6,8 +6,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentRecorder } from '../drivers/recorder.js';
+import { shellQuote } from '../drivers/shell-frame.js';
 import { versionMismatches } from './facts.js';
 import { Host } from './host.js';
+import { imagePaths, missingImageLine } from './image-paths.js';
 import { acquireLease, type Lease, readLease } from './lease.js';
 import { type Part, preflight } from './preflight.js';
 import { markChecks } from './reservation.js';
@@ -107,6 +109,7 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string, o
           return `status ${status}`;
         }),
       );
+    if (ssh?.ok) checks.push(...(await hostImageChecks(host, config, lab.hosts.indexOf(config))));
     if (ssh?.ok) {
       // reserved by someone else, or not in state good: failed, so `labrig run` quarantines it
       checks.push(...(await markChecks(host.ssh, lab.hostStateDir)).map((c) => ({ host: name, ...c })));
@@ -127,6 +130,22 @@ export async function doctorHost(config: HostConfig, lab: Lab, logDir: string, o
     await lease?.release();
   }
   return checks;
+}
+
+/** The guest images the config names on the host: one failed check per missing file, naming its field. */
+async function hostImageChecks(host: Host, config: HostConfig, index: number): Promise<Check[]> {
+  const onHost = imagePaths(config).filter((p) => p.on === 'host');
+  if (!onHost.length) return [];
+  const check = (ok: boolean, detail: string): Check => ({ host: config.name, check: 'images', ok, detail });
+  let missing: number[];
+  try {
+    const script = onHost.map((p, i) => `[ -r ${shellQuote(p.path)} ] || echo ${i}`).join('; ');
+    missing = (await host.exec(script, { timeoutMs: 20_000, check: true })).stdout.split('\n').filter(Boolean).map(Number);
+  } catch (e) {
+    return [check(false, `could not look for the guest images on the host: ${(e as Error).message.split('\n')[0]}`)];
+  }
+  if (missing.length) return missing.map((i) => check(false, missingImageLine(`hosts[${index}]`, onHost[i]!)));
+  return [check(true, `guest images present on the host: ${onHost.map((p) => p.field.replace(/^suites\./, '')).join(', ')}`)];
 }
 
 /** Console logs go to `logDir` when given (a run keeps them as evidence), else to a temporary folder removed at the end. */

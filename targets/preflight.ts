@@ -1,16 +1,17 @@
 /**
  * What each part of a host needs on the runner before anything connects: the key and its
  * format, the env vars that hold secrets, the files (a BMC's CA, a serial device) and the
- * tools (ipmitool, a PDU script) the config names. Each problem is one line naming the field
+ * tools (ipmitool, a PDU script), the guest images on the runner the config names. Each problem is one line naming the field
  * and the fix; a part with a problem is not tried (and never reported ok).
  */
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import ssh2 from 'ssh2';
+import { imagePaths, missingImageLine } from './image-paths.js';
 import type { HostConfig } from './schema.js';
 
-export type Part = 'ssh' | 'console' | 'power';
+export type Part = 'ssh' | 'console' | 'power' | 'images';
 export interface Problem {
   part: Part;
   line: string;
@@ -98,5 +99,6 @@ export async function preflight(h: HostConfig, index: number): Promise<Problem[]
     }
     for (const name of p.secretEnv ?? []) add('power', unset(name, `${at}.power.secretEnv`));
   }
+  for (const image of imagePaths(h)) if (image.on === 'runner' && !(await exists(image.path))) add('images', missingImageLine(at, image));
   return problems;
 }
