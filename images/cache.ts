@@ -189,10 +189,11 @@ export interface CachedImageEntry {
   builtAt: string;
 }
 
+/** Bytes on disk, as `du` counts them: a sparse disk image counts what it holds, not its length. */
 async function sizeOf(path: string): Promise<number> {
   const s = await lstat(path);
-  if (!s.isDirectory()) return s.size;
-  let total = 0;
+  let total = s.blocks * 512;
+  if (!s.isDirectory()) return total;
   for (const entry of await readdir(path)) total += await sizeOf(join(path, entry));
   return total;
 }
