@@ -6,7 +6,7 @@
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
 import { type Readable, Transform, Writable } from 'node:stream';
 import { execa } from 'execa';
-import type { ConsoleConfig } from '../targets/schema.js';
+import type { ConsoleConfig } from './console-options.js';
 import { openSerial } from './console-serial.js';
 import { describeSol, openSol } from './console-sol.js';
 import { TelnetFilter, telnetEscape } from './console-telnet.js';

@@ -6,10 +6,10 @@
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { PowerConfig } from '../targets/schema.js';
 import { LabError } from './errors.js';
 import { ipmiEnv, ipmitoolBase } from './ipmi.js';
 import { runLocal } from './local.js';
+import type { PowerConfig } from './power-options.js';
 import { Qmp } from './qmp.js';
 import { type Recorder, silentRecorder } from './recorder.js';
 

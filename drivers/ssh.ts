@@ -7,7 +7,6 @@ import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import type { SshConfig } from '../targets/schema.js';
 import {
   type CommandOptions,
   type CommandResult,
@@ -21,6 +20,7 @@ import { LabError } from './errors.js';
 import { type Recorder, silentRecorder } from './recorder.js';
 import { Semaphore } from './semaphore.js';
 import { type FollowOptions, followRemoteFile } from './ssh-follow.js';
+import type { SshConfig } from './ssh-options.js';
 
 // A timeout is the lab's failure by default (exec carries the lab's plumbing: lease, kill,
 // boot_id); `hangIsProduct` when the command is itself under test (a hook fed on stdin).

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommandResult, HostCommands } from '../drivers/command.js';
 import { Console } from '../drivers/console.js';
+import { DEFAULT_PROMPT } from '../drivers/console-options.js';
 import { LabError, ProductError } from '../drivers/errors.js';
 import { createPower, type PowerController } from '../drivers/power.js';
 import { type Recorder, silentRecorder } from '../drivers/recorder.js';
@@ -18,7 +19,7 @@ import { collectFacts, type HostFacts } from './facts.js';
 import { detectOsFamily, readBootIdentity } from './host-os.js';
 import type { OsFamily } from './platform.js';
 import { judgeNoReturn } from './return-evidence.js';
-import { DEFAULT_PROMPT, type HostConfig } from './schema.js';
+import type { HostConfig } from './schema.js';
 
 export interface HostOptions {
   logDir: string;

@@ -1,14 +1,16 @@
 /**
  * The one schema of a lab. lab.config.ts (or the file named by LABRIG_CONFIG) exports a
- * `lab` checked against it; every type used elsewhere is inferred from here.
+ * `lab` checked against it; every type used elsewhere is inferred from here. A host's ssh, console
+ * and power options are their drivers' own (drivers/*-options.ts), composed here.
  * Secrets never appear in a config: only the NAME of the environment variable holding them.
  */
 import { z } from 'zod';
+import { envVarName } from '../drivers/config-fields.js';
+import { consoleOptionsSchema } from '../drivers/console-options.js';
+import { powerOptionsSchema } from '../drivers/power-options.js';
+import { sshOptionsSchema } from '../drivers/ssh-options.js';
 import { type Arch, archNames, normalizeArch, osFamilies } from './platform.js';
 
-const envVarName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable NAME (A-Z, 0-9, _), not a secret');
-const port = z.number().int().min(1).max(65535);
-const argv = z.array(z.string().min(1)).min(1);
 const oneOf = (what: string) => (i: { input: unknown }) =>
   i.input === undefined ? `required: ${what}` : `${what}, not ${JSON.stringify(i.input)}`;
 /** An architecture under any of its names (amd64 is x86_64, arm64 is aarch64, armhf is armv7l), kept as the lab's name. */
@@ -18,99 +20,6 @@ const arch = z
 
 export const roles = ['arm64-armhf', 'arm64-kunpeng', 'x86-pmem', 'x86-xen', 'local'] as const;
 export const features = ['libvirt', 'kvm', 'uefi', 'pmem', 'xen', 'qemu', 'kexec'] as const;
-
-export const sshSchema = z.strictObject({
-  address: z.string().min(1),
-  port: port.default(22),
-  user: z.string().min(1).default('root'),
-  /** Path of a private key file (a path is not a secret; the file must not be in the repo). */
-  identityFile: z.string().min(1).optional(),
-  /** Name of an env var holding the private key itself (CI secrets). */
-  identityEnv: envVarName.optional(),
-  passwordEnv: envVarName.optional(),
-  /** Pinned host key, as `ssh-keygen -lf` prints it: SHA256:<base64, 43 chars>. */
-  hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned host-key fingerprint "SHA256:…" (ssh-keygen -lf)'),
-  /** sshd MaxSessions: channels open at once on one connection. */
-  maxChannels: z.number().int().min(1).max(64).default(10),
-  keepaliveMs: z.number().int().positive().default(10_000),
-  connectTimeoutMs: z.number().int().min(100).default(15_000),
-});
-
-/** A root or user prompt, possibly followed by terminal queries (busybox's line editor asks ESC[6n). */
-export const DEFAULT_PROMPT = '[#$] ?(?:\\x1b\\[[0-9;?]*[A-Za-z])*$';
-
-const loginSchema = z.strictObject({
-  user: z.string().min(1).default('root'),
-  passwordEnv: envVarName.optional(),
-  /** Regex source of the shell prompt seen before normalisation. */
-  prompt: z.string().default(DEFAULT_PROMPT),
-});
-
-/** Env-var names of the secrets a `command` console or power command reads from its environment: masked wherever they show. */
-const secretEnv = z.array(envVarName).optional();
-
-/** Each kind is strict with its login: a typo (`buad`, `telent`) is an error, never a silently ignored key. */
-const login = loginSchema.optional();
-export const consoleSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('serial'), path: z.string().min(1), baud: z.number().int().positive().default(115200), login }),
-  z.strictObject({ kind: z.literal('tcp'), address: z.string().min(1), port, telnet: z.boolean().default(false), login }),
-  z.strictObject({ kind: z.literal('unix'), path: z.string().min(1), login }),
-  /** A command whose stdio is the console: ipmitool sol activate (on the runner), virsh/xl console (over SSH). */
-  z.strictObject({ kind: z.literal('command'), argv, on: z.enum(['runner', 'ssh']).default('runner'), secretEnv, login }),
-  /** IPMI Serial-over-LAN through `ipmitool -I lanplus … sol activate` on the runner. */
-  z.strictObject({
-    kind: z.literal('ipmi-sol'),
-    address: z.string().min(1),
-    port: port.default(623),
-    user: z.string().min(1),
-    passwordEnv: envVarName,
-    /** ipmitool -C: a BMC that does not answer Get Channel Cipher Suites needs it named (3 = HMAC-SHA1/AES). */
-    cipherSuite: z.number().int().min(0).max(17).optional(),
-    /** A session already holding the SOL payload is ended (`sol deactivate`) and the console taken; else console-busy. */
-    takeOver: z.boolean().default(false),
-    login,
-  }),
-]);
-
-export const powerSchema = z.discriminatedUnion('kind', [
-  z.strictObject({
-    kind: z.literal('ipmi'),
-    address: z.string().min(1),
-    user: z.string().min(1),
-    passwordEnv: envVarName,
-    port: port.default(623),
-    /** ipmitool -C: a BMC that does not answer Get Channel Cipher Suites needs it named (3 = HMAC-SHA1/AES). */
-    cipherSuite: z.number().int().min(0).max(17).optional(),
-    interface: z.enum(['lanplus', 'lan']).default('lanplus'),
-    minOffMs: z.number().int().min(0).default(5000),
-  }),
-  z.strictObject({
-    kind: z.literal('redfish'),
-    url: z.url(),
-    systemId: z.string().default('1'),
-    user: z.string().min(1),
-    passwordEnv: envVarName,
-    /** PEM file of the BMC's CA; a BMC's self-signed certificate is pinned this way, never ignored. */
-    caFile: z.string().optional(),
-    minOffMs: z.number().int().min(0).default(5000),
-  }),
-  z.strictObject({
-    kind: z.literal('command'),
-    on: argv,
-    off: argv,
-    /** Prints on/off (case-insensitive) on stdout. */
-    status: argv,
-    secretEnv,
-    minOffMs: z.number().int().min(0).default(5000),
-  }),
-  z.strictObject({
-    kind: z.literal('qmp'),
-    socket: z.string().min(1),
-    /** Powers the VM on again after `quit` (must return once QEMU runs); without it, on() can only `cont`. */
-    start: argv.optional(),
-    minOffMs: z.number().int().min(0).default(0),
-  }),
-]);
 
 export const expectSchema = z.strictObject({
   arch,
@@ -356,9 +265,10 @@ export const hostSchema = z.strictObject({
   description: z.string().optional(),
   /** The OS family (`uname -s`); default: asked of the host. Reboot proof, the lease's lock and the Xen checks follow it. */
   os: z.enum(osFamilies, { error: oneOf('an OS family: linux or freebsd (uname -s: Linux or FreeBSD)') }).optional(),
-  ssh: sshSchema,
-  console: consoleSchema.optional(),
-  power: powerSchema.optional(),
+  // each driver owns the options of its kind (drivers/*-options.ts); the lab composes them
+  ssh: sshOptionsSchema,
+  console: consoleOptionsSchema.optional(),
+  power: powerOptionsSchema.optional(),
   expect: expectSchema,
   /** What the host's VMs run under: kvm, tcg, or auto (kvm when the host has a usable /dev/kvm). */
   accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
@@ -410,8 +320,5 @@ export const labSchema = z
 export type LabInput = z.input<typeof labSchema>;
 export type Lab = z.output<typeof labSchema>;
 export type HostConfig = z.output<typeof hostSchema>;
-export type SshConfig = z.output<typeof sshSchema>;
-export type ConsoleConfig = z.output<typeof consoleSchema>;
-export type PowerConfig = z.output<typeof powerSchema>;
 export type Role = (typeof roles)[number];
 export type Feature = (typeof features)[number];

@@ -9,9 +9,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
+import type { SshConfig } from '../drivers/ssh-options.js';
 import { domainTypeOf, hostAccel } from '../targets/accel.js';
 import { Host } from '../targets/host.js';
-import { hostSchema, type SshConfig } from '../targets/schema.js';
+import { hostSchema } from '../targets/schema.js';
 import { testSshd } from './helpers/sshd.js';
 
 let ssh: SshConfig;

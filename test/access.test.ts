@@ -11,15 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { Console } from '../drivers/console.js';
+import { consoleOptionsSchema, DEFAULT_PROMPT } from '../drivers/console-options.js';
 import { parsePayloadHolder, parseSessionInfo } from '../drivers/console-sol.js';
 import { LabError } from '../drivers/errors.js';
 import { createPower } from '../drivers/power.js';
+import { powerOptionsSchema } from '../drivers/power-options.js';
 import { isOurProcess } from '../drivers/proc.js';
 import { Shell } from '../drivers/shell.js';
 import { BMC_CIPHER_SUITE, type BmcRecord, bmcQemuArgs, lanConf, startBmc, stopBmc } from '../targets/emulated/bmc.js';
 import { qemuArgv, vmPaths } from '../targets/emulated/qemu-vm.js';
 import { type Ser2netRecord, ser2netYaml, startSer2net, stopSer2net } from '../targets/emulated/ser2net.js';
-import { consoleSchema, DEFAULT_PROMPT, powerSchema } from '../targets/schema.js';
 import { freePort } from './helpers/free-port.js';
 import { type PtyProgram, startPtyProgram } from './helpers/pty.js';
 
@@ -53,7 +54,7 @@ function shellOnTcp(port: number): { pid: number; stop(): Promise<void> } {
 }
 
 const solConfig = (takeOver: boolean) =>
-  consoleSchema.parse({
+  consoleOptionsSchema.parse({
     kind: 'ipmi-sol',
     address: ADDRESS,
     port: bmc.lanPort,
@@ -100,7 +101,7 @@ test('the BMC config keeps the password out of argv and refuses one that would b
 
 test('IPMI power through ipmitool lanplus: on starts the power-on command, off stops it, status follows', async () => {
   const power = createPower(
-    powerSchema.parse({
+    powerOptionsSchema.parse({
       kind: 'ipmi',
       address: ADDRESS,
       port: bmc.lanPort,
@@ -121,7 +122,13 @@ test('IPMI power through ipmitool lanplus: on starts the power-on command, off s
   expect(await power.status()).toBe('off');
   await expect.poll(() => isOurProcess(started, join(dir, 'power-marker')), { timeout: 15_000 }).toBe(false);
   const wrong = createPower(
-    powerSchema.parse({ kind: 'ipmi', address: ADDRESS, port: bmc.lanPort, user: 'labrig', passwordEnv: 'LABRIG_TEST_UNSET_BMC_PW' }),
+    powerOptionsSchema.parse({
+      kind: 'ipmi',
+      address: ADDRESS,
+      port: bmc.lanPort,
+      user: 'labrig',
+      passwordEnv: 'LABRIG_TEST_UNSET_BMC_PW',
+    }),
     undefined,
     { host: 'bmc-test' },
   );
@@ -225,7 +232,7 @@ test.describe('ser2net over telnet', () => {
   });
 
   test('the console works through ser2net, and a second client is told "Port already in use": console-busy', async () => {
-    const config = consoleSchema.parse({ kind: 'tcp', address: ADDRESS, port: s2n.port, telnet: true });
+    const config = consoleOptionsSchema.parse({ kind: 'tcp', address: ADDRESS, port: s2n.port, telnet: true });
     // The readiness probe of startSer2net was a client too: ser2net may still be closing it.
     let first: Console | undefined;
     for (let i = 0; !first && i < 20; i++)

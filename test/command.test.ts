@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import type { CommandRunner } from '../drivers/command.js';
 import { Console } from '../drivers/console.js';
+import { DEFAULT_PROMPT } from '../drivers/console-options.js';
 import { LabError, ProductError } from '../drivers/errors.js';
 import { LocalRunner } from '../drivers/local.js';
 import { Shell } from '../drivers/shell.js';
 import { SshSession } from '../drivers/ssh.js';
 import { openSshShell } from '../drivers/ssh-shell.js';
-import { DEFAULT_PROMPT } from '../targets/schema.js';
 import { startPtyProgram } from './helpers/pty.js';
 import { testSshd } from './helpers/sshd.js';
 

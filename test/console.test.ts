@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { Client } from 'ssh2';
 import { type CommandStream, Console, stripAnsi } from '../drivers/console.js';
+import { consoleOptionsSchema } from '../drivers/console-options.js';
 import { LabError, ProductError } from '../drivers/errors.js';
-import { consoleSchema } from '../targets/schema.js';
 import { openPeer, type PtyPeer, startPtyPair, startPtyProgram } from './helpers/pty.js';
 import { testSshd } from './helpers/sshd.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const serial = (path: string) => consoleSchema.parse({ kind: 'serial', path });
+const serial = (path: string) => consoleOptionsSchema.parse({ kind: 'serial', path });
 
 let dir = '';
 // Teardown registered where the mess is made, run in reverse order whether the test passed or not.
@@ -232,8 +232,9 @@ test('unix socket console; the peer hanging up fails a pending expect as unreach
     (sv) => sv.stop(),
   );
   await new Promise<void>((r) => server.server.listen(path, () => r()));
-  const con = defer(await Console.open(consoleSchema.parse({ kind: 'unix', path }), { name: 'vm', logPath: join(dir, 'unix.log') }), (c) =>
-    c.close(),
+  const con = defer(
+    await Console.open(consoleOptionsSchema.parse({ kind: 'unix', path }), { name: 'vm', logPath: join(dir, 'unix.log') }),
+    (c) => c.close(),
   );
   await con.expect('hello', { timeoutMs: 5000 });
   await con.write('ping\n');
@@ -249,7 +250,7 @@ test('unix socket console; the peer hanging up fails a pending expect as unreach
   expect(await caught(con.write('x'))).toBeInstanceOf(LabError);
 
   const missing = await caught(
-    Console.open(consoleSchema.parse({ kind: 'unix', path: join(dir, 'none.sock') }), { name: 'vm', logPath: join(dir, 'x.log') }),
+    Console.open(consoleOptionsSchema.parse({ kind: 'unix', path: join(dir, 'none.sock') }), { name: 'vm', logPath: join(dir, 'x.log') }),
   );
   expect((missing as LabError).kind).toBe('unreachable');
   expect(missing.message).toContain('none.sock');
@@ -264,7 +265,7 @@ test("a console that never sent one byte: the wait is the lab's failure (dead se
   await new Promise<void>((r) => ser2net.server.listen(0, '127.0.0.1', () => r()));
   const port = (ser2net.server.address() as { port: number }).port;
   const dead = defer(
-    await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port, telnet: true }), {
+    await Console.open(consoleOptionsSchema.parse({ kind: 'tcp', address: '127.0.0.1', port, telnet: true }), {
       name: 'dead',
       logPath: join(dir, 'dead.log'),
     }),
@@ -285,7 +286,7 @@ test("a console that never sent one byte: the wait is the lab's failure (dead se
   const first = defer(connect(path), (s) => s.destroy());
   await new Promise<void>((r) => first.once('data', () => r()));
   const second = defer(
-    await Console.open(consoleSchema.parse({ kind: 'unix', path }), { name: 'held', logPath: join(dir, 'held.log') }),
+    await Console.open(consoleOptionsSchema.parse({ kind: 'unix', path }), { name: 'held', logPath: join(dir, 'held.log') }),
     (c) => c.close(),
   );
   const held = await caught(second.expect(/login: /, { timeoutMs: 500, what: 'the login prompt' }));
@@ -294,7 +295,7 @@ test("a console that never sent one byte: the wait is the lab's failure (dead se
 
   // A console that spoke and then went quiet is the product's silence, not the lab's.
   const spoke = defer(
-    await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), {
+    await Console.open(consoleOptionsSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), {
       name: 'spoke',
       logPath: join(dir, 'spoke.log'),
     }),
@@ -340,7 +341,10 @@ test('TCP console, plain and telnet (ser2net): IAC negotiation answered and stri
   const port = (server.server.address() as { port: number }).port;
   const logPath = join(dir, 'telnet.log');
   const con = defer(
-    await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port, telnet: true }), { name: 'x86-pmem', logPath }),
+    await Console.open(consoleOptionsSchema.parse({ kind: 'tcp', address: '127.0.0.1', port, telnet: true }), {
+      name: 'x86-pmem',
+      logPath,
+    }),
     (c) => c.close(),
   );
   await con.expect('login: ', { timeoutMs: 5000 });
@@ -358,7 +362,10 @@ test('TCP console, plain and telnet (ser2net): IAC negotiation answered and stri
   ).toBe(true);
 
   const plain = defer(
-    await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'raw', logPath: join(dir, 'raw.log') }),
+    await Console.open(consoleOptionsSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), {
+      name: 'raw',
+      logPath: join(dir, 'raw.log'),
+    }),
     (c) => c.close(),
   );
   await plain.expect('login: ', { timeoutMs: 5000 });
@@ -367,14 +374,14 @@ test('TCP console, plain and telnet (ser2net): IAC negotiation answered and stri
   await plain.close();
   await server.stop();
   const refused = await caught(
-    Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'raw', logPath: join(dir, 'r.log') }),
+    Console.open(consoleOptionsSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), { name: 'raw', logPath: join(dir, 'r.log') }),
   );
   expect((refused as LabError).kind).toBe('unreachable');
   expect(refused.message).toContain(`127.0.0.1:${port}`);
 });
 
 test('command console on the runner: stdio is the console; its exit explains a failed wait', async () => {
-  const command = (argv: string[]) => consoleSchema.parse({ kind: 'command', argv });
+  const command = (argv: string[]) => consoleOptionsSchema.parse({ kind: 'command', argv });
   const cat = defer(
     await Console.open(command(['sh', '-c', 'echo "[SOL Session operational]"; exec cat']), {
       name: 'kunpeng',
@@ -420,7 +427,7 @@ test('command console over a real SSH connection (deps.openCommand)', async () =
         resolve({ stdin: ch, stdout: ch, close: async () => (ch.close(), done) });
       }),
     );
-  const cfg = consoleSchema.parse({ kind: 'command', on: 'ssh', argv: ['sh', '-c', "echo 'remote console'; exec cat"] });
+  const cfg = consoleOptionsSchema.parse({ kind: 'command', on: 'ssh', argv: ['sh', '-c', "echo 'remote console'; exec cat"] });
   const noSsh = await caught(Console.open(cfg, { name: 'local', logPath: join(dir, 'n.log') }));
   expect((noSsh as LabError).kind).toBe('config');
   const con = defer(await Console.open(cfg, { name: 'local', logPath: join(dir, 'ssh.log') }, { openCommand }), (c) => c.close());

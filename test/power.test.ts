@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { createPower, ipmiArgv, parseIpmiStatus, redfishRequest } from '../drivers/power.js';
+import { powerOptionsSchema } from '../drivers/power-options.js';
 import { isOurProcess, stopProcess } from '../drivers/proc.js';
 import { Qmp } from '../drivers/qmp.js';
-import { powerSchema } from '../targets/schema.js';
 import { takeQemuSlot } from './helpers/qemu-slot.js';
 
 let dir: string;
@@ -37,7 +37,7 @@ async function commandSwitch(minOffMs: number) {
   const on = await script('on.sh', `echo on > ${state}; echo "on $(date +%s%3N)" >> ${log}`);
   const off = await script('off.sh', `echo off > ${state}; echo "off $(date +%s%3N)" >> ${log}`);
   const status = await script('status.sh', `cat ${state}`);
-  const config = powerSchema.parse({ kind: 'command', on: [on], off: [off], status: [status], minOffMs });
+  const config = powerOptionsSchema.parse({ kind: 'command', on: [on], off: [off], status: [status], minOffMs });
   const events = async () =>
     (await readFile(log, 'utf8').catch(() => ''))
       .trim()
@@ -71,7 +71,7 @@ test('command: cycle keeps the host off for minOffMs, and so does on() right aft
 });
 
 test('command: a status it cannot read is "unknown"; a failing switch is an error', async () => {
-  const bad = powerSchema.parse({
+  const bad = powerOptionsSchema.parse({
     kind: 'command',
     on: [await script('fail.sh', 'echo "relay stuck" >&2; exit 3')],
     off: ['true'],
@@ -83,11 +83,18 @@ test('command: a status it cannot read is "unknown"; a failing switch is an erro
 });
 
 test('ipmitool argv (no BMC here): the password goes by IPMI_PASSWORD and -E, never on argv', () => {
-  const c = powerSchema.parse({ kind: 'ipmi', address: '10.0.0.5', user: 'admin', passwordEnv: 'KUNPENG_BMC_PASSWORD' });
+  const c = powerOptionsSchema.parse({ kind: 'ipmi', address: '10.0.0.5', user: 'admin', passwordEnv: 'KUNPENG_BMC_PASSWORD' });
   if (c.kind !== 'ipmi') throw new Error('schema');
   expect(ipmiArgv(c, 'status')).toEqual(['ipmitool', '-I', 'lanplus', '-H', '10.0.0.5', '-U', 'admin', '-E', 'chassis', 'power', 'status']);
   expect(ipmiArgv(c, 'on').join(' ')).not.toMatch(/-P|KUNPENG/);
-  const sim = powerSchema.parse({ kind: 'ipmi', address: '127.0.0.2', port: 2323, cipherSuite: 3, user: 'labrig', passwordEnv: 'BMC_PW' });
+  const sim = powerOptionsSchema.parse({
+    kind: 'ipmi',
+    address: '127.0.0.2',
+    port: 2323,
+    cipherSuite: 3,
+    user: 'labrig',
+    passwordEnv: 'BMC_PW',
+  });
   if (sim.kind !== 'ipmi') throw new Error('schema');
   expect(ipmiArgv(sim, 'cycle')).toEqual([
     'ipmitool',
@@ -112,12 +119,12 @@ test('ipmitool argv (no BMC here): the password goes by IPMI_PASSWORD and -E, ne
 });
 
 test('ipmitool: a missing password variable is a config error before anything runs', async () => {
-  const c = powerSchema.parse({ kind: 'ipmi', address: '10.0.0.5', user: 'admin', passwordEnv: 'LABRIG_TEST_UNSET_VAR' });
+  const c = powerOptionsSchema.parse({ kind: 'ipmi', address: '10.0.0.5', user: 'admin', passwordEnv: 'LABRIG_TEST_UNSET_VAR' });
   await expect(createPower(c, undefined, { env: {} }).status()).rejects.toThrow(/\[lab:config\].*LABRIG_TEST_UNSET_VAR is not set/);
 });
 
 test('Redfish requests (no BMC here): Reset actions, PowerState, basic auth from the env var', () => {
-  const c = powerSchema.parse({
+  const c = powerOptionsSchema.parse({
     kind: 'redfish',
     url: 'https://bmc.lab:8443/',
     user: 'root',
@@ -136,7 +143,7 @@ test('Redfish requests (no BMC here): Reset actions, PowerState, basic auth from
     });
     expect(JSON.parse(r.body!)).toEqual({ ResetType: type });
   }
-  const withPath = powerSchema.parse({ ...c, url: 'https://bmc.lab/redfish/v1' });
+  const withPath = powerOptionsSchema.parse({ ...c, url: 'https://bmc.lab/redfish/v1' });
   if (withPath.kind !== 'redfish') throw new Error('schema');
   expect(redfishRequest(withPath, 'status', 'x').url).toBe('https://bmc.lab/redfish/v1/Systems/System.Embedded.1');
 });
@@ -163,11 +170,11 @@ test('QMP: status, reset, quit, start again through the configured command', asy
   ];
   const pid = async () => Number((await readFile(pidFile, 'utf8')).trim());
   try {
-    const withoutStart = createPower(powerSchema.parse({ kind: 'qmp', socket }));
+    const withoutStart = createPower(powerOptionsSchema.parse({ kind: 'qmp', socket }));
     expect(await withoutStart.status()).toBe('off');
     await expect(withoutStart.on()).rejects.toThrow(/\[lab:config\].*power.start is not configured/);
 
-    const power = createPower(powerSchema.parse({ kind: 'qmp', socket, start }), undefined, { host: 'vm' });
+    const power = createPower(powerOptionsSchema.parse({ kind: 'qmp', socket, start }), undefined, { host: 'vm' });
     await power.on(); // runs the start command, then `cont`
     const first = await pid();
     expect(isOurProcess(first, socket)).toBe(true);

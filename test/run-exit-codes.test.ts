@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test } from '@playwright/test';
 import { execa } from 'execa';
-import type { SshConfig } from '../targets/schema.js';
+import type { SshConfig } from '../drivers/ssh-options.js';
 import { freePort } from './helpers/free-port.js';
 import { testSshd } from './helpers/sshd.js';
 

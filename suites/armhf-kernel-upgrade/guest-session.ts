@@ -5,13 +5,13 @@
  * The timings are taken here: start→login and resume→login of every boot.
  */
 import { Console } from '../../drivers/console.js';
+import { DEFAULT_PROMPT } from '../../drivers/console-options.js';
 import { ProductError } from '../../drivers/errors.js';
 import type { Virsh } from '../../drivers/libvirt.js';
 import type { CommandResult } from '../../drivers/local.js';
 import type { Recorder } from '../../drivers/recorder.js';
 import { Shell } from '../../drivers/shell.js';
 import { type SshSession, shellQuote } from '../../drivers/ssh.js';
-import { DEFAULT_PROMPT } from '../../targets/schema.js';
 
 export interface GuestBoot {
   /** `virsh start --paused` to the login prompt: what a person waits. */

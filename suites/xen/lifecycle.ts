@@ -7,12 +7,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Console } from '../../drivers/console.js';
+import { DEFAULT_PROMPT } from '../../drivers/console-options.js';
 import { ProductError } from '../../drivers/errors.js';
 import { Shell } from '../../drivers/shell.js';
 import { shellQuote } from '../../drivers/ssh.js';
 import { type Xl, type XlDomain, type XlDomainSpec, xlFailureReason } from '../../drivers/xl.js';
 import type { Host } from '../../targets/host.js';
-import { DEFAULT_PROMPT } from '../../targets/schema.js';
 import { type DomainIdentity, findLeftovers, type Leftovers, leftoversScript } from './leftovers.js';
 
 /** How evidence reaches the report (the spec passes test.info().attach). */

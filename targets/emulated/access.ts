@@ -11,9 +11,9 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from '../../drivers/errors.js';
 import { createPower } from '../../drivers/power.js';
+import { powerOptionsSchema } from '../../drivers/power-options.js';
 import { isOurProcess } from '../../drivers/proc.js';
 import type { Recorder } from '../../drivers/recorder.js';
-import { powerSchema } from '../schema.js';
 import { BMC_CIPHER_SUITE, type BmcRecord, bmcHealthy, bmcQemuArgs, startBmc, stopBmc } from './bmc.js';
 import type { HostInput, VmHostRecord } from './hosts.js';
 import { assertPortFree } from './probe.js';
@@ -138,7 +138,10 @@ export async function bootThroughBmc(
     password,
   });
   try {
-    await createPower(powerSchema.parse(bmcPowerConfig(bmc)), recorder, { host: spec.name, env: { [BMC_PASSWORD_ENV]: password } }).on();
+    await createPower(powerOptionsSchema.parse(bmcPowerConfig(bmc)), recorder, {
+      host: spec.name,
+      env: { [BMC_PASSWORD_ENV]: password },
+    }).on();
     const deadline = Date.now() + 30_000;
     for (;;) {
       const pid = Number((await readFile(paths.pidFile, 'utf8').catch(() => '')).trim());

@@ -12,12 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { Console } from '../../drivers/console.js';
+import { consoleOptionsSchema, DEFAULT_PROMPT } from '../../drivers/console-options.js';
 import { LabError, ProductError } from '../../drivers/errors.js';
 import { runLocal } from '../../drivers/local.js';
 import { createPower } from '../../drivers/power.js';
+import { powerOptionsSchema } from '../../drivers/power-options.js';
 import { Shell } from '../../drivers/shell.js';
 import { Host } from '../../targets/host.js';
-import { consoleSchema, DEFAULT_PROMPT, hostSchema, powerSchema } from '../../targets/schema.js';
+import { hostSchema } from '../../targets/schema.js';
 import { hostileCases, oracle, ttyOracle, withoutShellMessages } from '../helpers/hostile.js';
 import { startPtyProgram } from '../helpers/pty.js';
 import { childrenOf, testSshd } from '../helpers/sshd.js';
@@ -202,7 +204,7 @@ test.describe("failures that are the lab's, not the product's", () => {
     const server = createServer((s) => sockets.push(s)); // accepts, never speaks: a dead ser2net
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as { port: number }).port;
-    const console = await Console.open(consoleSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), {
+    const console = await Console.open(consoleOptionsSchema.parse({ kind: 'tcp', address: '127.0.0.1', port }), {
       name: 'mute',
       logPath: join(await mkdtemp(join(tmpdir(), 'labrig-faults-')), 'mute.log'),
     });
@@ -219,7 +221,7 @@ test.describe("failures that are the lab's, not the product's", () => {
 
   test('runner tools: a failing power command, a failing QMP start, a hung tool: lab failures', async () => {
     const power = createPower(
-      powerSchema.parse({
+      powerOptionsSchema.parse({
         kind: 'command',
         on: ['sh', '-c', 'echo "PDU refused" >&2; exit 3'],
         off: ['true'],
@@ -231,7 +233,7 @@ test.describe("failures that are the lab's, not the product's", () => {
     expect((onErr as LabError).kind).toBe('runner-tool');
     expect((onErr as Error).message).toContain('PDU refused');
     const qmp = createPower(
-      powerSchema.parse({ kind: 'qmp', socket: join(tmpdir(), `labrig-no-qemu-${process.pid}.sock`), start: ['false'] }),
+      powerOptionsSchema.parse({ kind: 'qmp', socket: join(tmpdir(), `labrig-no-qemu-${process.pid}.sock`), start: ['false'] }),
     );
     const startErr = await caught(qmp.on());
     expect((startErr as LabError).kind).toBe('runner-tool');

@@ -5,11 +5,11 @@
  */
 import { silentRecorder } from '../../drivers/recorder.js';
 import { SshSession } from '../../drivers/ssh.js';
+import { sshOptionsSchema } from '../../drivers/ssh-options.js';
 import { acquireLease, type LeaseOptions } from '../../targets/lease.js';
-import { sshSchema } from '../../targets/schema.js';
 
 const o = JSON.parse(process.argv[2]!) as Omit<LeaseOptions, 'recorder'>;
-const lease = await acquireLease(new SshSession('runner-process', sshSchema.parse(JSON.parse(process.argv[3]!))), {
+const lease = await acquireLease(new SshSession('runner-process', sshOptionsSchema.parse(JSON.parse(process.argv[3]!))), {
   ...o,
   recorder: silentRecorder,
 });

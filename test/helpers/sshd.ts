@@ -2,14 +2,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type SshConfig, sshOptionsSchema } from '../../drivers/ssh-options.js';
 import { type SshdHandle, startSshd } from '../../targets/emulated/sshd.js';
-import { type SshConfig, sshSchema } from '../../targets/schema.js';
 
 export async function testSshd(extraConfig: string[] = []): Promise<{ sshd: SshdHandle; config: SshConfig; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'labrig-sshd-'));
   const port = 20000 + Math.floor(Math.random() * 20000);
   const sshd = await startSshd({ dir, port, extraConfig });
-  const config = sshSchema.parse({
+  const config = sshOptionsSchema.parse({
     address: sshd.address,
     port: sshd.port,
     user: sshd.user,
