@@ -65,22 +65,25 @@ async function build(names: string[], opts: { json?: boolean }): Promise<number>
 }
 
 async function list(opts: { json?: boolean }): Promise<number> {
-  const rows: Array<{ name: string; state: 'cached' | 'older' | 'not built'; sizeBytes?: number; dir?: string; what: string }> = [];
+  const rows: Array<{ name: string; state: 'cached' | 'not built'; sizeBytes?: number; builtAt?: string; dir?: string; what: string }> = [];
   for (const r of knownImages) {
     const found = await cachedImagesOf(r.name);
     if (!found.length) rows.push({ name: r.name, state: 'not built', what: r.what });
-    found.forEach((f, i) => rows.push({ name: r.name, state: i ? 'older' : 'cached', sizeBytes: f.sizeBytes, dir: f.dir, what: r.what }));
+    for (const f of found)
+      rows.push({ name: r.name, state: 'cached', sizeBytes: f.sizeBytes, builtAt: f.builtAt, dir: f.dir, what: r.what });
   }
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return 0;
   }
-  process.stdout.write(`images in ${cacheRoot()}/images ('older': a build of an earlier recipe or package version)\n`);
+  // several builds of one image: other package versions or recipes (a checkout of another revision); `build` picks its own
+  process.stdout.write(`images in ${cacheRoot()}/images, newest first\n`);
   const width = Math.max(...rows.map((r) => r.name.length));
-  for (const r of rows)
-    process.stdout.write(
-      `${r.name.padEnd(width)}  ${r.state.padEnd(9)}  ${(r.sizeBytes === undefined ? '-' : mb(r.sizeBytes)).padStart(9)}  ${r.dir ?? r.what}\n`,
-    );
+  for (const r of rows) {
+    const size = (r.sizeBytes === undefined ? '-' : mb(r.sizeBytes)).padStart(9);
+    const built = r.builtAt ? r.builtAt.slice(0, 16).replace('T', ' ') : '-'.padEnd(16);
+    process.stdout.write(`${r.name.padEnd(width)}  ${r.state.padEnd(9)}  ${size}  ${built}  ${r.dir ?? r.what}\n`);
+  }
   return 0;
 }
 
@@ -98,8 +101,8 @@ export function registerImagesCommands(program: Command, setCode: (code: number)
     });
   images
     .command('list')
-    .description('every image labrig knows: cached or not, size, path')
-    .option('--json', 'one {name, state, sizeBytes, dir, what} per row, as JSON')
+    .description('every image labrig knows: cached (each build, newest first) or not, size on disk, when built, path')
+    .option('--json', 'one {name, state, sizeBytes, builtAt, dir, what} per row, as JSON')
     .action(async (opts: { json?: boolean }) => {
       setCode(await commandAction('images list', () => list(opts)));
     });

@@ -85,7 +85,9 @@ test('images list: every known image, the probe guest cached with its path and s
   expect(probe.sizeBytes).toBe(Number(du.stdout.split('\t')[0]));
 
   const text = await labrig(['images', 'list']);
-  expect(text.stdout).toMatch(new RegExp(`^aarch64-probe-guest +cached +\\d+\\.\\d MB  ${probe.dir}$`, 'm'));
+  expect(text.stdout).toMatch(
+    new RegExp(`^aarch64-probe-guest +cached +\\d+\\.\\d MB  \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d  ${probe.dir}$`, 'm'),
+  );
 });
 
 test('no names: the images the lab config needs, and none when its guests are its own paths', async () => {
