@@ -4,10 +4,12 @@
  * what the lab config needs (the default lab, the emulated one, needs every image).
  */
 import type { Command } from 'commander';
+import { LabError } from '../drivers/errors.js';
 import { type BuiltImage, cachedImagesOf, cacheRoot } from '../images/cache.js';
 import type { ImageRecipe } from '../images/catalog.js';
 import { stderrProgress } from '../images/debs.js';
 import { loadLab } from '../targets/config.js';
+import { findTool } from '../targets/preflight.js';
 import { commandAction } from './host-args.js';
 import { imagesNamed, imagesNeeded, knownImages } from './image-catalog.js';
 
@@ -46,8 +48,29 @@ const recordOf = (image: BuiltImage, seconds: number): BuildRecord => ({
   files: Object.fromEntries(Object.keys(image.manifest.files).map((k) => [k, image.file(k)])),
 });
 
+/** What the recipes run on the runner, and the Debian package that has it. */
+const BUILD_TOOLS = {
+  'apt-get': 'apt',
+  'apt-cache': 'apt',
+  dpkg: 'dpkg',
+  mke2fs: 'e2fsprogs',
+  xz: 'xz-utils',
+  'ssh-keygen': 'openssh-client',
+};
+
+async function checkBuildTools(): Promise<void> {
+  const missing: string[] = [];
+  for (const [tool, pkg] of Object.entries(BUILD_TOOLS)) if (!(await findTool(tool))) missing.push(`${tool} (${pkg})`);
+  if (missing.length)
+    throw new LabError(
+      'lab-setup',
+      `images are built with Debian's tools; this runner lacks ${missing.join(', ')}: apt-get install ${[...new Set(missing.map((m) => m.replace(/.*\((.*)\)/, '$1')))].join(' ')}`,
+    );
+}
+
 async function build(names: string[], opts: { json?: boolean }): Promise<number> {
   const recipes = names.length ? imagesNamed(names) : await imagesOfTheLab();
+  await checkBuildTools();
   const records: BuildRecord[] = [];
   // one at a time: each build takes a core or two, and the machine is shared
   for (const r of recipes) {

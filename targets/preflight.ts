@@ -25,7 +25,7 @@ async function exists(path: string, mode = constants.R_OK): Promise<boolean> {
 }
 
 /** A runner command: an absolute path that is executable, or a name found on PATH. */
-async function findTool(name: string): Promise<boolean> {
+export async function findTool(name: string): Promise<boolean> {
   if (isAbsolute(name) || name.includes('/')) return exists(name, constants.X_OK);
   for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean))
     if (await exists(join(dir, name), constants.X_OK)) return true;

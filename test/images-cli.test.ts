@@ -5,7 +5,7 @@
  * needs; and a config whose guest images are paths that do not exist fails doctor with one line
  * per field, before any test.
  */
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +30,7 @@ interface BuildRecord {
 }
 
 async function labrig(args: string[], env: Record<string, string> = {}) {
-  const r = await execa('node', ['bin/labrig.mjs', ...args], { cwd: repoRoot, reject: false, env });
+  const r = await execa(process.execPath, ['bin/labrig.mjs', ...args], { cwd: repoRoot, reject: false, env });
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -54,6 +54,17 @@ test('an unknown image: exit 2, one line naming the known images, nothing built'
   expect(r.code).toBe(2);
   expect(r.stderr).toBe(`labrig images build: no image "armhf-gust" (images: ${KNOWN})`);
   expect(r.stdout).toBe('');
+});
+
+test("a runner without Debian's build tools: exit 3, one line naming each tool and its package, before any build", async () => {
+  const bin = join(dir, 'node-only');
+  await mkdir(bin);
+  await symlink(process.execPath, join(bin, 'node'));
+  const r = await labrig(['images', 'build', 'emu-mini'], { PATH: bin });
+  expect(r.code).toBe(3);
+  expect(r.stderr).toBe(
+    "labrig images build: [lab:lab-setup] images are built with Debian's tools; this runner lacks apt-get (apt), apt-cache (apt), dpkg (dpkg), mke2fs (e2fsprogs), xz (xz-utils), ssh-keygen (openssh-client): apt-get install apt dpkg e2fsprogs xz-utils openssh-client",
+  );
 });
 
 test('the probe guest built twice: the second is a cache hit in the same place, and says so', async () => {
