@@ -387,12 +387,14 @@ test('suite parameters: a 512 MiB pattern on q35 with pmem=on by default; a gues
   expect(schema.safeParse({ machine: 'q35,accel=kvm' }).success).toBe(false);
 });
 
-test('the emulated pmem host restores with the QEMU LABRIG_EMU_RESTORE_QEMU names (its image carries 10.0 in /opt/qemu-10.0/bin); unset, with the same QEMU', () => {
+test('the emulated pmem host restores with its candidate QEMU 10.0 (/opt/qemu-10.0/bin), the saving QEMU when LABRIG_EMU_RESTORE_QEMU=same, or the one it names', () => {
   const schema = suiteParamsSchema.shape.snapshotKexec.unwrap();
   expect(RESTORE_QEMU_ENV).toBe('LABRIG_EMU_RESTORE_QEMU');
   expect(EMU_X86_PMEM_CANDIDATE_BIN).toBe('/opt/qemu-10.0/bin');
-  expect(restoreQemuOf({})).toEqual({});
-  expect(restoreQemuOf({ [RESTORE_QEMU_ENV]: ' ' })).toEqual({});
-  const upgraded = schema.parse({ ...EMU_X86_PMEM_SUITE, ...restoreQemuOf({ [RESTORE_QEMU_ENV]: EMU_X86_PMEM_CANDIDATE_BIN }) });
+  expect(restoreQemuOf({})).toEqual({ restoreQemu: '/opt/qemu-10.0/bin' });
+  expect(restoreQemuOf({ [RESTORE_QEMU_ENV]: ' ' })).toEqual({ restoreQemu: '/opt/qemu-10.0/bin' });
+  expect(restoreQemuOf({ [RESTORE_QEMU_ENV]: 'same' })).toEqual({});
+  expect(restoreQemuOf({ [RESTORE_QEMU_ENV]: '/opt/qemu-11/bin' })).toEqual({ restoreQemu: '/opt/qemu-11/bin' });
+  const upgraded = schema.parse({ ...EMU_X86_PMEM_SUITE, ...restoreQemuOf({}) });
   expect(upgraded).toMatchObject({ qemu: 'qemu-system-x86_64', restoreQemu: '/opt/qemu-10.0/bin', machine: 'q35' });
 });

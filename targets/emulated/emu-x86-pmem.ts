@@ -33,9 +33,9 @@ export const EMU_X86_PMEM_CANDIDATE_QEMU: CandidateQemuRequest = {
 export const EMU_X86_PMEM_CANDIDATE_BIN = candidateBinDir(EMU_X86_PMEM_CANDIDATE_QEMU.prefix);
 
 /**
- * `LABRIG_EMU_RESTORE_QEMU=<QEMU binary or directory on emu-x86-pmem>` (e.g. /opt/qemu-10.0/bin):
- * the snapshot suite restores with it — Debian 12's QEMU saves, that one restores. Unset: the
- * same QEMU restores.
+ * The snapshot suite restores with the candidate (Debian 12's QEMU saves, 10.0 restores: seed
+ * 003's upgrade). `LABRIG_EMU_RESTORE_QEMU=same` restores with the saving QEMU; any other value
+ * names the restoring QEMU on emu-x86-pmem (a binary, or a directory holding one).
  */
 export const RESTORE_QEMU_ENV = 'LABRIG_EMU_RESTORE_QEMU';
 
@@ -166,10 +166,10 @@ export const EMU_X86_PMEM_SUITE: SnapshotKexecParams = {
   timeoutsMs: { guestBoot: 600_000, restore: 420_000, kexec: 180_000 },
 };
 
-/** The snapshot suite's restoring QEMU as the environment names it (RESTORE_QEMU_ENV), or nothing. */
+/** The snapshot suite's restoring QEMU: the candidate, or what RESTORE_QEMU_ENV names ('same': none). */
 export function restoreQemuOf(env: NodeJS.ProcessEnv): Pick<SnapshotKexecParams, 'restoreQemu'> {
-  const v = env[RESTORE_QEMU_ENV]?.trim();
-  return v ? { restoreQemu: v } : {};
+  const v = env[RESTORE_QEMU_ENV]?.trim() || EMU_X86_PMEM_CANDIDATE_BIN;
+  return v === 'same' ? {} : { restoreQemu: v };
 }
 
 export async function emuX86PmemImage(progress: Progress): Promise<BuiltImage> {
