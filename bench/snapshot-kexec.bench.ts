@@ -5,6 +5,8 @@
  * `npx labrig lab up`), in the first pmem mode the host supports, and leaves the host on the
  * other kernel (the suite works from whichever kernel runs).
  * Run: npx tsx bench/snapshot-kexec.bench.ts [host]
+ * On the emulated lab 7.2 saves and 10.0 restores; the same QEMU both ways:
+ *   LABRIG_EMU_RESTORE_QEMU=same npx tsx bench/snapshot-kexec.bench.ts
  */
 import { consoleRecorder } from '../drivers/recorder.js';
 import { inspectHost } from '../suites/snapshot-kexec/host-prep.js';

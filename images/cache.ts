@@ -51,6 +51,8 @@ export interface ImageManifest {
   files: Record<string, string>;
   /** OpenSSH public key line of the guest's host key, and its pinned fingerprint. */
   hostKey: { publicKey: string; fingerprint: string };
+  /** A second QEMU the image carries (images/qemu-candidate.ts): where, from which suite, its packages and `--version`. */
+  candidateQemu?: { prefix: string; suite: string; version: string; packages: DebPackage[] };
   builtAt: string;
   buildMs: number;
 }

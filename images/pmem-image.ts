@@ -4,7 +4,8 @@
  * its own initramfs and modules, so a kexec from one to the other is a real kernel change.
  * The disk also carries what the snapshot → kexec → restore procedure needs on the host:
  * kexec-tools, ndctl, daxio, mke2fs, qemu-system-x86_64 (with its TCG module and firmware),
- * qemu-img, and OpenSSH's sshd.
+ * qemu-img, and OpenSSH's sshd — and, when the recipe names one, a candidate QEMU under its own
+ * prefix (images/qemu-candidate.ts) for the restore after the kexec.
  */
 import { copyFile, cp, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -15,6 +16,7 @@ import { CONSOLE_AND_NULL, writeInitramfs } from './cpio.js';
 import { type DebPackage, fetchDebs, hostApt, type Progress, unpackDeb } from './debs.js';
 import { stagedPvhKernel } from './pmem-guest-kernel.js';
 import { initramfsInit, inittab, rcS, sshdConfig } from './pmem-scripts.js';
+import { type CandidateQemu, installCandidateQemu, unpackCandidateQemu } from './qemu-candidate.js';
 import { RootfsBuilder } from './rootfs.js';
 
 export interface PmemImageRecipe {
@@ -25,6 +27,8 @@ export interface PmemImageRecipe {
   packages: DebPackage[];
   clientPublicKey: string;
   diskMiB: number;
+  /** A second QEMU under its own prefix (the upgrade seed 003 restores with). */
+  candidateQemu?: CandidateQemu;
 }
 
 /** Binaries copied with every library ldd finds for them (before busybox: see below). */
@@ -101,6 +105,10 @@ export async function buildPmemImage(
     progress(`[${i + 1}/${debs.length}] unpacking ${names[i]}`);
     await unpackDeb(deb, pkgRoot);
   }
+  if (r.candidateQemu) {
+    progress(`candidate QEMU ${r.candidateQemu.version} from ${r.candidateQemu.suite} → ${r.candidateQemu.prefix}`);
+    await unpackCandidateQemu(r.candidateQemu, pkgRoot, progress);
+  }
   const root = new RootfsBuilder(join(work, 'root'), pkgRoot);
   await root.mkdirs([
     'bin',
@@ -127,6 +135,8 @@ export async function buildPmemImage(
   // Real binaries first: busyboxApplets() skips paths that exist, while a copy onto an applet
   // symlink would write through it into /bin/busybox.
   for (const b of BINARIES) await root.binaryWithLibs(b);
+  const candidateVersion = r.candidateQemu && (await installCandidateQemu(root, r.candidateQemu));
+  if (candidateVersion) progress(`candidate QEMU in ${r.candidateQemu!.prefix}: ${candidateVersion}`);
   await symlink('mke2fs', join(root.dir, 'sbin/mkfs.ext4'));
   await root.copyFromPackages('/etc/mke2fs.conf');
   for (const t of FIRMWARE_TREES) await cp(join(pkgRoot, t), join(root.dir, t), { recursive: true, verbatimSymlinks: true });
@@ -192,6 +202,16 @@ export async function buildPmemImage(
     kernelVersion: boot,
     files: { kernel: 'vmlinuz', initrd: 'initrd.img', disk: 'root.img', hostKeyPub: 'hostkey.pub' },
     hostKey: { publicKey, fingerprint: sshFingerprint(publicKey) },
+    ...(r.candidateQemu && candidateVersion
+      ? {
+          candidateQemu: {
+            prefix: r.candidateQemu.prefix,
+            suite: r.candidateQemu.suite,
+            version: candidateVersion,
+            packages: r.candidateQemu.packages,
+          },
+        }
+      : {}),
   };
 }
 

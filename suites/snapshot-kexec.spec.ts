@@ -44,6 +44,12 @@ function stepRecorder(): Recorder {
   };
 }
 
+/** "7.2.19 → 10.0.2" (the saving QEMU's version → the restoring one's), or "7.2.19 (same QEMU)". */
+function qemuUpgrade(prep: HostPrep): string {
+  const v = (q: HostPrep['qemu']) => /version (\S+)/.exec(q.version)?.[1] ?? q.version;
+  return prep.restoreQemu === prep.qemu ? `${v(prep.qemu)} (same QEMU)` : `${v(prep.qemu)} → ${v(prep.restoreQemu)}`;
+}
+
 /** Worker state: the host inspection, and a guest left running by a passed cycle for the next test. */
 let prep: HostPrep | undefined;
 let files: GuestFiles | undefined;
@@ -138,6 +144,8 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
       let passed = false;
       try {
         findings.record(`${mode}.cold_boot_ms`, guest.coldBootMs, 'ms');
+        // Seed 003 upgrades QEMU across the cycle: which QEMU saved and which restored, per cycle.
+        findings.record(`${mode}.qemu_upgrade`, qemuUpgrade(prep));
         findings.record(`${mode}.qemu_backend`, guest.argv[guest.argv.indexOf('-object') + 1]!);
         const r = await saveKexecRestore(host, rec, p, guest, backing);
         findings.record(`${mode}.vm_state_bytes`, r.save.vmStateBytes, 'B');
@@ -153,7 +161,9 @@ test.describe('snapshot → kexec → restore @snapshot-kexec', () => {
           r.save.vmStateBytes,
           `VM state with x-ignore-shared must stay under ${VM_STATE_LIMIT_BYTES} bytes (the RAM on pmem is not saved)`,
         ).toBeLessThan(VM_STATE_LIMIT_BYTES);
-        expect(r.restoreError?.message, 'restore (loadvm s0, cont) succeeds').toBeUndefined();
+        // QEMU's own words (the restoring QEMU's stderr at start, or loadvm's error) are the finding.
+        if (r.restoreError) findings.record(`${mode}.restore_error`, r.restoreError.message);
+        expect(r.restoreError?.message, `restore (loadvm s0, cont) by ${qemuUpgrade(prep)} succeeds`).toBeUndefined();
         const v = r.verdict!;
         findings.record(`${mode}.ticks`, `${v.lastBefore?.n ?? '-'} → ${v.firstAfter?.n ?? '-'}`);
         findings.record(`${mode}.pattern_mib`, p.guest.patternMiB, 'MiB');

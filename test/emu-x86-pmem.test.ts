@@ -17,7 +17,7 @@ import type { Recorder } from '../drivers/recorder.js';
 import { loaderCode, readVmlinux, stagedPvhKernel } from '../images/pmem-guest-kernel.js';
 import { PMEM_GUEST_KERNEL } from '../images/pmem-image.js';
 import { parseLab } from '../targets/config.js';
-import { EMU_X86_PMEM_KERNELS } from '../targets/emulated/emu-x86-pmem.js';
+import { EMU_X86_PMEM_CANDIDATE_BIN, EMU_X86_PMEM_KERNELS } from '../targets/emulated/emu-x86-pmem.js';
 import type { VmHostRecord } from '../targets/emulated/hosts.js';
 import { emulatedLab, labDown, labStatus, labUp } from '../targets/emulated/lab.js';
 import { readState } from '../targets/emulated/state.js';
@@ -171,6 +171,17 @@ test.describe('emu-x86-pmem in a private lab', () => {
       '/usr/bin/qemu-img',
     ])
       expect(r.stdout).toContain(`${tool}\n`);
+
+    // Seed 003's upgrade: bookworm-backports' QEMU 10.0 in its own prefix, beside Debian 12's 7.2,
+    // building the saving QEMU's versioned machine type.
+    const candidate = `${EMU_X86_PMEM_CANDIDATE_BIN}/qemu-system-x86_64`;
+    const q = await host.run(`qemu-system-x86_64 --version; ${candidate} --version; ${candidate} -machine help`, {
+      check: true,
+      timeoutMs: 120_000,
+    });
+    expect(q.stdout).toMatch(/^QEMU emulator version 7\.2\./m);
+    expect(q.stdout).toMatch(/^QEMU emulator version 10\.0\./m);
+    expect(q.stdout).toMatch(/^pc-q35-7\.2 /m);
   });
 
   test('a reboot through the power controller is a new boot_id to waitForReturn()', async () => {

@@ -28,6 +28,7 @@ import {
 } from '../suites/snapshot-kexec/marker.js';
 import { buildMemProgram, patternKey, patternWord } from '../suites/snapshot-kexec/mem-program.js';
 import { classifyPmemProbe, parseMachineHelp, pinMachine, pmemOnRefused, type QemuFacts } from '../suites/snapshot-kexec/qemu-check.js';
+import { EMU_X86_PMEM_CANDIDATE_BIN, EMU_X86_PMEM_SUITE, RESTORE_QEMU_ENV, restoreQemuOf } from '../targets/emulated/emu-x86-pmem.js';
 import { chooseKexecTarget, installedKernels } from '../targets/kexec.js';
 import { suiteParamsSchema } from '../targets/schema.js';
 
@@ -384,4 +385,16 @@ test('suite parameters: a 512 MiB pattern on q35 with pmem=on by default; a gues
     message: expect.stringMatching(/guest\.memoryMiB must be at least guest\.patternMiB \+ 256/),
   });
   expect(schema.safeParse({ machine: 'q35,accel=kvm' }).success).toBe(false);
+});
+
+test('the emulated pmem host restores with its candidate QEMU 10.0 (/opt/qemu-10.0/bin), the saving QEMU when LABRIG_EMU_RESTORE_QEMU=same, or the one it names', () => {
+  const schema = suiteParamsSchema.shape.snapshotKexec.unwrap();
+  expect(RESTORE_QEMU_ENV).toBe('LABRIG_EMU_RESTORE_QEMU');
+  expect(EMU_X86_PMEM_CANDIDATE_BIN).toBe('/opt/qemu-10.0/bin');
+  expect(restoreQemuOf({})).toEqual({ restoreQemu: '/opt/qemu-10.0/bin' });
+  expect(restoreQemuOf({ [RESTORE_QEMU_ENV]: ' ' })).toEqual({ restoreQemu: '/opt/qemu-10.0/bin' });
+  expect(restoreQemuOf({ [RESTORE_QEMU_ENV]: 'same' })).toEqual({});
+  expect(restoreQemuOf({ [RESTORE_QEMU_ENV]: '/opt/qemu-11/bin' })).toEqual({ restoreQemu: '/opt/qemu-11/bin' });
+  const upgraded = schema.parse({ ...EMU_X86_PMEM_SUITE, ...restoreQemuOf({}) });
+  expect(upgraded).toMatchObject({ qemu: 'qemu-system-x86_64', restoreQemu: '/opt/qemu-10.0/bin', machine: 'q35' });
 });

@@ -4,19 +4,40 @@
  * `memmap=<size>!<offset>` (nd_e820, as in seed 003), kexec-tools, ndctl, daxio, and
  * qemu-system-x86_64 for the nested guest. The disk is opened with `snapshot=on`: a QEMU
  * start always begins from the cached image, while writes survive resets and kexecs of that
- * QEMU — which is what the snapshot → kexec → restore procedure needs.
+ * QEMU — which is what the snapshot → kexec → restore procedure needs. Beside Debian 12's QEMU
+ * it carries bookworm-backports' QEMU 10.0 in /opt/qemu-10.0 (the upgrade of seed 003).
  */
 import type { z } from 'zod';
 import { type BuiltImage, cachedImage, clientKey, imageKey } from '../../images/cache.js';
 import { hostApt, type Progress, resolvePackages } from '../../images/debs.js';
 import { buildPmemImage, PMEM_GUEST_KERNEL, PMEM_GUEST_STAGING } from '../../images/pmem-image.js';
+import { type CandidateQemuRequest, candidateBinDir, resolveCandidateQemu } from '../../images/qemu-candidate.js';
 import type { suiteParamsSchema } from '../schema.js';
 import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
 
 /** Both installed; QEMU boots the first, a kexec goes to the other (and back). */
 export const EMU_X86_PMEM_KERNELS = ['6.1.0-55-amd64', '6.1.0-56-amd64'] as const;
 /** Bump when the recipe changes what the image contains. */
-const RECIPE_VERSION = 3;
+const RECIPE_VERSION = 4;
+
+/**
+ * Seed 003 upgrades QEMU under the running guest: the image carries bookworm-backports' QEMU
+ * 10.0 in its own prefix beside Debian 12's 7.2 (≈13 MB of .debs, ≈40 MB on the disk).
+ */
+export const EMU_X86_PMEM_CANDIDATE_QEMU: CandidateQemuRequest = {
+  suite: 'bookworm-backports',
+  version: '10.0',
+  prefix: '/opt/qemu-10.0',
+};
+/** The candidate's wrappers on the host: what `restoreQemu` (or `components.qemuDir`) names. */
+export const EMU_X86_PMEM_CANDIDATE_BIN = candidateBinDir(EMU_X86_PMEM_CANDIDATE_QEMU.prefix);
+
+/**
+ * The snapshot suite restores with the candidate (Debian 12's QEMU saves, 10.0 restores: seed
+ * 003's upgrade). `LABRIG_EMU_RESTORE_QEMU=same` restores with the saving QEMU; any other value
+ * names the restoring QEMU on emu-x86-pmem (a binary, or a directory holding one).
+ */
+export const RESTORE_QEMU_ENV = 'LABRIG_EMU_RESTORE_QEMU';
 
 const VM_MEMORY_MIB = 3072;
 /**
@@ -145,10 +166,22 @@ export const EMU_X86_PMEM_SUITE: SnapshotKexecParams = {
   timeoutsMs: { guestBoot: 600_000, restore: 420_000, kexec: 180_000 },
 };
 
+/** The snapshot suite's restoring QEMU: the candidate, or what RESTORE_QEMU_ENV names ('same': none). */
+export function restoreQemuOf(env: NodeJS.ProcessEnv): Pick<SnapshotKexecParams, 'restoreQemu'> {
+  const v = env[RESTORE_QEMU_ENV]?.trim() || EMU_X86_PMEM_CANDIDATE_BIN;
+  return v === 'same' ? {} : { restoreQemu: v };
+}
+
 export async function emuX86PmemImage(progress: Progress): Promise<BuiltImage> {
   const pkgs = await resolvePackages(PACKAGES, hostApt, progress);
+  const candidateQemu = await resolveCandidateQemu(EMU_X86_PMEM_CANDIDATE_QEMU, progress);
   const { publicKeyText } = await clientKey();
-  const key = imageKey('emu-x86-pmem', RECIPE_VERSION, pkgs, [publicKeyText, String(DISK_MIB)]);
+  const key = imageKey(
+    'emu-x86-pmem',
+    RECIPE_VERSION,
+    [...pkgs, ...candidateQemu.packages],
+    [publicKeyText, String(DISK_MIB), candidateQemu.prefix],
+  );
   return cachedImage('emu-x86-pmem', key, progress, (tmp, work) =>
     buildPmemImage(tmp, work, progress, {
       name: 'emu-x86-pmem',
@@ -157,6 +190,7 @@ export async function emuX86PmemImage(progress: Progress): Promise<BuiltImage> {
       packages: pkgs,
       clientPublicKey: publicKeyText,
       diskMiB: DISK_MIB,
+      candidateQemu,
     }),
   );
 }
@@ -190,6 +224,6 @@ export const emuX86Pmem: EmulatedVmHost = {
     power: { kind: 'qmp', socket: r.qmpSocket, start: r.startArgv },
     expect: { arch: 'x86_64', features: ['pmem', 'kexec', 'qemu'], absent: ['kvm'] },
     returnTimeoutMs: 180_000,
-    suites: { snapshotKexec: EMU_X86_PMEM_SUITE },
+    suites: { snapshotKexec: { ...EMU_X86_PMEM_SUITE, ...restoreQemuOf(process.env) } },
   }),
 };
