@@ -22,6 +22,7 @@ import {
 } from '../targets/components-libvirtd.js';
 import { Host } from '../targets/host.js';
 import { hostSchema, labSchema } from '../targets/schema.js';
+import { takeQemuSlot } from './helpers/qemu-slot.js';
 import { testSshd } from './helpers/sshd.js';
 
 test.describe.configure({ mode: 'serial', timeout: 15 * 60_000 });
@@ -32,6 +33,7 @@ const INTO = '/var/tmp/labrig-components';
 let env: Awaited<ReturnType<typeof testSshd>>;
 let scratch: string;
 let bin: string;
+let release: (() => Promise<void>) | undefined;
 const hosts: Host[] = [];
 
 function hostWith(components: object): Host {
@@ -55,6 +57,8 @@ const systemPid = () => {
 };
 
 test.beforeAll(async () => {
+  // libvirtd runs QEMU (capabilities), and a lab's armhf suite restarts the host's libvirtd: one QEMU workload at a time
+  release = await takeQemuSlot('components-libvirtd.test');
   env = await testSshd();
   scratch = await mkdtemp('/var/tmp/labrig-libvirtd-test-');
   // the build validate uses (cached after its first fetch, ≈2 min cold)
@@ -65,6 +69,7 @@ test.afterAll(async () => {
   await Promise.all(hosts.map((h) => h.close().catch(() => undefined)));
   await env?.cleanup();
   await rm(scratch, { recursive: true, force: true });
+  await release?.();
 });
 
 test('a libvirt build: checked, its own libvirtd answers its own virsh and runs QEMU 10; the host libvirt untouched', async () => {
