@@ -1,7 +1,7 @@
 /**
  * `labrig validate --baseline <run> --candidate qemu=…[,libvirt=…]`: the candidate build fetched
  * (or taken from the cache), the suites run with it on the hosts that run QEMU on the runner
- * (components.qemuDir for this run only), then `labrig compare` of baseline vs candidate in
+ * (components.qemuDir and components.libvirtDir for this run only), then `labrig compare` of baseline vs candidate in
  * the same scope. The candidate run keeps `validation/`: the build record, the baseline's
  * findings and manifest, and the comparison — what its dossier carries.
  */
@@ -24,11 +24,18 @@ import { projectsOf, runCommand } from './run.js';
 /** Roles whose suites run QEMU (through libvirt) on the host itself: they take the candidate. */
 export const qemuRoles: readonly Role[] = ['arm64-kunpeng', 'arm64-armhf'];
 
+/** What a build gives a host: its QEMU (components.qemuDir), its libvirt (components.libvirtDir), or both. */
+export function candidateComponents(build: BuildRecord): { qemuDir?: string; libvirtDir?: string } {
+  const bin = buildBinDir(build.dir);
+  return { ...(build.components.qemu ? { qemuDir: bin } : {}), ...(build.components.libvirt ? { libvirtDir: bin } : {}) };
+}
+
 /** The lab with the candidate on the chosen hosts (the config on disk is not changed). */
 export function withCandidate(lab: Lab, build: BuildRecord, hosts: readonly string[]): Lab {
+  const given = candidateComponents(build);
   return {
     ...lab,
-    hosts: lab.hosts.map((h) => (hosts.includes(h.name) ? { ...h, components: { ...h.components, qemuDir: buildBinDir(build.dir) } } : h)),
+    hosts: lab.hosts.map((h) => (hosts.includes(h.name) ? { ...h, components: { ...h.components, ...given } } : h)),
   };
 }
 
@@ -49,8 +56,6 @@ export async function validate(opts: ValidateOptions, extraArgs: string[] = []):
     throw new UsageError(`--baseline: ${e.message}`);
   });
   const versions = parseComponentVersions([opts.candidate]);
-  if (versions.libvirt)
-    throw new UsageError('--candidate: libvirt=… needs components.libvirtDir, which this labrig does not have yet; validate qemu=… alone');
   const { build, cached } = await fetchComponents({ versions, from: opts.from, ...(opts.into ? { into: opts.into } : {}), say });
   say(
     `candidate ${Object.entries(build.components)
@@ -61,7 +66,7 @@ export async function validate(opts: ValidateOptions, extraArgs: string[] = []):
   if (closed)
     throw new LabError(
       'config',
-      `components: qemu build ${build.dir} cannot be reached by libvirt's QEMU user (${closed} is not o+x): fetch it --into a prefix such as /opt/labrig`,
+      `components: build ${build.dir} cannot be reached by libvirt's QEMU user (${closed} is not o+x): fetch it --into a prefix such as /var/tmp/labrig-components`,
     );
 
   const args = [...(opts.project ?? []).map((p) => `--project=${p}`), ...(opts.grep ? ['--grep', opts.grep] : []), ...extraArgs];
@@ -76,7 +81,8 @@ export async function validate(opts: ValidateOptions, extraArgs: string[] = []):
         .map((h) => h.name);
       if (!hosts.length)
         throw new UsageError(`no host in scope runs QEMU on itself (roles ${qemuRoles.join(', ')}): nothing would use the candidate`);
-      say(`candidate QEMU for this run on ${hosts.join(', ')}: components.qemuDir = ${buildBinDir(build.dir)}`);
+      const given = Object.entries(candidateComponents(build)).map(([k, v]) => `components.${k} = ${v}`);
+      say(`candidate for this run on ${hosts.join(', ')}: ${given.join(', ')}`);
       return withCandidate(lab, build, hosts);
     },
   });
@@ -109,10 +115,10 @@ export function registerValidateCommand(program: Command, setCode: (code: number
   program
     .command('validate')
     .description(
-      'run the suites with a candidate QEMU on the hosts that use it, then compare against a baseline run; exit 1 when something regressed',
+      'run the suites with a candidate QEMU and/or libvirt on the hosts that use them, then compare against a baseline run; exit 1 when something regressed',
     )
     .requiredOption('--baseline <run>', 'the reference run: a run id under the runs dir or a run directory')
-    .requiredOption('--candidate <versions>', 'qemu=<version> (a Debian version, or its upstream part: 10.0.2)')
+    .requiredOption('--candidate <versions>', 'qemu=<version>,libvirt=<version> (a Debian version, or its upstream part: 10.0.2)')
     .option('--from <suite>', 'the Debian suite the candidate comes from', 'bookworm-backports')
     .option('--into <dir>', "where candidate builds live (must be reachable by libvirt's QEMU user)")
     .option('--project <hosts...>', 'only these hosts')

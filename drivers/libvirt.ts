@@ -37,14 +37,29 @@ export class DefineRejected extends ProductError {
   }
 }
 
+/** Which libvirtd virsh talks to, and which virsh: a build's daemon has its own socket and its own client. */
+export interface LibvirtEndpoint {
+  uri: string;
+  /** The virsh to run (a name on PATH or a path). */
+  virsh: string;
+}
+
+export const SYSTEM_LIBVIRT: LibvirtEndpoint = { uri: 'qemu:///system', virsh: 'virsh' };
+
 export class Virsh {
+  readonly uri: string;
+  private readonly virsh: string;
+
   constructor(
     private readonly host: VirshHost,
-    readonly uri = 'qemu:///system',
-  ) {}
+    endpoint: LibvirtEndpoint = SYSTEM_LIBVIRT,
+  ) {
+    this.uri = endpoint.uri;
+    this.virsh = endpoint.virsh;
+  }
 
   private cmd(args: string): string {
-    return `virsh -q -c ${shellQuote(this.uri)} ${args}`;
+    return `${shellQuote(this.virsh)} -q -c ${shellQuote(this.uri)} ${args}`;
   }
 
   async run(args: string, timeoutMs = 120_000): Promise<string> {
@@ -100,7 +115,7 @@ export class Virsh {
    * (FIELD-NOTES), so open it with a pty; `--force` takes the console from a stale session.
    */
   consoleArgv(name: string): string[] {
-    return ['virsh', '-c', this.uri, 'console', '--force', name];
+    return [this.virsh, '-c', this.uri, 'console', '--force', name];
   }
 
   async shutdown(name: string): Promise<void> {
@@ -138,10 +153,7 @@ export class Virsh {
   async remove(name: string): Promise<void> {
     const n = shellQuote(name);
     const batch = shellQuote(`destroy ${n}; undefine --nvram ${n}`);
-    await this.host.run(
-      `virsh -q -c ${shellQuote(this.uri)} ${batch} >/dev/null 2>&1 || ${this.cmd(`undefine ${n}`)} >/dev/null 2>&1; true`,
-      { timeoutMs: 120_000 },
-    );
+    await this.host.run(`${this.cmd(batch)} >/dev/null 2>&1 || ${this.cmd(`undefine ${n}`)} >/dev/null 2>&1; true`, { timeoutMs: 120_000 });
   }
 
   /** What libvirt can do for arch/machine; with `emulator`, for that QEMU binary rather than its default. */

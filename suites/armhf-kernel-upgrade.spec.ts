@@ -9,6 +9,7 @@ import type { Recorder } from '../drivers/recorder.js';
 import { stderrProgress } from '../images/debs.js';
 import { hostAccel } from '../targets/accel.js';
 import { qemuBuildBinary } from '../targets/components.js';
+import { buildLibvirtdParams, libvirtEndpoint } from '../targets/components-libvirtd.js';
 import { expect, logsDir, test } from '../targets/fixtures.js';
 import { redactor, secretValues } from '../targets/recorders.js';
 import { type ArmhfOutcome, armhfKernelUpgrade } from './armhf-kernel-upgrade/cycle.js';
@@ -17,9 +18,11 @@ const seconds = (ms: number | undefined) => (ms === undefined ? undefined : Math
 
 test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () => {
   test('boots the kernel its /boot names, after an upgrade too, and a guest reboot ends shut off', async ({ host, findings, lab }) => {
-    const params = host.config.suites.armhfKernelUpgrade;
-    test.skip(!params, `${host.name} declares no suites.armhfKernelUpgrade`);
-    if (!params) return;
+    const declared = host.config.suites.armhfKernelUpgrade;
+    test.skip(!declared, `${host.name} declares no suites.armhfKernelUpgrade`);
+    if (!declared) return;
+    // with a libvirt build: its hook dir and its restart, not the host's libvirt's
+    const params = buildLibvirtdParams(host.config, declared);
     test.setTimeout(25 * 60_000);
     const redact = redactor(secretValues(lab));
     const recorder: Recorder = {
@@ -43,6 +46,7 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
           consoleLog,
           progress: stderrProgress,
           emulator: qemuBuildBinary(host.config, 'qemu-system-arm'),
+          libvirt: libvirtEndpoint(host.config),
           accel: accel.accel,
         },
         out,

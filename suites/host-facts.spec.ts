@@ -3,6 +3,8 @@
  * A fact that contradicts the host's declared expectation fails with both values.
  */
 
+import { shellQuote } from '../drivers/ssh.js';
+import { libvirtEndpoint } from '../targets/components-libvirtd.js';
 import { versionMismatches } from '../targets/facts.js';
 import { expect, test } from '../targets/fixtures.js';
 import { normalizeArch } from '../targets/platform.js';
@@ -56,15 +58,19 @@ test.describe('host facts @facts', () => {
 
   test('libvirt domcapabilities CPU models', async ({ host, findings }) => {
     test.skip(!host.config.expect.features.includes('libvirt'), 'host declares no libvirt');
-    const has = (await host.run('command -v virsh')).code === 0;
+    const libvirt = libvirtEndpoint(host.config);
+    const has = (await host.run(`command -v ${shellQuote(libvirt.virsh)}`)).code === 0;
     expect(has, `${host.name}: declared libvirt, but virsh is not installed`).toBe(true);
     const arch = host.config.suites.hostFacts?.domcapsArch ?? host.config.expect.arch;
     const virttype = host.config.expect.features.includes('kvm') ? 'kvm' : 'qemu';
     const machine = arch === 'x86_64' ? '' : ' --machine virt';
-    const r = await host.run(`virsh -c qemu:///system domcapabilities --arch ${arch} --virttype ${virttype}${machine}`, {
-      check: true,
-      timeoutMs: 120_000,
-    });
+    const r = await host.run(
+      `${shellQuote(libvirt.virsh)} -c ${shellQuote(libvirt.uri)} domcapabilities --arch ${arch} --virttype ${virttype}${machine}`,
+      {
+        check: true,
+        timeoutMs: 120_000,
+      },
+    );
     await test.info().attach('domcapabilities.xml', { body: r.stdout, contentType: 'application/xml' });
     const caps = parseDomCapabilities(r.stdout);
     findings.record('domcaps_cpu_modes', caps.cpuModes.join(','));

@@ -13,6 +13,7 @@ import { aarch64ProbeGuest } from '../images/aarch64-probe-guest.js';
 import { PROBE_SERIAL } from '../images/contracts/probe-guest.js';
 import { domainTypeOf, hostAccel } from '../targets/accel.js';
 import { qemuBuildBinary } from '../targets/components.js';
+import { libvirtEndpoint } from '../targets/components-libvirtd.js';
 import { loadLab } from '../targets/config.js';
 import { expect, test } from '../targets/fixtures.js';
 import type { Host } from '../targets/host.js';
@@ -67,7 +68,7 @@ test.describe('pcie-root-port ceiling @pcie', () => {
         `machine type ${machineType} is not in this host's pcieRootPorts.machineTypes (${p.machineTypes.join(', ')})`,
       );
       test.setTimeout(p.probeTimeoutMs * 12 + 10 * 60_000);
-      const virsh = new Virsh(host);
+      const virsh = new Virsh(host, libvirtEndpoint(host.config));
       const emulator = qemuBuildBinary(host.config, 'qemu-system-aarch64');
       const accel = await hostAccel(host);
       const domainType = p.domainType ?? domainTypeOf(accel.accel);

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { LabError } from '../drivers/errors.js';
 import { silentRecorder } from '../drivers/recorder.js';
 import { shellQuote } from '../drivers/ssh.js';
+import { parseLddMissing } from './components-build.js';
+import { buildLibvirtd, startBuildLibvirtd, stopBuildLibvirtd } from './components-libvirtd.js';
 import { Host } from './host.js';
 import { withLease } from './lease.js';
 import type { ComponentsConfig, HostConfig, Lab } from './schema.js';
@@ -30,12 +32,40 @@ const fill = (template: string, values: Record<string, string>) =>
 
 /** True when the config asks for anything to be applied. */
 export function hasComponents(config: HostConfig): boolean {
-  return config.components.packages.length > 0 || config.components.qemuDir !== undefined;
+  const c = config.components;
+  return c.packages.length > 0 || c.qemuDir !== undefined || c.libvirtDir !== undefined;
 }
 
 /** The binary a suite runs for `qemu-system-<arch>`: the configured build's, else the host's own (undefined: let libvirt choose). */
 export function qemuBuildBinary(config: HostConfig, binary: string): string | undefined {
   return config.components.qemuDir ? `${config.components.qemuDir.replace(/\/$/, '')}/${binary}` : undefined;
+}
+
+interface BuildBinaryFacts {
+  bin: string;
+  /** The dotted version its --version names; '' when it printed none (it does not run). */
+  version: string;
+  firstLine: string;
+  /** The file that runs (a labrig wrapper names it) and its SHA-256. */
+  path: string;
+  sha256: string;
+}
+
+/** The binaries of a build dir (names or globs): version, the file that runs and its SHA-256. */
+async function buildBinaries(host: Host, dir: string, names: string[]): Promise<BuildBinaryFacts[]> {
+  // a labrig wrapper (components fetch) names the binary it runs: that file is what is hashed
+  const words = names.map((n) => `${shellQuote(dir)}/${n}`).join(' ');
+  const script = `for q in ${words}; do [ -x "$q" ] || continue; real=$(sed -n 's/^# binary: //p' "$q" | head -1); [ -n "$real" ] || real=$(readlink -f "$q"); v=$("$q" --version 2>&1); rc=$?; printf '%s\\t%s\\t%s\\t%s\\t%s\\n' "$q" "$rc" "$(printf '%s' "$v" | grep -v '^$' | head -1)" "$real" "$(sha256sum "$real" | cut -d' ' -f1)"; done; true`;
+  const r = await host.run(script, { timeoutMs: 120_000 });
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [bin, rc, first, path, sha256] = l.split('\t') as [string, string, string, string, string];
+      const version = rc === '0' ? (/version (\S+)/.exec(first)?.[1] ?? /(\d+\.\d+\.\d+)\s*$/.exec(first)?.[1] ?? '') : '';
+      return { bin, firstLine: first, version, path, sha256 };
+    });
 }
 
 /** Changes the host: the caller holds its lease (applyLabComponents does). */
@@ -61,20 +91,28 @@ export async function applyComponents(host: Host, c: ComponentsConfig = host.con
     out.push({ component: p.name, wanted: p.version, has: after, action: 'installed' });
   }
   if (c.qemuDir) {
-    const dir = shellQuote(c.qemuDir);
-    // a labrig wrapper (components fetch) names the binary it runs: that file is what is hashed
-    const script = `for q in ${dir}/qemu-system-*; do [ -x "$q" ] || continue; real=$(sed -n 's/^# binary: //p' "$q" | head -1); [ -n "$real" ] || real=$(readlink -f "$q"); printf '%s\\t%s\\t%s\\t%s\\n' "$q" "$("$q" --version | head -1)" "$real" "$(sha256sum "$real" | cut -d' ' -f1)"; done; true`;
-    const r = await host.run(script, { timeoutMs: 120_000 });
-    const binaries = r.stdout
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split('\t') as [string, string, string, string]);
+    const binaries = await buildBinaries(host, c.qemuDir, ['qemu-system-*']);
     if (!binaries.length) throw fail(`components.qemuDir: ${c.qemuDir} holds no runnable qemu-system-* binary`);
-    const broken = binaries.filter(([, v]) => !/version \S+/.test(v));
-    if (broken.length) throw fail(`components.qemuDir: ${broken.map(([b]) => b).join(', ')} do not run (--version printed nothing)`);
-    for (const [bin, v, path, sha256] of binaries)
-      out.push({ component: bin, wanted: c.qemuDir, has: /version (\S+)/.exec(v)![1]!, action: 'checked', path, sha256 });
+    const broken = binaries.filter((b) => !b.version);
+    if (broken.length) throw fail(`components.qemuDir: ${broken.map((b) => b.bin).join(', ')} do not run (--version printed nothing)`);
+    for (const b of binaries)
+      out.push({ component: b.bin, wanted: c.qemuDir, has: b.version, action: 'checked', path: b.path, sha256: b.sha256 });
+  }
+  if (c.libvirtDir) {
+    const binaries = await buildBinaries(host, c.libvirtDir, ['libvirtd', 'virtlogd', 'virsh']);
+    const missing = ['libvirtd', 'virtlogd', 'virsh'].filter((n) => !binaries.some((b) => b.bin.endsWith(`/${n}`)));
+    if (missing.length) throw fail(`components.libvirtDir: ${c.libvirtDir} has no executable ${missing.join(', ')}`);
+    const broken = binaries.filter((b) => !b.version);
+    if (broken.length)
+      throw fail(
+        `components.libvirtDir: ${broken.map((b) => `${b.bin} does not run (${parseLddMissing(b.firstLine).map((m) => `missing ${m}`)[0] ?? (b.firstLine || '--version printed nothing')})`).join('; ')}`,
+      );
+    // the daemon must start from the build and answer, then it is stopped: the suites start their own under the lease
+    const daemon = buildLibvirtd(host.config.components === c ? host.config : { ...host.config, components: c })!;
+    await startBuildLibvirtd(host, daemon);
+    await stopBuildLibvirtd(host, daemon);
+    for (const b of binaries)
+      out.push({ component: b.bin, wanted: c.libvirtDir, has: b.version, action: 'checked', path: b.path, sha256: b.sha256 });
   }
   return out;
 }

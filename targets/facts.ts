@@ -46,11 +46,12 @@ const SECTIONS: Record<string, string> = {
 
 /**
  * Each section in its own subshell: one that fails (a missing file, a special builtin's error)
- * cannot end the rest. With a QEMU build (components.qemuDir) its binaries come first.
+ * cannot end the rest. With a QEMU or libvirt build (components.qemuDir, libvirtDir) its binaries come first.
  */
-export function factsScript(qemuDir?: string): string {
+export function factsScript(qemuDir?: string, libvirtDir?: string): string {
+  const first: Record<string, string | undefined> = { qemu: qemuDir, libvirt: libvirtDir };
   return Object.entries(SECTIONS)
-    .map(([key, cmd]) => `echo '@@${key}'; ( ${key === 'qemu' && qemuDir ? `PATH=${shellQuote(qemuDir)}:$PATH; ` : ''}${cmd} ) 2>/dev/null`)
+    .map(([key, cmd]) => `echo '@@${key}'; ( ${first[key] ? `PATH=${shellQuote(first[key])}:$PATH; ` : ''}${cmd} ) 2>/dev/null`)
     .join('; ');
 }
 
@@ -84,14 +85,19 @@ export function parseFacts(text: string): HostFacts {
     kvmDevice: get('kvm') === 'yes',
     qemu: orNull(/version\s+(\S+)/.exec(get('qemu'))?.[1] ?? ''),
     qemuPath: orNull(/^\/\S*$/m.exec(get('qemu'))?.[0] ?? ''),
-    libvirt: orNull(/(\d+\.\d+\.\d+)/.exec(get('libvirt'))?.[1] ?? ''),
+    // "libvirtd (libvirt) 11.3.0", its path first: a build's path may hold a version too
+    libvirt: orNull(/(\d+\.\d+\.\d+)\s*$/m.exec(get('libvirt'))?.[1] ?? ''),
     xen: xenInfo ? `${xenField('major')}.${xenField('minor')}${xenField('extra')}` : null,
     edk2: orNull(get('edk2')),
   };
 }
 
-export async function collectFacts(run: (command: string) => Promise<CommandResult>, qemuDir?: string): Promise<HostFacts> {
-  return parseFacts((await run(factsScript(qemuDir))).stdout);
+export async function collectFacts(
+  run: (command: string) => Promise<CommandResult>,
+  qemuDir?: string,
+  libvirtDir?: string,
+): Promise<HostFacts> {
+  return parseFacts((await run(factsScript(qemuDir, libvirtDir))).stdout);
 }
 
 export type VersionedComponent = 'kernel' | 'qemu' | 'libvirt' | 'xen' | 'edk2';

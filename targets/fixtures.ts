@@ -7,6 +7,7 @@ import { basename } from 'node:path';
 import { test as base } from '@playwright/test';
 import { isLabError } from '../drivers/errors.js';
 import { consoleRecorder } from '../drivers/recorder.js';
+import { buildLibvirtd, startedLibvirtd, stoppedLibvirtd } from './components-libvirtd.js';
 import { loadLab } from './config.js';
 import { Host } from './host.js';
 import { acquireLease, type Lease } from './lease.js';
@@ -68,10 +69,14 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       if (quarantined) return use({ host, lease: undefined, factsAttached: true, quarantined });
       const lease = await acquireLease(host, { ...lab.lease, runId, recorder: consoleRecorder(`[${name}] `) });
       const state = { host, lease, factsAttached: false };
+      const libvirtd = buildLibvirtd(config);
       try {
         if (config.console) await host.console();
+        // a libvirt build (components.libvirtDir): its own libvirtd for this worker, under the lease
+        if (libvirtd) await startedLibvirtd(host, libvirtd, logDir);
         await use(state);
       } finally {
+        if (libvirtd) await stoppedLibvirtd(host, libvirtd, logDir);
         await host.close();
         await lease?.release();
         host.ssh.close();

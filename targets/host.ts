@@ -173,7 +173,7 @@ export class Host implements HostCommands {
   }
 
   async facts(): Promise<HostFacts> {
-    return collectFacts((cmd) => this.run(cmd), this.config.components.qemuDir);
+    return collectFacts((cmd) => this.run(cmd), this.config.components.qemuDir, this.config.components.libvirtDir);
   }
 
   /**

@@ -255,6 +255,14 @@ export const componentsSchema = z.strictObject({
   versionCommand: z.string().default("dpkg-query -W -f '${Version}' {name}"),
   /** A QEMU build on the host: the directory of its qemu-system-* binaries (e.g. /opt/qemu-9.2/bin). */
   qemuDir: z.string().startsWith('/').optional(),
+  /**
+   * A libvirt build on the host: the directory of its libvirtd, virtlogd and virsh (a `components
+   * fetch` build's bin/). The suites then talk to a libvirtd started from it with its own sockets,
+   * state, config and logs (targets/components-libvirtd.ts); the host's installed libvirt is untouched.
+   */
+  libvirtDir: z.string().startsWith('/').optional(),
+  /** Where that libvirtd keeps its config, sockets, state and logs on the host (libvirt's QEMU user must reach it). */
+  libvirtStateDir: z.string().startsWith('/').default('/var/tmp/labrig-libvirtd'),
 });
 export type ComponentsConfig = z.output<typeof componentsSchema>;
 

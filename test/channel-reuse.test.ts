@@ -180,7 +180,7 @@ test('virsh remove: destroy and undefine in one virsh batch that names the domai
     const r = await execa('sh', ['-c', command.replaceAll('>/dev/null 2>&1', `2>>${err}`)], { reject: false });
     return { stdout: r.stdout, stderr: r.stderr, code: r.exitCode ?? null, signal: null, ms: 0 };
   };
-  const virsh = new Virsh({ name: 'local', run, exec: run }, 'test:///default');
+  const virsh = new Virsh({ name: 'local', run, exec: run }, { uri: 'test:///default', virsh: 'virsh' });
   await virsh.remove("it's odd; list");
   expect(commands).toHaveLength(1);
   expect(await readFile(err, 'utf8')).toBe(`${"error: failed to get domain 'it's odd; list'\n".repeat(3)}`);

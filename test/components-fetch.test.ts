@@ -113,6 +113,14 @@ test.describe('a candidate from bookworm-backports', () => {
     expect((e as Error).message.split('\n')).toHaveLength(1);
   });
 
+  test('a libvirt version the suite does not have: one line naming libvirt and what exists', async () => {
+    const e = await fetchComponents({ versions: { qemu: '10.0.2', libvirt: '99.0' } }).catch((x: Error) => x);
+    expect((e as Error).message).toMatch(
+      /^\[lab:config\] components: libvirt 99\.0 is not in bookworm-backports; libvirt-daemon has 11\.3\.0-\S+ \(bookworm-backports\)/,
+    );
+    expect((e as Error).message.split('\n')).toHaveLength(1);
+  });
+
   test('a build whose virsh finds only the system libvirt: one line naming libvirt and the missing symbols', async () => {
     const copy = await mkdtemp(join(tmpdir(), 'labrig-broken-build-'));
     try {

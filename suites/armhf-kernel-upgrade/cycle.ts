@@ -7,7 +7,7 @@
  * measured so far, also when a step fails.
  */
 import { ProductError } from '../../drivers/errors.js';
-import { Virsh } from '../../drivers/libvirt.js';
+import { type LibvirtEndpoint, Virsh } from '../../drivers/libvirt.js';
 import type { Recorder } from '../../drivers/recorder.js';
 import { shellQuote } from '../../drivers/ssh.js';
 import { GUEST_FAILED } from '../../images/contracts/armhf-guest.js';
@@ -36,6 +36,8 @@ export interface CycleContext {
   progress: Progress;
   /** A QEMU build's qemu-system-arm (components.qemuDir); default: libvirt's. */
   emulator?: string | undefined;
+  /** The libvirtd virsh talks to (a build's own, components.libvirtDir); default: the host's. */
+  libvirt?: LibvirtEndpoint;
   /** The host's accelerator: KVM on an arm64 server that runs AArch32 guests, TCG elsewhere. */
   accel: 'kvm' | 'tcg';
 }
@@ -68,7 +70,7 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
   const { host, params, recorder } = ctx;
   const step = <T>(title: string, body: () => Promise<T>) => recorder.step(title, {}, body);
   const paths = armhfPaths(params);
-  const virsh = new Virsh(host);
+  const virsh = new Virsh(host, ctx.libvirt);
   const side = new ArmhfHostSide(host, params, paths);
   const undo = new Teardown();
   const vm = params.vm;
