@@ -2,11 +2,12 @@
  * The Xen suite's guests without a host: the pygrub cfg (bootloader and disk, no kernel by
  * path), the GRUB menu pygrub reads on the guest's disk, where an autostarted guest's cfg and
  * /etc/xen/auto link go and what xendomains logs for it, and the IOMMU state Xen reports.
+ * pygrub.cfg and xl-create-n-pygrub.json were recorded by the suite on emu-xen (Xen 4.17.7).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { parseXlInfo, xlConfig } from '../drivers/xl.js';
+import { parseXlDryRun, parseXlInfo, xlConfig } from '../drivers/xl.js';
 import { markerArgument } from '../images/contracts/xen-domu.js';
 import { grubMenu, PYGRUB_BOOT_ARGUMENT } from '../images/xen-domu-disk.js';
 import { iommuState } from '../suites/xen/boot.js';
@@ -33,6 +34,19 @@ test.describe('PV guests as xl cfg', () => {
     expect(cfg).toContain(`extra = "console=hvc0 ${markerArgument('0123456789ab')}"\n`);
     expect(cfg).not.toMatch(/^(kernel|ramdisk) =/m);
     expect(cfg).toMatch(/^vif = \[ "mac=00:16:3e:[0-9a-f:]{8},bridge=xenbr0" \]$/m);
+  });
+
+  test('the recorded pygrub run: the builder wrote that cfg, and libxl read it back as a bootloader guest with no kernel', () => {
+    const spec = pygrubPvSpec(pv, 'labrig-pygrub-rd0794b98-ef3185', '54d55e841863');
+    expect(xlConfig({ ...spec, vifs: [{ mac: '00:16:3e:2b:5c:c8', bridge: 'xenbr0' }] })).toBe(rec('pygrub.cfg'));
+    const parsed = parseXlDryRun(rec('xl-create-n-pygrub.json'));
+    expect({ bootloader: parsed.bootloader, kernel: parsed.kernel, ramdisk: parsed.ramdisk, cmdline: parsed.cmdline }).toEqual({
+      bootloader: 'pygrub',
+      kernel: undefined,
+      ramdisk: undefined,
+      cmdline: spec.extra,
+    });
+    expect(parsed.disks).toEqual([{ target: '/var/lib/labrig/domu/disk.img', vdev: 'xvda' }]);
   });
 
   test('kernel by path: kernel and ramdisk, no bootloader and no disk', () => {
