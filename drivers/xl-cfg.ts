@@ -34,13 +34,30 @@ interface XlCommonSpec {
   onCrash?: 'destroy' | 'restart' | 'preserve' | 'coredump-destroy';
 }
 
-export interface XlPvSpec extends XlCommonSpec {
+interface XlPvCommon extends XlCommonSpec {
   type: 'pv';
-  kernel: string;
-  ramdisk?: string;
-  /** The guest kernel's command line. */
+  /** The guest kernel's command line; with a bootloader, added to the menu entry's own. */
   extra?: string;
 }
+
+/** A PV guest whose kernel dom0 names by path. */
+export interface XlPvKernelSpec extends XlPvCommon {
+  kernel: string;
+  ramdisk?: string;
+  bootloader?: undefined;
+}
+
+/**
+ * A PV guest booted by a bootloader in dom0: pygrub reads the menu (grub.cfg, extlinux.conf)
+ * on the first disk and hands libxl the kernel and initrd it names.
+ */
+export interface XlPvBootloaderSpec extends XlPvCommon {
+  bootloader: 'pygrub';
+  kernel?: undefined;
+  ramdisk?: undefined;
+}
+
+export type XlPvSpec = XlPvKernelSpec | XlPvBootloaderSpec;
 
 export interface XlHvmSpec extends XlCommonSpec {
   type: 'hvm';
@@ -108,8 +125,13 @@ export function xlConfig(spec: XlDomainSpec): string {
   lines.push(spec.type === 'hvm' ? 'builder = "hvm"' : 'type = "pv"');
   lines.push(`memory = ${positiveInt('memory', spec.memoryMiB)}`, `vcpus = ${positiveInt('vcpus', spec.vcpus)}`);
   if (spec.type === 'pv') {
-    lines.push(`kernel = ${xlString(spec.kernel)}`);
-    if (spec.ramdisk) lines.push(`ramdisk = ${xlString(spec.ramdisk)}`);
+    if (spec.bootloader) {
+      if (!spec.disks?.length) throw new Error(`xl cfg: ${spec.name}: bootloader ${spec.bootloader} needs a disk to read its menu from`);
+      lines.push(`bootloader = ${xlString(spec.bootloader)}`);
+    } else {
+      lines.push(`kernel = ${xlString(spec.kernel)}`);
+      if (spec.ramdisk) lines.push(`ramdisk = ${xlString(spec.ramdisk)}`);
+    }
     if (spec.extra !== undefined) lines.push(`extra = ${xlString(spec.extra)}`);
   } else {
     if (spec.serial) lines.push(`serial = ${xlString(spec.serial)}`);

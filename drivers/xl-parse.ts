@@ -71,6 +71,12 @@ const longEntry = z.object({
           kernel: z.string().optional(),
           ramdisk: z.string().optional(),
           cmdline: z.string().optional(),
+          bootloader: z.string().optional(),
+          // before 4.10 (and still accepted): the bootloader was a PV-only field
+          type: z
+            .object({ pv: z.object({ bootloader: z.string().optional() }).loose().optional() })
+            .loose()
+            .optional(),
         })
         .loose(),
       nics: z.array(z.object({ mac: z.string().optional(), bridge: z.string().optional() }).loose()).optional(),
@@ -90,6 +96,8 @@ export interface XlDomainConfig {
   kernel: string | undefined;
   ramdisk: string | undefined;
   cmdline: string | undefined;
+  /** `pygrub` when a bootloader in dom0 picks the kernel. */
+  bootloader: string | undefined;
   nics: { mac?: string; bridge?: string }[];
   disks: { target?: string; vdev?: string }[];
   /** The whole JSON object, for attachments. */
@@ -108,6 +116,7 @@ function toConfig(domid: number | undefined, c: z.infer<typeof longEntry>['confi
     kernel: c.b_info.kernel,
     ramdisk: c.b_info.ramdisk,
     cmdline: c.b_info.cmdline,
+    bootloader: c.b_info.bootloader ?? c.b_info.type?.pv?.bootloader,
     nics: (c.nics ?? []).map((n) => ({ mac: n.mac, bridge: n.bridge })),
     disks: (c.disks ?? []).map((d) => ({ target: d.pdev_path, vdev: d.vdev })),
     raw,

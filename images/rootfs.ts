@@ -3,7 +3,7 @@
  * unpacked into one tree as if installed): busybox applet links, binaries with the
  * libraries they link, kernel modules with their dependencies. Every host recipe uses it.
  */
-import { chmod, copyFile, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { LabError } from '../drivers/errors.js';
 import { runLocal } from '../drivers/local.js';
@@ -38,6 +38,16 @@ export class RootfsBuilder {
     await chmod(target, (await lstat(real)).mode & 0o7777);
   }
 
+  /** Copies a directory of the packages, leaving out the entries whose names are in `skip` (anywhere in the tree). */
+  async treeFromPackages(path: string, skip: readonly string[] = []): Promise<void> {
+    const real = await resolveInRoot(this.pkgRoot, path);
+    await cp(real, join(this.dir, path), {
+      recursive: true,
+      verbatimSymlinks: true,
+      filter: (src) => !skip.includes(posix.basename(src)),
+    });
+  }
+
   /** `busybox --list-full`: one symlink per applet, where Debian's busybox would put it. */
   async busyboxApplets(busyboxPath = '/bin/busybox', required: readonly string[] = []): Promise<string[]> {
     await this.copyFromPackages(busyboxPath, '/bin/busybox');
@@ -68,9 +78,12 @@ export class RootfsBuilder {
    * Copies `binary` and every library `ldd` resolves for it — from the packages, never from
    * the runner: a library missing from the packages is an error naming it.
    */
-  async binaryWithLibs(binary: string, dest = binary): Promise<void> {
+  async binaryWithLibs(binary: string, dest = binary, privateLibDirs: readonly string[] = []): Promise<void> {
     await this.copyFromPackages(binary, dest);
-    const libDirs = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'].map((d) => join(this.pkgRoot, d));
+    // privateLibDirs: a RUNPATH outside the standard ones (Xen's /usr/lib/xen-4.17/lib/…), looked up in the packages
+    const libDirs = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu', ...privateLibDirs.map((d) => d.replace(/^\//, ''))].map((d) =>
+      join(this.pkgRoot, d),
+    );
     const r = await runLocal(['ldd', join(this.pkgRoot, binary)], { env: { LD_LIBRARY_PATH: libDirs.join(':') }, check: false });
     if (/not a dynamic executable|statically linked/.test(r.stdout + r.stderr)) return;
     if (r.code !== 0) throw new LabError('lab-setup', `ldd ${binary} failed: ${r.stderr.trim() || r.stdout.trim()}`);

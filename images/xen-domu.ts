@@ -54,7 +54,7 @@ export async function buildDomuInitramfs(pkgRoot: string, workDir: string, outFi
   await root.mkdirs(['tmp'], 0o1777);
   await root.busyboxApplets('/bin/busybox', APPLETS);
   // netfront: the vif dom0 gives the guest shows up as its eth0, with the MAC of the cfg
-  const modules = await root.kernelModules(kernelVersion, ['xen-netfront']);
+  const modules = await root.kernelModules(kernelVersion, ['xen-netfront', 'xen-blkfront']);
   await root.write('/etc/modules.order', `${modules.join('\n')}\n`);
   await root.write('/etc/inittab', inittab);
   await root.write('/etc/rcS', rcS, 0o755);

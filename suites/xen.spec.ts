@@ -4,13 +4,25 @@
  * console is watched for panics the whole time.
  */
 import type { Console } from '../drivers/console.js';
+import { shellQuote } from '../drivers/ssh.js';
 import { randomXenMac, Xl, type XlDomainSpec } from '../drivers/xl.js';
 import { markerArgument, readyPattern } from '../images/contracts/xen-domu.js';
+import { PYGRUB_BOOT_ARGUMENT } from '../images/xen-domu-disk.js';
+import { factsScript, parseFacts } from '../targets/facts.js';
 import { expect, runId, test } from '../targets/fixtures.js';
 import { harnessName } from '../targets/harness-name.js';
 import type { Host } from '../targets/host.js';
-import { commandlineMismatches, expectedDom0MiB, hvmSupport, parseDom0Mem, parseXenSerialBoot, type XenParams } from './xen/boot.js';
+import {
+  commandlineMismatches,
+  expectedDom0MiB,
+  hvmSupport,
+  iommuState,
+  parseDom0Mem,
+  parseXenSerialBoot,
+  type XenParams,
+} from './xen/boot.js';
 import { backendNic, bridgeMembersScript, parseBridgeMembers, parseProcessNames, processNamesScript } from './xen/dom0.js';
+import { autostartPaths, kernelPvSpec, pygrubPvSpec, xendomainsStarted } from './xen/guests.js';
 import { type DomainIdentity, isClean } from './xen/leftovers.js';
 import { type Attach, attachDomainLogs, CFG_DIR, createDomain, guestShell, leftoversOf, listed, newMarker } from './xen/lifecycle.js';
 import { watchForDeath } from './xen/watch.js';
@@ -82,6 +94,26 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
     expect(info.xenCommandline, 'xl info xen_commandline is what the serial console showed').toBe(boot.commandLine);
     expect(commandlineMismatches(info.xenCommandline, params), `xl info xen_commandline: ${info.xenCommandline}`).toEqual([]);
 
+    await test.step('IOMMU: xl info virt_caps and what Xen said at boot (xl dmesg, else the serial console)', async () => {
+      const dmesg = await xl.dmesg();
+      // the console ring may have wrapped since boot; the serial console kept the whole boot
+      const fromDmesg = iommuState(info.virtCaps, dmesg);
+      const state = fromDmesg.verdict ? fromDmesg : iommuState(info.virtCaps, console.text(from));
+      await attach('iommu.txt', `${state.summary}\n${fromDmesg.verdict ? 'xl dmesg' : 'serial console'}:\n${state.lines.join('\n')}\n`);
+      findings.record('iommu', state.summary);
+      findings.record('iommu_enabled', state.enabled);
+      expect(state.verdict, 'Xen says "I/O virtualisation enabled|disabled" at boot').toBeDefined();
+      expect(state.verdict === 'enabled', `Xen's verdict and virt_caps directio agree (${state.summary})`).toBe(state.enabled);
+    });
+
+    await test.step('dom0 OS: uname and os-release', async () => {
+      const facts = parseFacts((await host.run(factsScript(), { timeoutMs: 60_000 })).stdout);
+      const dom0Os = [facts.os ?? 'unknown', facts.kernel, facts.distro || '(no /etc/os-release)'].join(' ');
+      findings.record('dom0_os', dom0Os);
+      expect(facts.os, `dom0 is the OS the lab drives it as (${dom0Os})`).toBe(await host.os());
+      expect(facts.kernel, 'dom0 kernel release (uname -r)').not.toBe('');
+    });
+
     await test.step('xl list: Domain-0 is ID 0 with the configured memory and vCPUs', async () => {
       const list = await xl.list();
       const long = await xl.listLong();
@@ -120,23 +152,31 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
     const pv = params.pvGuest;
     test.skip(!pv, `${host.name}: suites.xen.pvGuest is not configured (a PV kernel and ramdisk on the host)`);
     const marker = newMarker();
-    const spec: XlDomainSpec = {
-      type: 'pv',
-      name: harnessName('pv', runId),
-      memoryMiB: pv!.memoryMiB,
-      vcpus: pv!.vcpus,
-      kernel: pv!.kernel,
-      ramdisk: pv!.ramdisk,
-      extra: `${pv!.extra} ${markerArgument(marker)}`,
-      vifs: pv!.bridge ? [{ mac: randomXenMac(), bridge: pv!.bridge }] : [],
-      onReboot: 'destroy',
-    };
+    const spec = kernelPvSpec(pv!, harnessName('pv', runId), marker);
     await domuLifecycle(host, spec, {
+      kind: 'domu',
       consoleType: 'pv',
       ready: readyPattern(marker),
       timeouts: params.timeoutsMs,
       findings,
-      inside: marker,
+      inside: { marker, cmdline: [] },
+    });
+  });
+
+  test('PV domU booted by pygrub from its disk image: the menu entry pygrub read, the marker, no trace', async ({ host, findings }) => {
+    const params = xenParams(host);
+    const pv = params.pvGuest;
+    test.skip(!pv?.bootDisk, `${host.name}: suites.xen.pvGuest.bootDisk is not configured (a disk image with /boot/grub/grub.cfg)`);
+    const marker = newMarker();
+    const spec = pygrubPvSpec(pv!, harnessName('pygrub', runId), marker);
+    await domuLifecycle(host, spec, {
+      kind: 'pygrub',
+      consoleType: 'pv',
+      ready: readyPattern(marker),
+      timeouts: params.timeoutsMs,
+      findings,
+      // the menu entry's own argument: the kernel came through pygrub, not by path
+      inside: { marker, cmdline: [PYGRUB_BOOT_ARGUMENT] },
     });
   });
 
@@ -159,17 +199,101 @@ test.describe('Xen dom0 and domU lifecycle @xen', () => {
       boot: 'c',
       onReboot: 'destroy',
     };
-    await domuLifecycle(host, spec, { consoleType: 'serial', ready: new RegExp(g!.readyPattern), timeouts: params.timeoutsMs, findings });
+    await domuLifecycle(host, spec, {
+      kind: 'hvm',
+      consoleType: 'serial',
+      ready: new RegExp(g!.readyPattern),
+      timeouts: params.timeoutsMs,
+      findings,
+    });
+  });
+
+  // A dom0 reboot under nested TCG: minutes. Tagged so a run can leave it out (--grep-invert @xen-reboot).
+  test('autostart: a domU linked in /etc/xen/auto is running again after a dom0 reboot (xendomains) @xen-reboot', async ({
+    host,
+    findings,
+  }) => {
+    const params = xenParams(host);
+    const pv = params.pvGuest;
+    test.skip(!pv, `${host.name}: suites.xen.pvGuest is not configured (a PV kernel and ramdisk on the host)`);
+    test.skip(!params.autostart, `${host.name}: suites.xen.autostart is not configured (xendomains' auto directory)`);
+    const xl = new Xl(host);
+    const marker = newMarker();
+    const spec = kernelPvSpec(pv!, harnessName('auto', runId), marker);
+    const { cfgPath, linkPath } = autostartPaths(params.autostart!, spec.name);
+    const guestLog = `/var/log/xen/console/guest-${spec.name}.log`;
+    try {
+      await test.step(`write ${cfgPath}, read it back through xl create -n, link it as ${linkPath}`, async () => {
+        await attach(`${spec.name}.cfg`, await xl.writeConfig(cfgPath, spec));
+        expect((await xl.dryRun(cfgPath)).name).toBe(spec.name);
+        await host.run(`ln -s ${shellQuote(cfgPath)} ${shellQuote(linkPath)}`, { timeoutMs: 30_000, check: true });
+        expect((await host.run(`readlink ${shellQuote(linkPath)}`, { timeoutMs: 30_000, check: true })).stdout.trim()).toBe(cfgPath);
+        expect(listed(await xl.list(), spec.name), `${spec.name} is not running before the reboot`).toBeUndefined();
+      });
+
+      const t0 = performance.now();
+      const back = await test.step('reboot dom0 (its way back proven by a new boot_id)', () => host.reboot('os'));
+      findings.record('autostart_reboot_to_ssh_s', s(back.ms), 's');
+
+      const domid = await test.step(`xl list: xendomains started ${spec.name} at boot`, async () => {
+        const log = (await host.run('cat /var/log/xen/xendomains.log', { timeoutMs: 30_000 })).stdout;
+        await attach('xendomains.log', log);
+        const started = xendomainsStarted(log, spec.name);
+        expect(started, `xendomains' log names ${spec.name}`).toBeDefined();
+        expect(started!.ok, `xendomains: ${started!.line}`).toBe(true);
+        const d = await poll(() => xl.domain(spec.name), params.timeoutsMs.create);
+        expect(d, `${spec.name} in xl list after the reboot`).toBeDefined();
+        const { paused, shutdown, crashed, dying } = d!.state;
+        expect({ paused, shutdown, crashed, dying }, `state ${d!.stateText}`).toEqual({
+          paused: false,
+          shutdown: false,
+          crashed: false,
+          dying: false,
+        });
+        return d!.id;
+      });
+
+      await test.step(`${spec.name}'s console log (xenconsoled): this run's ready marker`, async () => {
+        const ready = readyPattern(marker);
+        const seen = await poll(async () => {
+          const r = await host.run(`cat ${shellQuote(guestLog)}`, { timeoutMs: 30_000 });
+          return ready.test(r.stdout) ? r.stdout : undefined;
+        }, params.timeoutsMs.marker);
+        if (seen) await attach(`console-${spec.name}.log`, seen);
+        expect(seen, `${ready} in ${guestLog}`).toBeDefined();
+        findings.record('autostart_reboot_to_domu_ready_s', s(performance.now() - t0), 's');
+      });
+
+      await test.step(`xl shutdown ${spec.name}, then ${linkPath} removed`, async () => {
+        await xl.shutdown(spec.name, { timeoutMs: params.timeoutsMs.shutdown, domid });
+        await host.run(`rm ${shellQuote(linkPath)}`, { timeoutMs: 30_000, check: true });
+      });
+    } finally {
+      await host.run(`rm -f ${shellQuote(linkPath)} ${shellQuote(cfgPath)}`, { timeoutMs: 30_000 }).catch(() => undefined);
+      if (await xl.domain(spec.name).catch(() => undefined)) await xl.destroy(spec.name).catch(() => undefined);
+    }
   });
 });
 
+/** `fn` every 2 s until it gives a value or `timeoutMs` has passed (then undefined). */
+async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined || Date.now() >= deadline) return v;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
 interface LifecycleOptions {
+  /** Names the findings: domu_create_s, pygrub_create_s, hvm_create_s… */
+  kind: 'domu' | 'pygrub' | 'hvm';
   consoleType: 'pv' | 'serial';
   ready: RegExp;
   timeouts: XenParams['timeoutsMs'];
   findings: { record(key: string, value: string | number | boolean, unit?: string): void };
-  /** For our PV guest: the marker its /proc/cmdline must carry. */
-  inside?: string;
+  /** For our PV guest: the marker its /proc/cmdline must carry, and other arguments it must carry. */
+  inside?: { marker: string; cmdline: readonly string[] };
 }
 
 async function domuLifecycle(host: Host, spec: XlDomainSpec, o: LifecycleOptions): Promise<void> {
@@ -177,7 +301,7 @@ async function domuLifecycle(host: Host, spec: XlDomainSpec, o: LifecycleOptions
   const serial = await host.console();
   const watch = watchForDeath(serial, `Xen or dom0 dying while ${spec.name} lives`);
   const cfgPath = `${CFG_DIR}/${spec.name}.cfg`;
-  const kind = spec.type === 'pv' ? 'domu' : 'hvm';
+  const kind = o.kind;
   let guestConsole: Console | undefined;
   let identity: DomainIdentity | undefined;
   let done = false;
@@ -187,10 +311,16 @@ async function domuLifecycle(host: Host, spec: XlDomainSpec, o: LifecycleOptions
         const text = await xl.writeConfig(cfgPath, spec);
         await attach(`${spec.name}.cfg`, text);
         const parsed = await xl.dryRun(cfgPath);
+        await attach(`xl-create-n-${spec.name}.json`, JSON.stringify(parsed.raw, null, 2));
         expect(parsed.name).toBe(spec.name);
         expect(parsed.maxMemKiB).toBe(spec.memoryMiB * 1024);
         if (spec.type === 'pv')
-          expect({ kernel: parsed.kernel, cmdline: parsed.cmdline }).toEqual({ kernel: spec.kernel, cmdline: spec.extra });
+          expect({ kernel: parsed.kernel, bootloader: parsed.bootloader, cmdline: parsed.cmdline }).toEqual({
+            kernel: spec.kernel,
+            bootloader: spec.bootloader,
+            cmdline: spec.extra,
+          });
+        expect(parsed.disks.map((d) => d.target)).toEqual((spec.disks ?? []).map((d) => d.target));
         expect(parsed.nics.map((n) => n.mac)).toEqual((spec.vifs ?? []).map((v) => v.mac));
       }),
     );
@@ -250,7 +380,8 @@ async function domuLifecycle(host: Host, spec: XlDomainSpec, o: LifecycleOptions
         await attach(`inside-${spec.name}.txt`, r.stdout);
         const facts = keyValues(r.stdout);
         expect(facts.get('hypervisor'), 'the guest runs on Xen (/sys/hypervisor/type)').toEqual(['xen']);
-        expect(facts.get('cmdline')?.[0], "the guest's /proc/cmdline carries this run's marker").toContain(markerArgument(o.inside));
+        expect(facts.get('cmdline')?.[0], "the guest's /proc/cmdline carries this run's marker").toContain(markerArgument(o.inside.marker));
+        for (const arg of o.inside.cmdline) expect(facts.get('cmdline')?.[0], `the guest's /proc/cmdline carries ${arg}`).toContain(arg);
         // the vif of the cfg reached the guest: netfront's eth0 has its MAC
         expect(facts.get('mac') ?? [], 'MACs of the guest NICs').toEqual((spec.vifs ?? []).map((v) => v.mac));
       }),

@@ -154,6 +154,22 @@ export const suiteParamsSchema = z.strictObject({
           vcpus: z.number().int().positive().default(1),
           /** Bridge for the guest's vif (00:16:3e MAC); none: no vif. */
           bridge: z.string().optional(),
+          /**
+           * A disk image in dom0 that boots the same guest through `bootloader = "pygrub"`: its
+           * /boot/grub/grub.cfg (or extlinux menu) names kernel and initrd. None: no pygrub test.
+           */
+          bootDisk: z.string().startsWith('/').optional(),
+        })
+        .optional(),
+      /**
+       * Where xendomains looks for the domains to start at boot (Debian: XENDOMAINS_AUTO in
+       * /etc/default/xendomains); the autostart test links its cfg there and reboots dom0.
+       * It must survive a reboot, as must `cfgDir`, where that cfg lives.
+       */
+      autostart: z
+        .strictObject({
+          autoDir: z.string().startsWith('/').default('/etc/xen/auto'),
+          cfgDir: z.string().startsWith('/').default('/etc/xen'),
         })
         .optional(),
       /** An HVM guest (needs vmx/svm): a disk image whose serial console prints `readyPattern`. */

@@ -125,3 +125,35 @@ export function hvmSupport(virtCaps: readonly string[]): { usable: boolean; why:
     };
   return { usable: true, why: `${caps}: hvm with ${virtCaps.includes('hap') ? 'hap' : 'shadow paging'}` };
 }
+
+export interface IommuState {
+  /** Xen uses an IOMMU: `xl info` virt_caps has `hvm_directio`/`pv_directio` (passthrough possible). */
+  enabled: boolean;
+  /** Xen's own verdict line, `I/O virtualisation enabled|disabled`, when the text has it. */
+  verdict?: 'enabled' | 'disabled';
+  /** Xen's IOMMU lines (VT-d, AMD-Vi, IOMMU, I/O virtualisation), without the `(XEN) ` prefix. */
+  lines: string[];
+  summary: string;
+}
+
+/**
+ * The IOMMU as Xen sees it, from `xl info` virt_caps and Xen's boot messages (`xl dmesg` or
+ * the serial console). Under TCG (QEMU's `pc` without intel-iommu) Xen finds none and says
+ * `I/O virtualisation disabled`.
+ */
+export function iommuState(virtCaps: readonly string[], xenMessages: string): IommuState {
+  const lines = xenMessages
+    .replace(/\r/g, '')
+    .split('\n')
+    // Xen's own lines only: on the serial console dom0's kernel prints "iommu:" lines of its own
+    .filter((l) => l.includes('(XEN) '))
+    .map((l) => l.replace(/^.*?\(XEN\) /, '').trim())
+    .filter((l) => /I\/O virtuali[sz]ation|IOMMU|VT-d|AMD-Vi|DMAR|IVRS/i.test(l));
+  const v = lines
+    .map((l) => /I\/O virtuali[sz]ation (enabled|disabled)/.exec(l)?.[1])
+    .find((x): x is 'enabled' | 'disabled' => x !== undefined);
+  const enabled = virtCaps.some((c) => /directio/.test(c));
+  const caps = `virt_caps "${virtCaps.join(' ')}"`;
+  const summary = `${enabled ? 'IOMMU in use' : 'no IOMMU'}: ${caps}${v ? `, Xen: I/O virtualisation ${v}` : ''}`;
+  return { enabled, ...(v ? { verdict: v } : {}), lines, summary };
+}

@@ -9,7 +9,7 @@
 import type { z } from 'zod';
 import { type BuiltImage, cachedImage, clientKey, imageKey } from '../../images/cache.js';
 import { hostApt, type Progress, resolvePackages } from '../../images/debs.js';
-import { buildXenImage, DOMU_DIR, XEN_BRIDGE } from '../../images/xen-dom0.js';
+import { buildXenImage, DOMU_BOOT_DISK, DOMU_DIR, XEN_BRIDGE } from '../../images/xen-dom0.js';
 import type { suiteParamsSchema } from '../schema.js';
 import { BUSYBOX_DROPBEAR_PACKAGES, EMU_MINI_KERNEL } from './emu-mini.js';
 import type { EmulatedVmHost, VmHostRecord } from './hosts.js';
@@ -19,7 +19,7 @@ type XenParams = NonNullable<z.input<typeof suiteParamsSchema>['xen']>;
 /** The same Debian kernel as the other x86 hosts: it runs as PV dom0 and as PV domU. */
 export const EMU_XEN_KERNEL = EMU_MINI_KERNEL;
 /** Bump when the recipe changes what the image contains. */
-const RECIPE_VERSION = 2;
+const RECIPE_VERSION = 4;
 
 /**
  * Xen's boot settings, as DOMAIN.md §3 has them. The command line is built from this object
@@ -32,7 +32,7 @@ export const EMU_XEN_BOOT = {
   com1: '115200,8n1',
   loglvl: 'all',
   guestLoglvl: 'all',
-} as const satisfies Omit<XenParams, 'pvGuest' | 'hvmGuest' | 'timeoutsMs'>;
+} as const satisfies Omit<XenParams, 'pvGuest' | 'hvmGuest' | 'timeoutsMs' | 'autostart'>;
 
 export function xenCommandline(b: Pick<XenParams, 'dom0Mem' | 'dom0MaxVcpus' | 'console' | 'com1' | 'loglvl' | 'guestLoglvl'>): string {
   const opts: [string, string | number | undefined][] = [
@@ -78,6 +78,21 @@ const PACKAGES = [
   'libzstd1',
   // glibc dlopens libgcc_s.so.1; xl aborts without it (FIELD-NOTES)
   'libgcc-s1',
+  // pygrub (xen-utils-4.17) and xendomains' xen-init-name are Python: python3.11 and what they import
+  'python3.11-minimal',
+  'libpython3.11-minimal',
+  'libpython3.11-stdlib',
+  'zlib1g',
+  'libexpat1',
+  'libffi8',
+  'libncursesw6',
+  'ncurses-base',
+  // xenfsimage's ext2/3/4 plugin
+  'libext2fs2',
+  'libcom-err2',
+  // /etc/init.d/xendomains sources /lib/init/vars.sh and /lib/lsb/init-functions
+  'initscripts',
+  'sysvinit-utils',
   ...BUSYBOX_DROPBEAR_PACKAGES,
 ];
 
@@ -117,6 +132,8 @@ export const emuXen: EmulatedVmHost = {
     initrd: `${image.file('kernel')} ${DOM0_KERNEL_CMDLINE},${image.file('initrd')}`,
     sshForwardPort: sshPort,
     nicModel: 'e1000',
+    // dom0's /etc/xen (xen-dom0.ts): writes last as long as this QEMU, so across dom0 reboots
+    extraArgs: ['-drive', `file=${image.file('disk')},format=raw,if=virtio,snapshot=on`],
   }),
   readyPattern: /^emu-xen login: /m,
   readyTimeoutMs: 240_000,
@@ -140,7 +157,9 @@ export const emuXen: EmulatedVmHost = {
           memoryMiB: 128,
           vcpus: 1,
           bridge: XEN_BRIDGE,
+          bootDisk: DOMU_BOOT_DISK,
         },
+        autostart: { autoDir: '/etc/xen/auto', cfgDir: '/etc/xen' },
         // Everything is emulated (TCG), and the domU kernel boots inside that.
         timeoutsMs: { create: 180_000, marker: 240_000, shutdown: 90_000 },
       },
