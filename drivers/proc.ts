@@ -6,7 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { LabError } from './errors.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,7 +113,10 @@ export async function acquireLock(path: string, opts: { timeoutMs: number; what:
     const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
     // A lock held by a process that started us (a CI wrapper holding it for a whole run) covers us.
     if (owner && ancestors().includes(owner)) return async () => {};
-    if (owner && !isOurProcess(owner)) {
+    // An empty file is a lock being written — or one left by another tool (flock(1) creates it
+    // empty and never removes it): empty for more than 5 s, it is nobody's.
+    const abandoned = !owner && Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? Date.now()) > 5_000;
+    if ((owner && !isOurProcess(owner)) || abandoned) {
       await unlink(path).catch(() => {});
       continue;
     }
