@@ -5,11 +5,12 @@ import { reportCommand } from '../reports/cli.js';
 import { compareCommand, regressionRulesHelp } from '../reports/compare-cli.js';
 import { dossierCommand } from '../reports/dossier.js';
 import { trendCommand } from '../reports/trend-cli.js';
-import { loadLab, writeResolvedLab } from '../targets/config.js';
+import { loadLab, parseLab, writeResolvedLab } from '../targets/config.js';
 import { doctor } from '../targets/doctor.js';
 import { labCommand } from '../targets/emulated/cli.js';
-import { labDown, labHostNames, labStatus } from '../targets/emulated/lab.js';
-import { localizeLab } from '../targets/localize.js';
+import { emulatedLab, labDown, labHostNames, labStatus } from '../targets/emulated/lab.js';
+import { overrideLines, seedOntoEmulated } from '../targets/emulated/seed-copy.js';
+import { assertLoopbackOnly, localizeLab } from '../targets/localize.js';
 import { registerComponentsCommands } from './components.js';
 import { attachConsole } from './console.js';
 import { commandAction, pickHosts, UsageError } from './host-args.js';
@@ -84,8 +85,20 @@ export async function main(argv: string[]): Promise<number> {
     .description('a copy of a lab config with every address moved to its own 127.0.0.x, as JSON (use it with LABRIG_CONFIG)')
     .argument('<config>', 'the lab config (.ts or .json)')
     .requiredOption('--out <file>', 'where to write the copy')
-    .action(async (config: string, opts: { out: string }) => {
+    .option(
+      '--onto-emulated',
+      "instead: each host onto the running emulated lab's host of its role (LABRIG_RUN_DIR), every deviation listed with its reason",
+    )
+    .action(async (config: string, opts: { out: string; ontoEmulated?: boolean }) => {
       code = await commandAction('localize', async () => {
+        if (opts.ontoEmulated) {
+          const { lab, overrides } = seedOntoEmulated(await loadLab(config), parseLab(emulatedLab(), 'the emulated lab'));
+          assertLoopbackOnly(lab);
+          await writeResolvedLab(lab, opts.out);
+          for (const line of overrideLines(overrides, { values: true })) process.stdout.write(`override: ${line}\n`);
+          process.stdout.write(`written: ${opts.out}\n`);
+          return 0;
+        }
         const { lab, moved } = localizeLab(await loadLab(config));
         await writeResolvedLab(lab, opts.out);
         for (const [from, to] of Object.entries(moved)) process.stdout.write(`${from} -> ${to}\n`);

@@ -64,7 +64,9 @@ test.describe('emu-xen in a private emulated lab', () => {
     const lab = parseLab(emulatedLab({ runDir }), 'emulatedLab()');
     const cfg = lab.hosts.find((h) => h.name === 'emu-xen')!;
     expect(cfg.role).toEqual(['x86-xen']);
-    expect(cfg.console).toMatchObject({ kind: 'serial', path: r.ttyLink, login: { user: 'root' } });
+    // The console through ser2net (telnet) and SSH on the host's own loopback address, as a lab's console server serves it.
+    expect(cfg.console).toMatchObject({ kind: 'tcp', address: '127.0.0.3', port: r.ser2net!.port, telnet: true, login: { user: 'root' } });
+    expect(cfg.ssh.address).toBe('127.0.0.3');
     expect(cfg.suites.xen).toMatchObject({ ...EMU_XEN_BOOT, pvGuest: { bridge: 'xenbr0' } });
     expect(cfg.ssh.hostKey).toBe((await runLocal(['ssh-keygen', '-lf', join(r.imageDir, 'hostkey.pub')])).stdout.split(' ')[1]);
     expect((await stat(r.ttyLink)).isCharacterDevice()).toBe(true);

@@ -114,9 +114,10 @@ export async function emuXenImage(progress: Progress): Promise<BuiltImage> {
 export const emuXen: EmulatedVmHost = {
   name: 'emu-xen',
   defaultSshPort: 2226,
-  // With `lab up` access 'ser2net': its console through a console server (telnet), on an address of its own.
-  // Not the default yet: that path has not run under the xen suite on QEMU (see the access note).
+  // Its console through a console server (ser2net, telnet), on an address of its own, as a lab's
+  // console server serves it (`lab up` access 'pty' gives it the pty back).
   address: '127.0.0.3',
+  access: { kind: 'ser2net' },
   image: emuXenImage,
   vm: (image, { sshPort }) => ({
     name: 'emu-xen',
