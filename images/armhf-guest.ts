@@ -106,7 +106,8 @@ echo "labrig-kernel-install: $v: vmlinuz -> $(readlink "$BOOT/vmlinuz"), initrd.
 export const kernelFile = (version: string) => `vmlinuz-${version}`;
 export const initrdFile = (version: string) => `initrd.img-${version}`;
 
-async function initramfs(pkgRoot: string, work: string, version: string, out: string, progress: Progress): Promise<void> {
+/** A busybox initramfs for `version`: that kernel's virtio, ext4 and 9p modules, then switch_root to /dev/vda's /sbin/init. */
+export async function busyboxInitramfs(pkgRoot: string, work: string, version: string, out: string, progress: Progress): Promise<void> {
   const root = new RootfsBuilder(join(work, `initramfs-${version}`), pkgRoot);
   await root.mkdirs(['bin', 'proc', 'sys', 'dev', 'etc', 'newroot']);
   await root.copyFromPackages('/bin/busybox');
@@ -173,7 +174,7 @@ export async function armhfGuestImage(kernels: readonly string[], progress: Prog
     const files: Record<string, string> = { disk: 'root.img' };
     for (const v of kernels) {
       await copyFile(join(pkgRoot, 'boot', `vmlinuz-${v}`), join(tmp, kernelFile(v)));
-      await initramfs(pkgRoot, work, v, join(tmp, initrdFile(v)), progress);
+      await busyboxInitramfs(pkgRoot, work, v, join(tmp, initrdFile(v)), progress);
       files[kernelFile(v)] = kernelFile(v);
       files[initrdFile(v)] = initrdFile(v);
     }

@@ -53,6 +53,8 @@ export interface ArmhfOutcome {
   upgradeCycleMs?: number;
   rebootToShutOffMs?: number;
   rebootEndState?: string;
+  /** /boot in the guest's /proc/mounts (source, point, type): the autofs line too under x-systemd.automount. */
+  bootMounts?: string;
   hostViewBeforeHook?: string;
   hostViewAfterHook?: string;
   guestReadlinkVmlinuz?: string;
@@ -139,6 +141,7 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
             from,
             cmdline: plan.cmdline,
             diskFormat: plan.diskFormat,
+            repoTag: plan.repoTag,
             uuid,
             emulator: ctx.emulator,
             accel: ctx.accel,
@@ -159,8 +162,13 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
     const boot = async (label: string) => {
       const b = await guest.boot();
       out.boots[label] = b;
-      const mounts = (await guest.run("grep ' /boot ' /proc/mounts", { check: true })).stdout.trim();
-      if (!/^virtio-boot \/boot 9p /.test(mounts)) throw fail(`/boot in the guest is not the 9p share: ${mounts}`);
+      // Listing /boot first: an x-systemd.automount /boot is mounted on first access (autofs, then 9p).
+      const mounts = (await guest.run("ls /boot >/dev/null; grep ' /boot ' /proc/mounts", { check: true })).stdout.trim();
+      if (!/^virtio-boot \/boot 9p /m.test(mounts)) throw fail(`/boot in the guest is not the 9p share: ${mounts}`);
+      out.bootMounts = mounts
+        .split('\n')
+        .map((l) => l.split(' ').slice(0, 3).join(' '))
+        .join('; ');
       return b;
     };
     const runningKernel = async (label: string, expect?: string) => {
