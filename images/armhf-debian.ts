@@ -12,21 +12,27 @@
  */
 
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { LabError } from '../drivers/errors.js';
 import { runLocal } from '../drivers/local.js';
-import { busyboxInitramfs } from './armhf-guest.js';
+import { busyboxInitramfs, busyboxInitramfsKey } from './armhf-guest.js';
 import { type BuiltImage, cachedImage, cacheRoot, debCacheDir, imageKey } from './cache.js';
 import { APT_SHARE_MOUNT, APT_SHARE_TAG, APT_SOURCE_LINE } from './contracts/armhf-debian.js';
-import { type DebPackage, fetchDebs, foreignApt, type Progress, resolvePackages, unpackDeb } from './debs.js';
+import { type AptContext, fetchDebs, foreignApt, type Progress, resolvePackages, unpackDeb } from './debs.js';
 
 export const ARMHF_DEBIAN = 'armhf-debian';
+const DEBIAN_TREE = 'armhf-debian-disk';
 export const DEBIAN_HOSTNAME = 'labrig-armhf-debian';
 const RECIPE_VERSION = 1;
 const SUITE = 'bookworm';
 /** What the tree holds besides Essential and apt (mmdebstrap --variant=apt): no kernel, no network. */
 const INCLUDE = ['systemd-sysv', 'udev', 'kmod', 'initramfs-tools', 'linux-base', 'zstd', 'e2fsprogs', 'procps', 'busybox'];
+/**
+ * The installer's initramfs loads, beside virtio, ext4 and 9p: autofs (a module in armmp), without
+ * which systemd's x-systemd.automount /boot cannot work while the tree has no modules yet.
+ */
+const INSTALLER_MODULES = ['autofs4'];
 /** The disk: ext4 made from the tree by mke2fs -d (no loop mount), then qcow2 for the upload. */
 const DISK_SIZE = '2G';
 
@@ -146,51 +152,22 @@ async function configureTree(root: string): Promise<void> {
   await writeFile(shadow, text.replace(/^root:[^:]*:/m, 'root::'));
 }
 
-/** The cached guest image: kernels[0] is installed by the installer boot, kernels[1] is the upgrade. */
-export async function armhfDebianImage(kernels: readonly [string, string], progress: Progress): Promise<BuiltImage> {
-  const apt = foreignApt('armhf', join(cacheRoot(), 'apt-lists-armhf'));
-  const kernelPkgs = await resolvePackages(
-    kernels.map((v) => `linux-image-${v}`),
-    apt,
-    progress,
-  );
-  // The tree's own packages are whatever bookworm has when it is built; these versions key the cache.
-  const treePkgs: DebPackage[] = await resolvePackages(
-    ['systemd', 'initramfs-tools', 'linux-base', 'apt', 'busybox-static'],
-    apt,
-    progress,
-  );
-  const key = imageKey(
-    ARMHF_DEBIAN,
-    RECIPE_VERSION,
-    [...kernelPkgs, ...treePkgs],
-    [mmdebstrapArgv('@').join(' '), fstab, kernelImgConf, APT_SOURCE_LINE, MASKED.join(',')],
-  );
-  return cachedImage(ARMHF_DEBIAN, key, progress, async (tmp, work) => {
-    const debs = await fetchDebs(kernelPkgs, debCacheDir(apt.arch), apt, progress);
-    const [busyboxDeb] = await fetchDebs(
-      treePkgs.filter((p) => p.name === 'busybox-static'),
-      debCacheDir(apt.arch),
-      apt,
-      progress,
-    );
-    const files: Record<string, string> = {};
-
-    // The installer boot: kernels[0]'s vmlinuz and a busybox initramfs with its modules.
-    const pkgRoot = join(work, 'pkgs');
-    await unpackDeb(debs[0]!, pkgRoot);
-    await unpackDeb(busyboxDeb!, pkgRoot);
-    await copyFile(join(pkgRoot, 'boot', `vmlinuz-${kernels[0]}`), join(tmp, INSTALLER_KERNEL));
-    await busyboxInitramfs(pkgRoot, work, kernels[0], join(tmp, INSTALLER_INITRD), progress);
-    files[INSTALLER_KERNEL] = INSTALLER_KERNEL;
-    files[INSTALLER_INITRD] = INSTALLER_INITRD;
-    await rm(pkgRoot, { recursive: true, force: true });
-
-    // The repository the host serves: the kernels' .debs as Debian ships them.
-    for (const f of await writeFlatRepo(debs, join(tmp, 'repo'))) files[`${REPO_PREFIX}${f}`] = `repo/${f}`;
-    progress(`armhf apt repository: ${kernelPkgs.map((p) => `${p.name} ${p.version}`).join(', ')}`);
-
-    // The tree: mmdebstrap through qemu-user, then our configuration.
+/**
+ * The Debian tree as a disk, cached on its own: it holds no kernel, so a new kernel upload does
+ * not build it again. mmdebstrap takes whatever bookworm has; the versions of its key packages
+ * key the cache.
+ */
+async function debianDisk(apt: AptContext, progress: Progress): Promise<BuiltImage> {
+  const pkgs = await resolvePackages(['systemd', 'initramfs-tools', 'linux-base', 'apt', 'udev'], apt, progress);
+  const key = imageKey(DEBIAN_TREE, RECIPE_VERSION, pkgs, [
+    mmdebstrapArgv('@').join(' '),
+    fstab,
+    kernelImgConf,
+    APT_SOURCE_LINE,
+    MASKED.join(','),
+    DISK_SIZE,
+  ]);
+  return cachedImage(DEBIAN_TREE, key, progress, async (tmp, work) => {
     await ensureBinfmt(progress);
     const tree = join(work, 'rootfs');
     const t0 = Date.now();
@@ -203,7 +180,6 @@ export async function armhfDebianImage(kernels: readonly [string, string], progr
       );
     progress(`mmdebstrap done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     await configureTree(tree);
-
     const raw = join(work, 'root.img');
     const mk = await runLocal(['mke2fs', '-q', '-F', '-t', 'ext4', '-L', 'labrig-root', '-d', tree, raw, DISK_SIZE], {
       check: false,
@@ -211,12 +187,52 @@ export async function armhfDebianImage(kernels: readonly [string, string], progr
     });
     if (mk.code !== 0) throw new LabError('lab-setup', `mke2fs could not make the armhf Debian disk: ${(mk.stderr || mk.stdout).trim()}`);
     await runLocal(['qemu-img', 'convert', '-O', 'qcow2', raw, join(tmp, 'root.qcow2')], { timeoutMs: 600_000 });
-    files[DEBIAN_DISK] = 'root.qcow2';
     progress(`armhf Debian disk: ${((await stat(join(tmp, 'root.qcow2'))).size / 1e6).toFixed(0)} MB qcow2 (${DISK_SIZE} ext4)`);
+    return {
+      name: DEBIAN_TREE,
+      recipeVersion: RECIPE_VERSION,
+      packages: pkgs,
+      kernelVersion: '',
+      files: { [DEBIAN_DISK]: 'root.qcow2' },
+      hostKey: { publicKey: '', fingerprint: '' },
+    };
+  });
+}
+
+/** The cached guest image: the disk, the installer boot's files, and the repository of `kernels` (kernels[0] first, kernels[1] the upgrade). */
+export async function armhfDebianImage(kernels: readonly [string, string], progress: Progress): Promise<BuiltImage> {
+  const apt = foreignApt('armhf', join(cacheRoot(), 'apt-lists-armhf'));
+  const disk = await debianDisk(apt, progress);
+  const kernelPkgs = await resolvePackages(
+    kernels.map((v) => `linux-image-${v}`),
+    apt,
+    progress,
+  );
+  const [busybox] = await resolvePackages(['busybox-static'], apt, progress);
+  const key = imageKey(ARMHF_DEBIAN, RECIPE_VERSION, [...kernelPkgs, busybox!], [disk.dir, busyboxInitramfsKey(INSTALLER_MODULES)]);
+  return cachedImage(ARMHF_DEBIAN, key, progress, async (tmp, work) => {
+    const debs = await fetchDebs(kernelPkgs, debCacheDir(apt.arch), apt, progress);
+    const [busyboxDeb] = await fetchDebs([busybox!], debCacheDir(apt.arch), apt, progress);
+    // The disk is the tree's, linked (same cache filesystem) or copied.
+    await link(disk.file(DEBIAN_DISK), join(tmp, 'root.qcow2')).catch(() => copyFile(disk.file(DEBIAN_DISK), join(tmp, 'root.qcow2')));
+    const files: Record<string, string> = { [DEBIAN_DISK]: 'root.qcow2' };
+
+    // The installer boot: kernels[0]'s vmlinuz and a busybox initramfs with its modules.
+    const pkgRoot = join(work, 'pkgs');
+    await unpackDeb(debs[0]!, pkgRoot);
+    await unpackDeb(busyboxDeb!, pkgRoot);
+    await copyFile(join(pkgRoot, 'boot', `vmlinuz-${kernels[0]}`), join(tmp, INSTALLER_KERNEL));
+    await busyboxInitramfs(pkgRoot, work, kernels[0], join(tmp, INSTALLER_INITRD), progress, INSTALLER_MODULES);
+    files[INSTALLER_KERNEL] = INSTALLER_KERNEL;
+    files[INSTALLER_INITRD] = INSTALLER_INITRD;
+
+    // The repository the host serves: the kernels' .debs as Debian ships them.
+    for (const f of await writeFlatRepo(debs, join(tmp, 'repo'))) files[`${REPO_PREFIX}${f}`] = `repo/${f}`;
+    progress(`armhf apt repository: ${kernelPkgs.map((p) => `${p.name} ${p.version}`).join(', ')}`);
     return {
       name: ARMHF_DEBIAN,
       recipeVersion: RECIPE_VERSION,
-      packages: [...kernelPkgs, ...treePkgs],
+      packages: [...disk.manifest.packages, ...kernelPkgs, busybox!],
       kernelVersion: kernels[0],
       files,
       // Reached on its serial console only.
