@@ -5,8 +5,9 @@
  * kernel is installed in it: the guest installs its kernels itself with apt from the flat
  * repository the host serves on a second 9p share (contracts/armhf-debian.ts), and Debian's
  * postinst, initramfs-tools and linux-update-symlinks fill its 9p /boot. Its first boot uses the
- * installer files: kernels[0]'s vmlinuz and a busybox initramfs with that kernel's virtio, ext4
- * and 9p modules (the seed booted the installer's kernel the same way).
+ * installer files: kernels[0]'s vmlinuz and a busybox initramfs with that kernel's virtio, ext4,
+ * 9p and autofs modules (the seed booted the installer's kernel the same way). The tree is cached
+ * apart from the kernels (image armhf-debian-disk): a new kernel upload does not run mmdebstrap.
  * FIELD-NOTES "A real Debian armhf guest": mkinitramfs under qemu-user is the slow part, so
  * the build makes no initramfs at all; the guest makes its own (MODULES=dep).
  */

@@ -126,6 +126,8 @@ export class ArmhfHostSide {
     const dirs = [...new Set(uploads.map((u) => u.remote.replace(/\/[^/]+$/, '')))];
     if (dirs.length) await this.sh(`mkdir -p ${dirs.map(q).join(' ')}`);
     for (const u of uploads) await this.host.ssh.put(u.local, u.remote);
+    // QEMU (the QEMU user) reads the repository share: whatever modes SFTP gave, it must be readable.
+    await this.sh(`if [ -d ${q(this.paths.repo)} ]; then chmod -R a+rX ${q(this.paths.repo)}; fi`);
     for (const c of copies) await this.sh(`cp --sparse=always ${q(c.from)} ${q(c.to)}`, 600_000);
   }
 
