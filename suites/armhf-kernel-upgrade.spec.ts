@@ -60,6 +60,8 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
         record(`start_to_login_s_${key}`, seconds(b.startToLoginMs), 's');
       }
       record('hook_runs', out.hookRuns);
+      record('install_command_s', seconds(out.installCommandMs), 's');
+      record('upgrade_command_s', seconds(out.upgradeCommandMs), 's');
       record('upgrade_cycle_s', seconds(out.upgradeCycleMs), 's');
       record('reboot_to_shut_off_s', seconds(out.rebootToShutOffMs), 's');
       record('reboot_end_state', out.rebootEndState);

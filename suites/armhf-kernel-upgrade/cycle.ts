@@ -49,6 +49,9 @@ export interface ArmhfOutcome {
   /** `prepare begin` runs of the hook by libvirt (runs by hand excluded). */
   hookRuns?: number;
   libvirtdRestartMs: number[];
+  /** The guest's install command (kernel A into the empty share) and upgrade command (kernel B), each alone. */
+  installCommandMs?: number;
+  upgradeCommandMs?: number;
   /** From "install kernel B" to `uname -r` saying B after the restart. */
   upgradeCycleMs?: number;
   rebootToShutOffMs?: number;
@@ -183,7 +186,9 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
     await define('installer');
     await step('installer boot: the guest installs its kernel into the 9p /boot', async () => {
       await boot('installer');
+      const t = performance.now();
       await guest.run(plan.installCommand, { timeoutMs: params.timeoutsMs.upgrade, check: true });
+      out.installCommandMs = Math.round(performance.now() - t);
       const link = (await guest.run('readlink /boot/vmlinuz', { check: true })).stdout.trim();
       out.kernelBefore = kernelVersionOf(link);
       if (!out.kernelBefore || (plan.expectFrom && out.kernelBefore !== plan.expectFrom))
@@ -251,7 +256,9 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
     const tCycle = performance.now();
     let b = '';
     await step(`install the newer kernel in the guest: ${plan.upgradeCommand}`, async () => {
+      const t = performance.now();
       await guest.run(plan.upgradeCommand, { timeoutMs: params.timeoutsMs.upgrade, check: true });
+      out.upgradeCommandMs = Math.round(performance.now() - t);
       const link = (await guest.run('readlink /boot/vmlinuz', { check: true })).stdout.trim();
       b = kernelVersionOf(link) ?? '';
       if (!b || b === a || (plan.expectTo && b !== plan.expectTo))
