@@ -10,6 +10,7 @@ DEBS=(
   libvirt-daemon-system libvirt-clients
   busybox-static cpio xz-utils zstd dropbear-bin dmidecode kmod procps iproute2 util-linux file e2fsprogs binutils attr
   openipmi ipmitool ser2net
+  mmdebstrap qemu-user-static binfmt-support
 )
 
 say() { printf 'labrig setup: %s\n' "$*" >&2; }

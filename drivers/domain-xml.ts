@@ -20,6 +20,8 @@ export interface FilesystemSpec {
   /** The 9p mount tag the guest uses. */
   tag: string;
   accessMode: 'mapped' | 'passthrough' | 'squash';
+  /** The guest cannot write to it. */
+  readonly?: boolean;
 }
 
 export type PortDevice = 'xhci' | 'video' | 'scsi-cdrom' | 'pcie-to-pci-bridge';
@@ -190,6 +192,7 @@ export function domainXml(spec: DomainSpec): string {
           '@_accessmode': f.accessMode,
           source: { '@_dir': f.source },
           target: { '@_dir': f.tag },
+          ...(f.readonly ? { readonly: '' } : {}),
         })),
         serial: { '@_type': 'pty', log: { '@_file': spec.serialLog, '@_append': 'off' }, target: { '@_port': 0 } },
         console: { '@_type': 'pty', target: { '@_type': 'serial', '@_port': 0 } },
@@ -211,7 +214,7 @@ export interface DomainSummary {
   rootPorts: number[];
   onReboot: string;
   disks: Array<{ target: string; bus: string; pciBus: number | undefined }>;
-  filesystems: Array<{ tag: string; accessMode: string; source: string }>;
+  filesystems: Array<{ tag: string; accessMode: string; source: string; readonly: boolean }>;
   kernel: string | undefined;
   initrd: string | undefined;
   cmdline: string | undefined;
@@ -254,6 +257,7 @@ export function summariseDomain(xml: string): DomainSummary {
       tag: attr(f.target, 'dir') ?? '',
       accessMode: attr(f, 'accessmode') ?? 'passthrough',
       source: attr(f.source, 'dir') ?? '',
+      readonly: f.readonly !== undefined,
     })),
     kernel: os.kernel === undefined ? undefined : String(os.kernel),
     initrd: os.initrd === undefined ? undefined : String(os.initrd),

@@ -102,15 +102,27 @@ sync
 echo "labrig-kernel-install: $v: vmlinuz -> $(readlink "$BOOT/vmlinuz"), initrd.img -> $(readlink "$BOOT/initrd.img")"
 `;
 
+/** What keys a busybox initramfs in an image's cache key: its init and its modules. */
+export const busyboxInitramfsKey = (extraModules: readonly string[] = []) =>
+  `${initramfsInit('@')}\n${[...MODULES, ...extraModules].join(',')}`;
+
 /** Image file keys: the kernel and initramfs of each version, and the root disk. */
 export const kernelFile = (version: string) => `vmlinuz-${version}`;
 export const initrdFile = (version: string) => `initrd.img-${version}`;
 
-async function initramfs(pkgRoot: string, work: string, version: string, out: string, progress: Progress): Promise<void> {
+/** A busybox initramfs for `version`: that kernel's virtio, ext4 and 9p modules, then switch_root to /dev/vda's /sbin/init. */
+export async function busyboxInitramfs(
+  pkgRoot: string,
+  work: string,
+  version: string,
+  out: string,
+  progress: Progress,
+  extraModules: readonly string[] = [],
+): Promise<void> {
   const root = new RootfsBuilder(join(work, `initramfs-${version}`), pkgRoot);
   await root.mkdirs(['bin', 'proc', 'sys', 'dev', 'etc', 'newroot']);
   await root.copyFromPackages('/bin/busybox');
-  const modules = await root.kernelModules(version, MODULES);
+  const modules = await root.kernelModules(version, [...MODULES, ...extraModules]);
   await root.write('/etc/modules.order', `${modules.join('\n')}\n`);
   await root.write('/init', initramfsInit(version), 0o755);
   const size = await writeInitramfs(root.dir, CONSOLE_AND_NULL, out);
@@ -173,7 +185,7 @@ export async function armhfGuestImage(kernels: readonly string[], progress: Prog
     const files: Record<string, string> = { disk: 'root.img' };
     for (const v of kernels) {
       await copyFile(join(pkgRoot, 'boot', `vmlinuz-${v}`), join(tmp, kernelFile(v)));
-      await initramfs(pkgRoot, work, v, join(tmp, initrdFile(v)), progress);
+      await busyboxInitramfs(pkgRoot, work, v, join(tmp, initrdFile(v)), progress);
       files[kernelFile(v)] = kernelFile(v);
       files[initrdFile(v)] = initrdFile(v);
     }

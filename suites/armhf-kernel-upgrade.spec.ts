@@ -64,10 +64,13 @@ test.describe('armhf guest with a 9p /boot through kernel upgrades @armhf', () =
         record(`start_to_login_s_${key}`, seconds(b.startToLoginMs), 's');
       }
       record('hook_runs', out.hookRuns);
+      record('install_command_s', seconds(out.installCommandMs), 's');
+      record('upgrade_command_s', seconds(out.upgradeCommandMs), 's');
       record('upgrade_cycle_s', seconds(out.upgradeCycleMs), 's');
       record('reboot_to_shut_off_s', seconds(out.rebootToShutOffMs), 's');
       record('reboot_end_state', out.rebootEndState);
       record('libvirtd_restart_ms_max', out.libvirtdRestartMs.length ? Math.max(...out.libvirtdRestartMs) : undefined, 'ms');
+      record('guest_boot_mounts', out.bootMounts);
       record('host_view_before_hook', out.hostViewBeforeHook);
       record('host_view_after_hook', out.hostViewAfterHook);
       record('guest_readlink_vmlinuz', out.guestReadlinkVmlinuz);

@@ -94,10 +94,15 @@ export const suiteParamsSchema = z.strictObject({
       restartLibvirtd: z.string().min(1),
       memoryMiB: z.number().int().min(64).default(256),
       guest: z.discriminatedUnion('kind', [
-        /** A guest image built on the runner by a recipe of images/ (Debian's armhf packages), uploaded to the host, upgraded from kernels[0] to kernels[1]. */
+        /**
+         * A guest image built on the runner by a recipe of images/ (Debian's armhf packages), uploaded to the host, upgraded from
+         * kernels[0] to kernels[1]: `armhf-guest` is a busybox system that copies a kernel from its pool (fast: CI);
+         * `armhf-debian` is a real Debian 12 (systemd, apt, initramfs-tools) that installs both with apt from a repository the
+         * host serves on a second 9p share.
+         */
         z.strictObject({
           kind: z.literal('recipe'),
-          recipe: z.literal('armhf-guest'),
+          recipe: z.enum(['armhf-guest', 'armhf-debian']),
           kernels: z.tuple([
             z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/),
             z.string().regex(/^\d+\.\d+\.\d+-\d+-armmp(?:-lpae)?$/),

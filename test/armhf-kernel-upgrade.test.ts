@@ -276,6 +276,7 @@ test('domain: the seed’s definition — armv7l virt, highmem=off, mapped 9p vi
     disk: '/srv/labrig-armhf-guest.img',
     installDir: '/srv/labrig-armhf-guest-install',
     serialLog: '/var/log/libvirt/qemu/labrig-armhf-guest-serial.log',
+    repo: '/srv/labrig-armhf-guest-apt',
   });
   const spec = armhfDomainSpec({
     params,

@@ -51,10 +51,15 @@ export interface ArmhfOutcome {
   /** `prepare begin` runs of the hook by libvirt (runs by hand excluded). */
   hookRuns?: number;
   libvirtdRestartMs: number[];
+  /** The guest's install command (kernel A into the empty share) and upgrade command (kernel B), each alone. */
+  installCommandMs?: number;
+  upgradeCommandMs?: number;
   /** From "install kernel B" to `uname -r` saying B after the restart. */
   upgradeCycleMs?: number;
   rebootToShutOffMs?: number;
   rebootEndState?: string;
+  /** /boot in the guest's /proc/mounts (source, point, type): the autofs line too under x-systemd.automount. */
+  bootMounts?: string;
   hostViewBeforeHook?: string;
   hostViewAfterHook?: string;
   guestReadlinkVmlinuz?: string;
@@ -141,6 +146,7 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
             from,
             cmdline: plan.cmdline,
             diskFormat: plan.diskFormat,
+            repoTag: plan.repoTag,
             uuid,
             emulator: ctx.emulator,
             accel: ctx.accel,
@@ -161,8 +167,13 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
     const boot = async (label: string) => {
       const b = await guest.boot();
       out.boots[label] = b;
-      const mounts = (await guest.run("grep ' /boot ' /proc/mounts", { check: true })).stdout.trim();
-      if (!/^virtio-boot \/boot 9p /.test(mounts)) throw fail(`/boot in the guest is not the 9p share: ${mounts}`);
+      // Listing /boot first: an x-systemd.automount /boot is mounted on first access (autofs, then 9p).
+      const mounts = (await guest.run("ls /boot >/dev/null; grep ' /boot ' /proc/mounts", { check: true })).stdout.trim();
+      if (!/^virtio-boot \/boot 9p /m.test(mounts)) throw fail(`/boot in the guest is not the 9p share: ${mounts}`);
+      out.bootMounts = mounts
+        .split('\n')
+        .map((l) => l.split(' ').slice(0, 3).join(' '))
+        .join('; ');
       return b;
     };
     const runningKernel = async (label: string, expect?: string) => {
@@ -177,7 +188,9 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
     await define('installer');
     await step('installer boot: the guest installs its kernel into the 9p /boot', async () => {
       await boot('installer');
+      const t = performance.now();
       await guest.run(plan.installCommand, { timeoutMs: params.timeoutsMs.upgrade, check: true });
+      out.installCommandMs = Math.round(performance.now() - t);
       const link = (await guest.run('readlink /boot/vmlinuz', { check: true })).stdout.trim();
       out.kernelBefore = kernelVersionOf(link);
       if (!out.kernelBefore || (plan.expectFrom && out.kernelBefore !== plan.expectFrom))
@@ -245,7 +258,9 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
     const tCycle = performance.now();
     let b = '';
     await step(`install the newer kernel in the guest: ${plan.upgradeCommand}`, async () => {
+      const t = performance.now();
       await guest.run(plan.upgradeCommand, { timeoutMs: params.timeoutsMs.upgrade, check: true });
+      out.upgradeCommandMs = Math.round(performance.now() - t);
       const link = (await guest.run('readlink /boot/vmlinuz', { check: true })).stdout.trim();
       b = kernelVersionOf(link) ?? '';
       if (!b || b === a || (plan.expectTo && b !== plan.expectTo))

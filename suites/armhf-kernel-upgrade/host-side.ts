@@ -123,21 +123,25 @@ export class ArmhfHostSide {
     const { share, installDir } = this.paths;
     const user = q(this.params.qemuUser);
     await this.sh(`mkdir -p ${q(share)} ${q(installDir)} && chown ${user}: ${q(share)} && chmod 0755 ${q(share)}`);
+    const dirs = [...new Set(uploads.map((u) => u.remote.replace(/\/[^/]+$/, '')))];
+    if (dirs.length) await this.sh(`mkdir -p ${dirs.map(q).join(' ')}`);
     for (const u of uploads) await this.host.ssh.put(u.local, u.remote);
+    // QEMU (the QEMU user) reads the repository share: whatever modes SFTP gave, it must be readable.
+    await this.sh(`if [ -d ${q(this.paths.repo)} ]; then chmod -R a+rX ${q(this.paths.repo)}; fi`);
     for (const c of copies) await this.sh(`cp --sparse=always ${q(c.from)} ${q(c.to)}`, 600_000);
   }
 
   /** Removes share, disk, installer files and the serial log; quiet when they are gone already. */
   async unprovision(): Promise<void> {
-    const { share, disk, installDir, serialLog } = this.paths;
-    await this.sh(`rm -rf ${q(share)} ${q(installDir)} && rm -f ${q(disk)} ${q(serialLog)}`, 120_000);
+    const { share, disk, installDir, serialLog, repo } = this.paths;
+    await this.sh(`rm -rf ${q(share)} ${q(installDir)} ${q(repo)} && rm -f ${q(disk)} ${q(serialLog)}`, 120_000);
   }
 
   /** Whatever of ours is still on the host: empty when cleanup was complete. */
   async leftovers(): Promise<string[]> {
-    const { share, disk, installDir } = this.paths;
+    const { share, disk, installDir, repo } = this.paths;
     const out = await this.sh(
-      `for p in ${[share, disk, installDir, this.saved].map(q).join(' ')}; do [ -e "$p" ] && echo "$p"; done; true`,
+      `for p in ${[share, disk, installDir, repo, this.saved].map(q).join(' ')}; do [ -e "$p" ] && echo "$p"; done; true`,
     );
     return out.split('\n').filter(Boolean);
   }

@@ -19,6 +19,8 @@ export interface ArmhfPaths {
   installDir: string;
   /** The serial console as virtlogd records it. */
   serialLog: string;
+  /** The apt repository the host serves the guest on a second, read-only 9p share (when its guest has one). */
+  repo: string;
 }
 
 export function armhfPaths(p: Pick<ArmhfParams, 'vm' | 'shareRoot'>): ArmhfPaths {
@@ -27,6 +29,7 @@ export function armhfPaths(p: Pick<ArmhfParams, 'vm' | 'shareRoot'>): ArmhfPaths
     disk: `${p.shareRoot}/${p.vm}.img`,
     installDir: `${p.shareRoot}/${p.vm}-install`,
     serialLog: `/var/log/libvirt/qemu/${p.vm}-serial.log`,
+    repo: `${p.shareRoot}/${p.vm}-apt`,
   };
 }
 
@@ -52,6 +55,8 @@ export function armhfDomainSpec(o: {
   from: BootFrom;
   cmdline: string;
   diskFormat: 'raw' | 'qcow2';
+  /** The 9p tag of the apt repository share (paths.repo), when the guest installs kernels with apt. */
+  repoTag?: string | undefined;
   /** Set when redefining the domain (the seed's `virsh edit` after the installer boot). */
   uuid?: string | undefined;
   emulator?: string | undefined;
@@ -72,7 +77,10 @@ export function armhfDomainSpec(o: {
     kernel: { path: kernel.path, initrd: kernel.initrd, cmdline: o.cmdline },
     onReboot: 'destroy',
     disks: [{ source: o.paths.disk, format: o.diskFormat, target: 'vda' }],
-    filesystems: [{ source: o.paths.share, tag: 'virtio-boot', accessMode: 'mapped' }],
+    filesystems: [
+      { source: o.paths.share, tag: 'virtio-boot', accessMode: 'mapped' },
+      ...(o.repoTag ? [{ source: o.paths.repo, tag: o.repoTag, accessMode: 'mapped' as const, readonly: true }] : []),
+    ],
     serialLog: o.paths.serialLog,
   };
 }
@@ -90,6 +98,11 @@ export function domainProblems(summary: DomainSummary, spec: DomainSpec): string
   const fs = summary.filesystems.find((f) => f.tag === 'virtio-boot');
   if (!fs) problems.push('no filesystem tagged virtio-boot');
   else if (fs.accessMode !== 'mapped') problems.push(`virtio-boot accessmode ${fs.accessMode}, not mapped`);
+  for (const want of spec.filesystems ?? []) {
+    const got = summary.filesystems.find((f) => f.tag === want.tag);
+    if (!got) problems.push(`no filesystem tagged ${want.tag}`);
+    else if (want.readonly && !got.readonly) problems.push(`${want.tag} is not read-only`);
+  }
   if (!summary.disks.some((d) => d.target === 'vda' && d.bus === 'virtio')) problems.push('no virtio disk vda');
   return problems;
 }
@@ -98,6 +111,8 @@ export function domainProblems(summary: DomainSummary, spec: DomainSpec): string
 export interface GuestPlan {
   cmdline: string;
   diskFormat: 'raw' | 'qcow2';
+  /** The 9p tag under which the guest mounts paths.repo, its apt repository (none: the guest has no such share). */
+  repoTag?: string;
   installCommand: string;
   upgradeCommand: string;
   login: { user: string; passwordEnv?: string };

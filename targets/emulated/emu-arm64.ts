@@ -18,6 +18,25 @@ import type { Arm64HostRecord, DaemonRecord } from './state.js';
 
 export const EMU_ARM64 = 'emu-arm64';
 
+/**
+ * The armhf guest of the kernel-upgrade suite: the busybox guest (default: minutes, fits CI) or,
+ * with LABRIG_EMU_ARMHF_GUEST=debian, the real Debian 12 guest upgraded by apt (README: its cost).
+ */
+type ArmhfInput = NonNullable<NonNullable<HostInput['suites']>['armhfKernelUpgrade']>;
+
+export function emuArmhfGuest(env: NodeJS.ProcessEnv = process.env): Pick<ArmhfInput, 'guest' | 'memoryMiB' | 'timeoutsMs'> {
+  const which = env.LABRIG_EMU_ARMHF_GUEST ?? 'busybox';
+  if (which === 'debian')
+    return {
+      guest: { kind: 'recipe', recipe: 'armhf-debian', kernels: ['6.1.0-50-armmp', '6.1.0-53-armmp'] },
+      // systemd and apt want more room than busybox; apt's initramfs under TCG takes minutes.
+      memoryMiB: 1024,
+      timeoutsMs: { boot: 420_000, shutdown: 180_000, upgrade: 1_500_000 },
+    };
+  if (which === 'busybox') return { guest: { kind: 'recipe', recipe: 'armhf-guest', kernels: ['6.1.0-47-armmp', '6.1.0-50-armmp'] } };
+  throw new LabError('config', `LABRIG_EMU_ARMHF_GUEST=${which}: expected busybox or debian`);
+}
+
 const DAEMONS = [
   { name: 'virtlogd', bin: '/usr/sbin/virtlogd', pidFile: '/run/virtlogd.pid' },
   { name: 'libvirtd', bin: '/usr/sbin/libvirtd', pidFile: '/run/libvirtd.pid' },
@@ -123,7 +142,7 @@ export function emuArm64LabHost(r: Arm64HostRecord): HostInput {
       },
       armhfKernelUpgrade: {
         vm: 'labrig-armhf-guest',
-        guest: { kind: 'recipe', recipe: 'armhf-guest', kernels: ['6.1.0-47-armmp', '6.1.0-50-armmp'] },
+        ...emuArmhfGuest(),
         // No systemd here: stop libvirtd by its pid file, start it again daemonised, and return
         // once it answers, so the lab (which re-reads the pid file) still finds it. PID 1 here
         // may leave it a zombie for a while: gone means gone or Z, not `kill -0` failing.
