@@ -12,7 +12,12 @@ type Run = (command: string) => Promise<CommandResult>;
 /** `uname -s`; an OS the lab cannot drive is a config failure naming what the host said. */
 export async function detectOsFamily(run: Run, host: string): Promise<OsFamily> {
   const r = await run('uname -s');
-  const os = r.code === 0 ? osFamilyOf(r.stdout) : undefined;
+  // A command that did not finish (no exit status: the shell or the connection went away) says nothing about the OS.
+  if (r.code !== 0)
+    throw new LabError('unreachable', `\`uname -s\` did not succeed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 200)}`, {
+      host,
+    });
+  const os = osFamilyOf(r.stdout);
   if (!os)
     throw new LabError(
       'config',

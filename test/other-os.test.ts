@@ -14,6 +14,7 @@ import { defaultDeathStrings } from '../drivers/console-text.js';
 import { bootIdentityCommand, isNewBoot, parseBootIdentity } from '../targets/boot-identity.js';
 import { parseLab } from '../targets/config.js';
 import { parseFacts } from '../targets/facts.js';
+import { detectOsFamily } from '../targets/host-os.js';
 import { chooseKexecTarget, installedKernels } from '../targets/kexec.js';
 import { normalizeArch, osFamilyOf } from '../targets/platform.js';
 import { recordedOutput } from './helpers/recorded.js';
@@ -80,6 +81,15 @@ test.describe('architecture names and the OS family', () => {
     expect(osFamilyOf('SunOS')).toBeUndefined();
     // a host that is neither reads as null: doctor fails it rather than guessing
     expect(parseFacts('@@os\nSunOS\n@@arch\ni86pc').os).toBeNull();
+  });
+
+  test('uname -s that did not finish is the host unreachable, an OS we do not drive is config', async () => {
+    const answer = (code: number | null, stdout: string) => async () => ({ stdout, stderr: '', code, signal: null, ms: 1 });
+    expect(await detectOsFamily(answer(0, 'FreeBSD\n'), 'h')).toBe('freebsd');
+    await expect(detectOsFamily(answer(null, 'Linux\n'), 'h')).rejects.toThrow(
+      /^\[lab:unreachable\] host h: `uname -s` did not succeed \(exit null\)/,
+    );
+    await expect(detectOsFamily(answer(0, 'SunOS\n'), 'h')).rejects.toThrow(/^\[lab:config\] host h: uname -s says "SunOS"/);
   });
 
   test("RHEL's QEMU at /usr/libexec/qemu-kvm is found and versioned", () => {
