@@ -48,6 +48,8 @@ const nonce = () => randomBytes(6).toString('hex');
 type Mode = { kind: 'tty'; console: Console } | { kind: 'pipe'; transport: PipeTransport };
 
 /** Empty output files are removed after this many commands, files with output after this many bytes. */
+/** How long a console login waits for an answer to its wake-up before sending it again. */
+const WAKE_EVERY_MS = 15_000;
 const CLEANUP_EVERY_COMMANDS = 256;
 const CLEANUP_EVERY_BYTES = 4 * 1024 * 1024;
 
@@ -99,10 +101,23 @@ export class Shell implements CommandRunner {
   private async login(console: Console, login: LoginOptions): Promise<void> {
     const deadline = Date.now() + login.timeoutMs;
     const left = () => Math.max(1, deadline - Date.now());
-    await console.write('\x03\n');
     const loginRe = /login: ?$/m;
     const passwordRe = /[Pp]assword: ?$/m;
-    const first = await console.expect([loginRe, login.prompt], { timeoutMs: left(), what: 'a login or shell prompt' });
+    // A wake-up can be lost: a BMC's SOL (ipmi_sim) or a console server may not have reached the
+    // serial line yet when we connect, and re-dials it every ~10 s. So it is sent again until
+    // something answers or the deadline passes.
+    let first: ExpectResult | undefined;
+    while (!first) {
+      await console.write('\x03\n');
+      try {
+        first = await console.expect([loginRe, login.prompt], {
+          timeoutMs: Math.min(left(), WAKE_EVERY_MS),
+          what: `a login or shell prompt (woken every ${WAKE_EVERY_MS / 1000} s)`,
+        });
+      } catch (e) {
+        if (!(e instanceof ProductError && e.kind === 'timeout') || left() <= 1) throw e;
+      }
+    }
     if (first.patternIndex === 0) {
       await console.write(`${login.user}\n`);
       const next = await console.expect([passwordRe, login.prompt], { timeoutMs: left(), what: 'a password or shell prompt' });
