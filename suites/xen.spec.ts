@@ -415,7 +415,7 @@ async function domuLifecycle(host: Host, spec: XlDomainSpec, o: LifecycleOptions
       // Whatever state it is in, the domain does not outlive the test.
       if (await xl.domain(spec.name).catch(() => undefined)) await xl.destroy(spec.name).catch(() => undefined);
     }
-    await host.run(`rm -f ${cfgPath}`).catch(() => undefined);
+    await host.run(`rm -f ${shellQuote(cfgPath)}`).catch(() => undefined);
   }
   expect(watch.died, 'no panic on the Xen serial console').toBeUndefined();
 }
