@@ -115,6 +115,8 @@ export class SshSession implements CommandRunner {
     const auth = await this.authConfig();
     const sock = await this.socket();
     const client = new Client();
+    // Every channel in flight watches the connection's close (up to maxChannels), beside our own listeners.
+    client.setMaxListeners(this.config.maxChannels + 8);
     this.seenKey = undefined;
     return new Promise<Client>((resolve, reject) => {
       const fail = (e: Error) => {
