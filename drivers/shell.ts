@@ -45,11 +45,33 @@ export interface LoginOptions {
 
 const nonce = () => randomBytes(6).toString('hex');
 
+/** Resolves once `console` has printed nothing for `quietMs`, or after `maxMs` whatever it prints. */
+function settled(console: Console, quietMs: number, maxMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let quiet: NodeJS.Timeout;
+    const done = () => {
+      clearTimeout(quiet);
+      clearTimeout(max);
+      stop();
+      resolve();
+    };
+    const max = setTimeout(done, maxMs);
+    const stop = console.onBytes(() => {
+      clearTimeout(quiet);
+      quiet = setTimeout(done, quietMs);
+    });
+    quiet = setTimeout(done, quietMs);
+  });
+}
+
 type Mode = { kind: 'tty'; console: Console } | { kind: 'pipe'; transport: PipeTransport };
 
-/** Empty output files are removed after this many commands, files with output after this many bytes. */
 /** How long a console login waits for an answer to its wake-up before sending it again. */
 const WAKE_EVERY_MS = 15_000;
+/** A console login types nothing until the console has been quiet this long (or for at most SETTLE_MAX_MS). */
+const SETTLE_QUIET_MS = 1_000;
+const SETTLE_MAX_MS = 5_000;
+/** Empty output files are removed after this many commands, files with output after this many bytes. */
 const CLEANUP_EVERY_COMMANDS = 256;
 const CLEANUP_EVERY_BYTES = 4 * 1024 * 1024;
 
@@ -106,6 +128,9 @@ export class Shell implements CommandRunner {
     // A wake-up can be lost: a BMC's SOL (ipmi_sim) or a console server may not have reached the
     // serial line yet when we connect, and re-dials it every ~10 s. So it is sent again until
     // something answers or the deadline passes.
+    // A ^C typed while a shell is still starting (a guest's init printing its last line, then
+    // spawning the shell on the console) races its start: so nothing is typed while it prints.
+    await settled(console, SETTLE_QUIET_MS, Math.min(SETTLE_MAX_MS, left()));
     let first: ExpectResult | undefined;
     while (!first) {
       await console.write('\x03\n');

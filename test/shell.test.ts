@@ -198,6 +198,26 @@ test.describe('shell over a serial console (a real interactive sh on a pty)', ()
     }
   });
 
+  test("login types nothing while the console still prints: a ^C would kill the guest's init before its shell starts", async () => {
+    // As a busybox init: its last line, then, a moment later, the shell on the console. A ^C in
+    // between reaches the starting program (it holds the tty), not a shell, and kills it. (The
+    // first second: the Console opens the pty before anything is printed.)
+    const pty = await startPtyProgram('sleep 1; echo init is starting the console shell; sleep 0.4; exec /bin/sh -i');
+    const dir = await mkdtemp(join(tmpdir(), 'labrig-shell-'));
+    const console = await Console.open(
+      { kind: 'serial', path: pty.path, baud: 115200 },
+      { name: 'pty', logPath: join(dir, 'console.log') },
+    );
+    try {
+      await console.expect(/starting the console shell/, { timeoutMs: 10_000, from: 0 });
+      const shell = await Shell.overConsole(console, login, { host: 'pty' });
+      expect((await shell.run('echo logged-in')).stdout).toBe('logged-in\n');
+    } finally {
+      await console.close();
+      await pty.stop();
+    }
+  });
+
   test('a command that hangs is interrupted with ^C and the shell resynchronises', async () => {
     const { shell, stop } = await consoleShell('/bin/sh -i');
     try {
