@@ -42,6 +42,8 @@ const rcS = `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# every sysrq, so the suite can ask for the task list (xl sysrq <domU> t) when no shell comes
+echo 1 > /proc/sys/kernel/sysrq
 while read -r m; do insmod "$m" || echo "rcS: insmod $m failed"; done < /etc/modules.order
 marker=$(sed -n 's/.*labrig\\.marker=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 echo "${DOMU_READY_PREFIX}\${marker:-none} ($(uname -r), hypervisor $(cat /sys/hypervisor/type 2>/dev/null || echo none))"

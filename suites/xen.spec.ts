@@ -371,7 +371,7 @@ async function domuLifecycle(host: Host, spec: XlDomainSpec, o: LifecycleOptions
       test.step(`console of ${spec.name} (xl console over SSH): the guest's marker, then a command inside it`, async () => {
         await guestConsole!.expect(o.ready, { from: 0, timeoutMs: o.timeouts.marker, what: `the guest's ready line ${o.ready}` });
         o.findings.record(`${kind}_console_marker_s`, s(performance.now() - created.startedAt), 's');
-        const shell = await guestShell(guestConsole!, `${host.name}/${spec.name}`, 60_000);
+        const shell = await guestShell(host, spec.name, guestConsole!, 60_000);
         if (!o.inside) {
           await attach(`inside-${spec.name}.txt`, (await shell.run('uname -a', { timeoutMs: 60_000, check: true })).stdout);
           return;

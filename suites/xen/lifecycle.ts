@@ -81,9 +81,23 @@ export function listed(list: readonly XlDomain[], name: string): XlDomain | unde
   return list.find((d) => d.name === name);
 }
 
-/** A root shell on the guest's console (the guest offers one; no password). */
-export async function guestShell(console: Console, host: string, timeoutMs: number): Promise<Shell> {
-  return Shell.overConsole(console, { user: 'root', prompt: new RegExp(DEFAULT_PROMPT, 'm'), timeoutMs }, { host });
+/**
+ * A root shell on the guest's console (the guest offers one; no password). When none comes,
+ * the guest's kernel is asked for its task list (sysrq t, through xl) before the error goes
+ * on, so the console log attached to the failure shows what the guest was doing.
+ */
+export async function guestShell(host: Host, name: string, console: Console, timeoutMs: number): Promise<Shell> {
+  try {
+    return await Shell.overConsole(
+      console,
+      { user: 'root', prompt: new RegExp(DEFAULT_PROMPT, 'm'), timeoutMs },
+      { host: `${host.name}/${name}` },
+    );
+  } catch (e) {
+    await host.run(`xl sysrq ${shellQuote(name)} t`, { timeoutMs: 30_000 }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 3_000));
+    throw e;
+  }
 }
 
 export async function leftoversOf(host: Host, d: DomainIdentity): Promise<{ leftovers: Leftovers; evidence: string }> {

@@ -19,7 +19,7 @@ type XenParams = NonNullable<z.input<typeof suiteParamsSchema>['xen']>;
 /** The same Debian kernel as the other x86 hosts: it runs as PV dom0 and as PV domU. */
 export const EMU_XEN_KERNEL = EMU_MINI_KERNEL;
 /** Bump when the recipe changes what the image contains. */
-const RECIPE_VERSION = 4;
+const RECIPE_VERSION = 5;
 
 /**
  * Xen's boot settings, as DOMAIN.md §3 has them. The command line is built from this object
