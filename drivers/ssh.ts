@@ -42,8 +42,12 @@ export { shellQuote } from './shell-frame.js';
 
 const PID_MARK = 'LABRIG_EXEC_PID=';
 
+/** How many of a connection's last SSH packets (ssh2's debug lines) are kept for a channel that ends without an exit status. */
+const PACKET_TRACE_LINES = 80;
+
 export class SshSession implements CommandRunner {
   private client: Client | undefined;
+  private readonly packetTraces = new WeakMap<Client, string[]>();
   private connecting: Promise<Client> | undefined;
   private readonly channels: Semaphore;
   private seenKey: string | undefined;
@@ -115,6 +119,8 @@ export class SshSession implements CommandRunner {
     const auth = await this.authConfig();
     const sock = await this.socket();
     const client = new Client();
+    const trace: string[] = [];
+    this.packetTraces.set(client, trace);
     // Every channel in flight watches the connection's close (up to maxChannels), beside our own listeners.
     client.setMaxListeners(this.config.maxChannels + 8);
     this.seenKey = undefined;
@@ -155,6 +161,11 @@ export class SshSession implements CommandRunner {
         readyTimeout: this.config.connectTimeoutMs,
         keepaliveInterval: this.config.keepaliveMs,
         keepaliveCountMax: 3,
+        debug: (line: string) => {
+          if (!/^(Inbound|Outbound): (Sending )?CHANNEL_/.test(line)) return;
+          trace.push(`${new Date().toISOString()} ${line.slice(0, 120)}`);
+          if (trace.length > PACKET_TRACE_LINES) trace.shift();
+        },
         hostVerifier: (key: Buffer) => {
           this.seenKey = fingerprint(key);
           return this.seenKey === this.config.hostKey;
@@ -258,6 +269,10 @@ export class SshSession implements CommandRunner {
         }
         if (exit.code === null && exit.signal === null && (lost || !this.client))
           return reject(new LabError('unreachable', `SSH connection lost while running: ${command}`, { host: this.host }));
+        if (exit.code === null && exit.signal === null)
+          this.recorder.log(
+            `${this.host}: the channel of \`${command.slice(0, 80)}\` closed with no exit status; the connection's last channel packets:\n${(this.packetTraces.get(client) ?? []).join('\n')}`,
+          );
         const stdoutBytes = Buffer.concat(out);
         const stderrBytes = Buffer.concat(err);
         resolve({
