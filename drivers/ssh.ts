@@ -246,7 +246,6 @@ export class SshSession implements CommandRunner {
       let onPid: (() => void) | undefined;
       let head = '';
       let timer: NodeJS.Timeout | undefined;
-      let exit: { code: number | null; signal: string | null } = { code: null, signal: null };
       ch.on('data', (d: Buffer) => {
         if (pid !== undefined) return void out.push(d);
         head += d.toString('latin1');
@@ -259,8 +258,12 @@ export class SshSession implements CommandRunner {
         if (rest.length) out.push(rest);
       });
       ch.stderr.on('data', (d: Buffer) => err.push(d));
-      ch.on('exit', (code: number | null, signal?: string) => (exit = { code, signal: signal ?? null }));
-      ch.on('close', () => {
+      // The exit status as 'close' hands it over, not from 'exit': ssh2 parses every packet of one
+      // socket read before a promise continuation runs, so a quick command's exit-status can be
+      // emitted before a listener attached after the exec's callback exists (its output is kept
+      // by the stream). ssh2 passes the same status to 'close' (code, or null and the signal).
+      ch.on('close', (code?: number | null, signal?: string) => {
+        const exit = { code: typeof code === 'number' ? code : null, signal: signal ?? null };
         clearTimeout(timer);
         client.removeListener('close', onLost);
         if (timedOut) {

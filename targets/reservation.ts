@@ -55,10 +55,7 @@ export function describeState(s: HostState): string {
 }
 
 async function run(ssh: RemoteExec, what: string, command: string, input?: string): Promise<string> {
-  let r = await ssh.exec(command, { timeoutMs: TIMEOUT_MS, input });
-  // A channel closed with neither an exit status nor a signal (seen on dropbear under TCG with
-  // several clients at once) ran nothing we can judge: once more, then it is the lab's failure.
-  if (r.code === null && !r.signal) r = await ssh.exec(command, { timeoutMs: TIMEOUT_MS, input });
+  const r = await ssh.exec(command, { timeoutMs: TIMEOUT_MS, input });
   if (r.code !== 0)
     throw new LabError(
       'lab-setup',

@@ -23,11 +23,7 @@ import { emulatedLab, labDown, labUp } from '../targets/emulated/lab.js';
 import { freePort } from './helpers/free-port.js';
 import { takeQemuSlot } from './helpers/qemu-slot.js';
 
-// One retry, and only here: in 1 of 4 runs so far an SSH command on emu-x86-pmem or emu-xen ended
-// with no exit status ("exit status missing (channel closed)"), doctor quarantined that host —
-// rightly, as a lab failure — and the skips it caused fail this test. The cause is not found yet
-// (closing note of session 5); a retry shows up as "flaky" in the output, not as a pass.
-test.describe.configure({ mode: 'serial', retries: 1 });
+test.describe.configure({ mode: 'serial' });
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const labrig = join(repoRoot, 'bin/labrig.mjs');

@@ -1,4 +1,5 @@
 import { expect, test } from '@playwright/test';
+import { Client, type ClientCallback, type ExecOptions } from 'ssh2';
 import { LabError, ProductError } from '../drivers/errors.js';
 import { SshSession } from '../drivers/ssh.js';
 import { aliveCheck, childrenOf, testSshd } from './helpers/sshd.js';
@@ -22,6 +23,34 @@ test('exit codes and stderr are kept apart', async () => {
   expect(r).toMatchObject({ stdout: 'out\n', stderr: 'err\n', code: 3, signal: null });
   expect((await ssh.exec('true')).code).toBe(0);
   expect((await ssh.exec('printf "a\\0b"')).stdout).toBe('a\0b');
+});
+
+test('a quick command whose exit status is parsed before the caller listens keeps it', async () => {
+  // Provoked, not mocked (real sshd, real channels): ssh2's exec callback is held back until the
+  // channel has emitted its exit status. On a loaded runner with TCG hosts this ordering happened
+  // by itself — one socket read brought the exec's success, the output, the exit status and the
+  // close, all parsed before the promise continuation that attaches the listeners ran — and the
+  // command came back with its output and "exit status missing (channel closed)".
+  const exec = Client.prototype.exec;
+  const withOptions = exec as (this: Client, command: string, options: ExecOptions, callback: ClientCallback) => Client;
+  const late = function (this: Client, command: string, options: ExecOptions, callback: ClientCallback) {
+    return withOptions.call(this, command, options, (err, ch) => {
+      if (err) return callback(err, ch);
+      ch.once('exit', () => setImmediate(() => callback(undefined, ch)));
+    });
+  };
+  Client.prototype.exec = late as typeof exec;
+  try {
+    for (let i = 0; i < 3; i++)
+      expect(await ssh.exec(`echo quick-${i}; exit ${i + 1}`), `try ${i}`).toMatchObject({
+        stdout: `quick-${i}\n`,
+        code: i + 1,
+        signal: null,
+      });
+    expect(await ssh.exec('kill -TERM $$'), 'a signal too').toMatchObject({ code: null, signal: 'SIGTERM' });
+  } finally {
+    Client.prototype.exec = exec;
+  }
 });
 
 test('raw: the exact bytes, which UTF-8 decoding would have mangled', async () => {
