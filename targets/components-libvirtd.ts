@@ -15,9 +15,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostCommands } from '../drivers/command.js';
 import { LabError } from '../drivers/errors.js';
-import type { LibvirtEndpoint } from '../drivers/libvirt.js';
-import { SYSTEM_LIBVIRT } from '../drivers/libvirt.js';
+import { type LibvirtEndpoint, SYSTEM_LIBVIRT, Virsh } from '../drivers/libvirt.js';
 import { shellQuote } from '../drivers/ssh.js';
+import { parseHarnessName, runTag } from './harness-name.js';
 import type { HostConfig } from './schema.js';
 
 export interface BuildLibvirtd {
@@ -168,11 +168,43 @@ export async function stopBuildLibvirtd(host: HostCommands, b: BuildLibvirtd): P
 /** Where a run keeps the record of a host's build libvirtd (PIDs, the log on the host) and a copy of its log. */
 const recordFile = (logDir: string, host: string) => join(logDir, `${host}-build-libvirtd.json`);
 
-/** For a worker: starts the build's libvirtd and records it in the run's logs. */
-export async function startedLibvirtd(host: HostCommands, b: BuildLibvirtd, logDir: string): Promise<RunningLibvirtd> {
+/**
+ * The harness's domains that another run left defined in the build's libvirtd (a run that
+ * crashed before its teardown): removed, and their names returned. The host's sweep (sweep.ts)
+ * ends their QEMUs but reads only the host's own libvirtd; a persistent domain in the build's
+ * state would come back with each start of it. The caller holds the host's lease.
+ */
+export async function sweepBuildLibvirtd(host: HostCommands, b: BuildLibvirtd, runId: string): Promise<string[]> {
+  const virsh = new Virsh(host, b.endpoint);
+  const mine = runTag(runId);
+  const left = (await virsh.run('list --all --name', 60_000))
+    .split('\n')
+    .map((n) => n.trim())
+    .filter((n) => {
+      const parsed = parseHarnessName(n);
+      return parsed !== undefined && parsed.runTag !== mine;
+    });
+  for (const name of left) await virsh.remove(name);
+  const still = (await virsh.run('list --all --name', 60_000)).split('\n').map((n) => n.trim());
+  const failed = left.filter((n) => still.includes(n));
+  if (failed.length)
+    throw new LabError(
+      'lab-setup',
+      `components.libvirtDir: could not remove what an earlier run left in libvirtd from ${b.binDir}: ${failed.join(', ')}`,
+      {
+        host: host.name,
+      },
+    );
+  return left;
+}
+
+/** For a worker: starts the build's libvirtd, sweeps what earlier runs left in it, and records it in the run's logs. */
+export async function startedLibvirtd(host: HostCommands, b: BuildLibvirtd, logDir: string, runId: string): Promise<RunningLibvirtd> {
   const t0 = performance.now();
   const running = await startBuildLibvirtd(host, b);
-  const record = { binDir: b.binDir, uri: b.endpoint.uri, ...running, startSeconds: Math.round(performance.now() - t0) / 1000 };
+  const swept = await sweepBuildLibvirtd(host, b, runId);
+  if (swept.length) process.stderr.write(`[${host.name}] libvirtd from ${b.binDir}: removed what earlier runs left: ${swept.join(', ')}\n`);
+  const record = { binDir: b.binDir, uri: b.endpoint.uri, ...running, swept, startSeconds: Math.round(performance.now() - t0) / 1000 };
   await writeFile(recordFile(logDir, host.name), `${JSON.stringify({ ...record, startedAt: new Date().toISOString() }, null, 2)}\n`);
   process.stderr.write(
     `[${host.name}] libvirtd from ${b.binDir}: pid ${running.pid} (virtlogd ${running.virtlogdPid}), log ${running.log}\n`,

@@ -73,7 +73,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       try {
         if (config.console) await host.console();
         // a libvirt build (components.libvirtDir): its own libvirtd for this worker, under the lease
-        if (libvirtd) await startedLibvirtd(host, libvirtd, logDir);
+        if (libvirtd) await startedLibvirtd(host, libvirtd, logDir, runId);
         await use(state);
       } finally {
         if (libvirtd) await stoppedLibvirtd(host, libvirtd, logDir);

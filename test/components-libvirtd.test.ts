@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { Virsh } from '../drivers/libvirt.js';
 import { isOurProcess } from '../drivers/proc.js';
+import { shellQuote } from '../drivers/ssh.js';
 import { applyComponents, applyLabComponents } from '../targets/components.js';
 import { wrapperScript } from '../targets/components-build.js';
 import { fetchComponents } from '../targets/components-fetch.js';
@@ -19,7 +20,9 @@ import {
   libvirtEndpoint,
   startBuildLibvirtd,
   stopBuildLibvirtd,
+  sweepBuildLibvirtd,
 } from '../targets/components-libvirtd.js';
+import { harnessName } from '../targets/harness-name.js';
 import { Host } from '../targets/host.js';
 import { hostSchema, labSchema } from '../targets/schema.js';
 import { takeQemuSlot } from './helpers/qemu-slot.js';
@@ -108,6 +111,19 @@ test('a libvirt build: checked, its own libvirtd answers its own virsh and runs 
     expect(after).not.toBe(running.pid);
     expect(isOurProcess(running.pid, b.pidFile)).toBe(false);
     expect((await virsh.version()).libvirt).toBe('11.3.0');
+    // a crashed run's domain left in the build's libvirtd is swept; this run's and a stranger's stay
+    const names = { old: harnessName('pcie', 'run-that-crashed'), ours: harnessName('pcie', 'this-run'), other: 'someone-elses-vm' };
+    for (const name of Object.values(names))
+      await host.exec(`${shellQuote(b.endpoint.virsh)} -q -c ${shellQuote(b.endpoint.uri)} define /dev/stdin`, {
+        input: `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><os><type arch='aarch64' machine='virt'>hvm</type></os><devices><emulator>${bin}/qemu-system-aarch64</emulator></devices></domain>`,
+        check: true,
+        timeoutMs: 120_000,
+      });
+    expect(await sweepBuildLibvirtd(host, b, 'this-run')).toEqual([names.old]);
+    const left = (await virsh.run('list --all --name')).split('\n').map((n) => n.trim());
+    expect(left).not.toContain(names.old);
+    expect(left).toEqual(expect.arrayContaining([names.ours, names.other]));
+    for (const name of [names.ours, names.other]) await virsh.remove(name);
     // nothing was mounted outside the daemon's namespace; the host's libvirtd is the one it was
     expect(mounts()).toBe(mountsBefore);
     expect(systemPid()).toBe(systemBefore);
