@@ -162,11 +162,19 @@ export class Virsh {
     return this.run(`domcapabilities --arch ${shellQuote(arch)} --machine ${shellQuote(machine)} --virttype ${virttype}${bin}`);
   }
 
-  async version(): Promise<{ libvirt: string; hypervisor: string }> {
+  /**
+   * libvirt's version and the QEMU's. `hypervisor` is what libvirt reports, its default emulator;
+   * with `emulator` (a domain that names its own, a components.qemuDir build) it is that binary's
+   * version, the QEMU that actually runs.
+   */
+  async version(emulator?: string): Promise<{ libvirt: string; hypervisor: string }> {
     const text = await this.run('version');
+    const own = emulator
+      ? /version ([\d.]+)/.exec((await this.host.run(`${shellQuote(emulator)} --version`, { timeoutMs: 60_000 })).stdout)?.[1]
+      : undefined;
     return {
       libvirt: /Using library: libvirt ([\d.]+)/.exec(text)?.[1] ?? /libvirt ([\d.]+)/.exec(text)?.[1] ?? 'unknown',
-      hypervisor: /Running hypervisor: \S+ ([\d.]+)/.exec(text)?.[1] ?? 'unknown',
+      hypervisor: own ?? /Running hypervisor: \S+ ([\d.]+)/.exec(text)?.[1] ?? 'unknown',
     };
   }
 }

@@ -80,14 +80,11 @@ test.describe('pcie-root-port ceiling @pcie', () => {
         return /<machine>([^<]+)<\/machine>/.exec(caps)?.[1] ?? 'virt';
       });
       const versions = await test.step('record versions: the QEMU the domains run, libvirt, the firmware package', async () => {
-        const v = await virsh.version();
         // A QEMU build (components.qemuDir) is what runs, not libvirt's default emulator.
-        const built = emulator
-          ? /version ([\d.]+)/.exec((await host.run(`${shellQuote(emulator)} --version`, { timeoutMs: 60_000 })).stdout)?.[1]
-          : undefined;
+        const v = await virsh.version(emulator);
         return {
           libvirt: v.libvirt,
-          hypervisor: built ?? v.hypervisor,
+          hypervisor: v.hypervisor,
           emulator: emulator ?? 'libvirt default',
           edk2: (await host.facts()).edk2 ?? 'unknown',
         };

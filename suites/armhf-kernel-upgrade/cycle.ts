@@ -84,7 +84,8 @@ export async function armhfKernelUpgrade(ctx: CycleContext, out: ArmhfOutcome): 
   let primary: unknown;
   try {
     await step('libvirt and QEMU versions', async () => {
-      const v = await virsh.version();
+      // the QEMU the guest runs: the domain's own emulator (a build) when it names one
+      const v = await virsh.version(ctx.emulator);
       out.libvirtVersion = v.libvirt;
       out.qemuVersion = v.hypervisor;
     });
