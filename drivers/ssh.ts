@@ -144,8 +144,14 @@ export class SshSession implements CommandRunner {
             ),
           );
       };
+      // sshd can close the connection after its banner and before authentication ends (a host
+      // going down: the old sshd answers, then dies). ssh2 then emits no 'error' and clears its
+      // readyTimeout, so without this the attempt, and every connect() after it, waits for ever.
+      const closedEarly = () => fail(new Error('the connection closed during the SSH handshake'));
+      client.once('close', closedEarly);
       client.once('ready', () => {
         client.removeListener('error', fail);
+        client.removeListener('close', closedEarly);
         client.on('error', () => this.drop(client));
         client.once('close', () => this.drop(client));
         this.client = client;

@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer, connect as netConnect } from 'node:net';
 import { expect, test } from '@playwright/test';
 import { Client, type ClientCallback, type ExecOptions } from 'ssh2';
 import { LabError, ProductError } from '../drivers/errors.js';
@@ -105,6 +106,51 @@ test('an unreachable host is a lab failure', async () => {
   const err = await other.exec('true').catch((e: unknown) => e);
   expect(err).toBeInstanceOf(LabError);
   expect((err as LabError).kind).toBe('unreachable');
+});
+
+test('an sshd that dies after its banner (a host going down) fails the attempt, and the next connect tries again', async () => {
+  // Provoked on the real sshd: a relay passes the server's bytes through and holds the client's,
+  // so the handshake stops right after sshd's banner; then the sshd process serving that
+  // connection is killed. ssh2 emits no error for a close after the banner and stops its own
+  // timer: a host reboot that hit this window once hung the wait for the host for 15 minutes.
+  const before = new Set(await childrenOf(env.sshd.pid));
+  let bannerSeen!: () => void;
+  const banner = new Promise<void>((r) => (bannerSeen = r));
+  let connections = 0;
+  const relay = createServer((client) => {
+    const first = ++connections === 1;
+    const server = netConnect(env.config.port, '127.0.0.1');
+    server.on('data', (d) => {
+      client.write(d);
+      if (d.toString().startsWith('SSH-')) bannerSeen();
+    });
+    // the first connection's client bytes are held: sshd never sees the client's banner
+    client.on('data', (d) => (first ? undefined : server.write(d)));
+    server.on('close', () => client.destroy());
+    client.on('close', () => server.destroy());
+    client.on('error', () => undefined);
+    server.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  try {
+    const port = (relay.address() as AddressInfo).port;
+    const dying = new SshSession('dying', { ...env.config, port, connectTimeoutMs: 120_000 });
+    const attempt = dying.connect().catch((e: unknown) => e);
+    await banner;
+    const serving = (await childrenOf(env.sshd.pid)).filter((p) => !before.has(p));
+    expect(serving.length, "sshd's process for the relayed connection").toBeGreaterThan(0);
+    for (const pid of serving) process.kill(pid, 'SIGKILL');
+    const t0 = Date.now();
+    const err = await attempt;
+    expect(Date.now() - t0, 'settled by the close, not by the 120 s ready timeout').toBeLessThan(60_000);
+    expect(err).toBeInstanceOf(LabError);
+    expect((err as LabError).kind).toBe('unreachable');
+    expect((err as Error).message).toContain('closed during the SSH handshake');
+    expect((await dying.exec('echo again')).stdout, 'the next attempt is not stuck behind the failed one').toBe('again\n');
+    dying.close();
+  } finally {
+    relay.close();
+  }
 });
 
 test('a connection dropped mid-command fails clearly and the next command reconnects', async () => {
