@@ -14,11 +14,11 @@ import { type Recorder, silentRecorder } from '../drivers/recorder.js';
 import { Shell, type ShellRunOptions } from '../drivers/shell.js';
 import { type ExecOptions, SshSession, shellQuote } from '../drivers/ssh.js';
 import { openSshShell } from '../drivers/ssh-shell.js';
-import { bootIdentityCommand, isNewBoot, parseBootIdentity } from './boot-identity.js';
 import { collectFacts, type HostFacts } from './facts.js';
 import { detectOsFamily, readBootIdentity } from './host-os.js';
 import type { OsFamily } from './platform.js';
 import { judgeNoReturn } from './return-evidence.js';
+import { ReturnProbes } from './return-probes.js';
 import type { HostConfig } from './schema.js';
 
 export interface HostOptions {
@@ -178,7 +178,7 @@ export class Host implements HostCommands {
 
   /**
    * Waits until the host answers SSH with a boot_id other than `previousBootId`, watching
-   * the console (if open) for death strings meanwhile. Polls every 100 ms. Once it is back the
+   * the console (if open) for death strings meanwhile (probes: return-probes.ts). Once it is back the
    * guards re-establish themselves (the lease is taken again, or the wait fails `lease-lost`).
    * A host that does not come back is judged by its console since the transition: the kernel
    * started (banner or later boot output) → ProductError did-not-boot; nothing → LabError did-not-return.
@@ -197,26 +197,17 @@ export class Host implements HostCommands {
       const watch = console
         ?.expect(/(?!)/, { timeoutMs, what: 'death strings while the host returns', signal: ac.signal })
         .catch((e: unknown) => e);
+      const probes = new ReturnProbes({ host: this.name, ssh: this.config.ssh, os: this.config.os ?? this.osFamily, previousBootId, t0 });
       let back: { bootId: string; ms: number } | undefined;
       try {
         while (!back && Date.now() < deadline) {
           const died = await Promise.race([watch, sleep(0).then(() => undefined)]);
           if (died instanceof ProductError && died.kind === 'panic') throw died;
-          try {
-            await this.ssh.connect();
-            const os = await this.os();
-            const r = await this.ssh.exec(bootIdentityCommand(os), { timeoutMs: 10_000 });
-            const now = r.code === 0 ? parseBootIdentity(os, r.stdout) : undefined;
-            if (now && isNewBoot(previousBootId, now, performance.now() - t0))
-              back = { bootId: now.id, ms: Math.round(performance.now() - t0) };
-            else this.ssh.close();
-          } catch {
-            // not back yet
-          }
-          if (!back) await sleep(100);
+          back = await probes.poll(100);
         }
       } finally {
         ac.abort();
+        probes.stop();
       }
       if (back) {
         for (const g of this.guards) await g.afterReturn();
