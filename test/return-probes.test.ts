@@ -1,7 +1,7 @@
 /**
  * Waiting for a host to return, on the real sshd behind a relay that plays the network while
  * the host is away: its first connections are accepted and never answered (QEMU's user network
- * does that for a guest that is rebooting; seen on emu-xen, 11 of 15 reboots), later ones reach sshd.
+ * does that for a guest that is rebooting: 11 such waits in 15 emu-xen reboots), later ones reach sshd.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer, connect as netConnect, type Server, type Socket } from 'node:net';
