@@ -4,9 +4,10 @@
  * until its timeout: QEMU's user network accepts a connection for a guest that is gone, a real
  * network drops the SYN of a host that is down. One probe at a time, that one alone added up to
  * `connectTimeoutMs` (15 s) to every reboot and kexec figure, and to the snapshot suite's
- * blackout. So while probes are stuck a new one starts every PROBE_EVERY_MS, a few at once.
+ * blackout. So a new probe starts every PROBE_EVERY_MS while earlier ones are pending, and there
+ * are slots enough that a new one starts before the oldest can time out: the host is seen back
+ * within about PROBE_EVERY_MS of its sshd answering.
  */
-
 import { SshSession } from '../drivers/ssh.js';
 import type { SshConfig } from '../drivers/ssh-options.js';
 import { bootIdentityCommand, isNewBoot, parseBootIdentity } from './boot-identity.js';
@@ -17,8 +18,6 @@ import type { OsFamily } from './platform.js';
 const GAP_MS = 100;
 /** With probes still running (stuck in a handshake, or slow), when another one starts. */
 export const PROBE_EVERY_MS = 2_000;
-/** dropbear refuses a 6th unauthenticated connection from one address (MAX_UNAUTH_PER_IP 5). */
-const MAX_PROBES = 4;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,14 +35,17 @@ export class ReturnProbes {
   private readonly running = new Map<Promise<void>, SshSession>();
   private lastStart = Number.NEGATIVE_INFINITY;
   private back: { bootId: string; ms: number } | undefined;
+  private readonly maxProbes: number;
 
-  constructor(private readonly o: ReturnProbeOptions) {}
+  constructor(private readonly o: ReturnProbeOptions) {
+    this.maxProbes = Math.ceil(o.ssh.connectTimeoutMs / PROBE_EVERY_MS) + 1;
+  }
 
   /** Starts a probe when one is due, then waits up to `waitMs` or until a probe ends; the new boot once one has seen it. */
   async poll(waitMs: number): Promise<{ bootId: string; ms: number } | undefined> {
     if (this.back) return this.back;
     const since = performance.now() - this.lastStart;
-    const due = this.running.size === 0 ? since >= GAP_MS : since >= PROBE_EVERY_MS && this.running.size < MAX_PROBES;
+    const due = this.running.size === 0 ? since >= GAP_MS : since >= PROBE_EVERY_MS && this.running.size < this.maxProbes;
     if (due) this.start();
     await Promise.race([sleep(waitMs), ...this.running.keys()]);
     return this.back;

@@ -41,8 +41,9 @@ async function relay(silent: number): Promise<{ server: Server; port: number; he
   return { server, port: (server.address() as AddressInfo).port, held, connections: () => n };
 }
 
-test('a probe stuck in its handshake does not hold up seeing the host back', async () => {
-  const r = await relay(2);
+test('probes stuck in their handshakes do not hold up seeing the host back, however many', async () => {
+  // 5: more than a fixed cap of 4 probes, which left no slot free until the oldest timed out.
+  const r = await relay(5);
   const config = hostSchema.parse({
     name: 'returning',
     role: 'local',
@@ -53,12 +54,12 @@ test('a probe stuck in its handshake does not hold up seeing the host back', asy
   try {
     // The local boot_id cannot change: a stale previous id stands for the old boot.
     const back = await host.waitForReturn('boot-before-the-simulated-reboot', 300_000);
-    expect(r.held.length, 'both unanswered connections were tried').toBe(2);
+    expect(r.held.length, 'every unanswered connection was tried').toBe(5);
     expect(
       r.held.every((s) => !s.destroyed),
       'the stuck probes were still waiting when the host was seen back',
     ).toBe(true);
-    expect(r.connections(), 'a third probe reached sshd').toBeGreaterThanOrEqual(3);
+    expect(r.connections(), 'a later probe reached sshd').toBeGreaterThanOrEqual(6);
     // One probe at a time would have waited out the stuck handshakes' 120 s timeouts.
     expect(back.ms, `back in ${back.ms} ms`).toBeLessThan(60_000);
     expect((await host.run('echo usable')).stdout).toBe('usable\n');
